@@ -1,0 +1,79 @@
+"""Layer 0: a sans-IO Raft core modelled on raft-rs / etcd raft.
+
+Pure logic over stdlib and attrs: no trio, no clock, no files, no global
+random. Time is ticks; randomness is a ``random.Random`` handed in. The
+public names are re-exported from :mod:`simulator`.
+"""
+
+from .config import Config
+from .errors import (
+    CompactedError,
+    ConfChangePendingError,
+    ConfigError,
+    InvalidConfChangeError,
+    ProposalDroppedError,
+    RaftError,
+    ReadyMisuseError,
+    SnapshotOutOfDateError,
+    SnapshotTemporarilyUnavailableError,
+    StorageError,
+    UnavailableError,
+)
+from .messages import (
+    CAMPAIGN_TRANSFER,
+    INVALID_ID,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMetadata,
+)
+from .progress import ProgressState
+from .raft import Role
+from .raw_node import PeerProgress, RaftStatistics, RawNode, Ready, SnapshotStatus, SoftState
+from .storage import MemStorage, MemStorageWithSnapshot, RaftState, Storage, snapshot_digest
+
+__all__ = [
+    "CAMPAIGN_TRANSFER",
+    "INVALID_ID",
+    "CompactedError",
+    "ConfChange",
+    "ConfChangePendingError",
+    "ConfChangeType",
+    "ConfState",
+    "Config",
+    "ConfigError",
+    "Entry",
+    "EntryType",
+    "HardState",
+    "InvalidConfChangeError",
+    "MemStorage",
+    "MemStorageWithSnapshot",
+    "Message",
+    "MessageType",
+    "PeerProgress",
+    "ProgressState",
+    "ProposalDroppedError",
+    "RaftError",
+    "RaftState",
+    "RaftStatistics",
+    "RawNode",
+    "Ready",
+    "ReadyMisuseError",
+    "Role",
+    "Snapshot",
+    "SnapshotMetadata",
+    "SnapshotOutOfDateError",
+    "SnapshotStatus",
+    "SnapshotTemporarilyUnavailableError",
+    "SoftState",
+    "Storage",
+    "StorageError",
+    "UnavailableError",
+    "snapshot_digest",
+]

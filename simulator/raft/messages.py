@@ -1,0 +1,297 @@
+"""Values that flow through the Raft core: entries, states, snapshots, messages.
+
+Every value is an immutable ``attrs`` class with tuple fields, so it can be
+shared between nodes of an in-process cluster without copying and compared by
+value. ``repr`` of every value is valid Python that rebuilds it (fields left at
+their defaults are omitted), which is what makes a failing hypothesis example
+read as a program.
+
+The names follow raft-rs / etcd raft (``eraftpb``), because the seed document
+speaks their language: ``MessageType.APPEND`` is ``MsgAppend``,
+``MessageType.SNAPSHOT`` is ``MsgSnapshot`` and so on.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+import attrs
+
+#: Node id meaning "nobody" (no leader known, no vote cast).
+INVALID_ID = 0
+
+#: ``Message.context`` of a vote request sent because of a leader transfer;
+#: it lets the candidate through a voter's leader lease (check-quorum).
+CAMPAIGN_TRANSFER = b"CampaignTransfer"
+
+
+class _ReprEnum(enum.Enum):
+    """An enum whose ``repr`` is the Python expression naming the member."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+def _repr_without_defaults(value: object) -> str:
+    """``Cls(field=value, ...)`` listing only fields that differ from their default."""
+    parts = []
+    for field in attrs.fields(type(value)):
+        current = getattr(value, field.name)
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if default is not attrs.NOTHING and current == default:
+            continue
+        parts.append(f"{field.name}={current!r}")
+    return f"{type(value).__name__}({', '.join(parts)})"
+
+
+class EntryType(_ReprEnum):
+    NORMAL = 0
+    CONF_CHANGE = 1
+
+
+@attrs.frozen(repr=False)
+class Entry:
+    """One log entry. ``data`` of a ``CONF_CHANGE`` entry is an encoded :class:`ConfChange`."""
+
+    term: int
+    index: int
+    data: bytes = b""
+    entry_type: EntryType = EntryType.NORMAL
+
+    __repr__ = _repr_without_defaults
+
+    @property
+    def size(self) -> int:
+        """Bytes this entry counts for in message-size limits."""
+        return len(self.data)
+
+
+@attrs.frozen(repr=False)
+class HardState:
+    """What a node must persist before it sends any message: term, vote, commit."""
+
+    term: int = 0
+    vote: int = INVALID_ID
+    commit: int = 0
+
+    __repr__ = _repr_without_defaults
+
+
+@attrs.frozen(repr=False)
+class ConfState:
+    """Cluster membership: voting members and non-voting learners (sorted tuples)."""
+
+    voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()
+
+    __repr__ = _repr_without_defaults
+
+    def __attrs_post_init__(self) -> None:
+        if tuple(sorted(set(self.voters))) != self.voters:
+            raise ValueError(f"ConfState.voters must be sorted and unique, got {self.voters!r}")
+        if tuple(sorted(set(self.learners))) != self.learners:
+            raise ValueError(f"ConfState.learners must be sorted and unique, got {self.learners!r}")
+        both = set(self.voters) & set(self.learners)
+        if both:
+            raise ValueError(f"a node is either a voter or a learner, not both: {sorted(both)}")
+        if INVALID_ID in self.voters or INVALID_ID in self.learners:
+            raise ValueError(f"node id {INVALID_ID} is reserved for 'nobody'")
+
+    @classmethod
+    def of(cls, voters=(), learners=()) -> ConfState:
+        """Build from any iterables, sorting them."""
+        return cls(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        return tuple(sorted(self.voters + self.learners))
+
+
+@attrs.frozen(repr=False)
+class SnapshotMetadata:
+    """Describes a snapshot without carrying its data.
+
+    ``size``, ``digest`` and ``snapshot_id`` are filled by storages that know the
+    data (``MemStorageWithSnapshot``, snapshot stores); streaming transfers use
+    them to fetch and verify the data out of band. The Raft core itself only
+    reads ``index``, ``term`` and ``conf_state``.
+    """
+
+    index: int = 0
+    term: int = 0
+    conf_state: ConfState = ConfState()
+    size: int = 0
+    digest: str = ""
+    snapshot_id: str = ""
+
+    __repr__ = _repr_without_defaults
+
+
+@attrs.frozen(repr=False)
+class Snapshot:
+    """Snapshot metadata plus, when it travels embedded, the state machine data.
+
+    ``data is None`` means "metadata only": the data moves out of band.
+    """
+
+    metadata: SnapshotMetadata = SnapshotMetadata()
+    data: bytes | None = None
+
+    __repr__ = _repr_without_defaults
+
+    @property
+    def index(self) -> int:
+        return self.metadata.index
+
+    @property
+    def term(self) -> int:
+        return self.metadata.term
+
+    @property
+    def is_empty(self) -> bool:
+        return self.metadata.index == 0
+
+    @property
+    def has_data(self) -> bool:
+        return self.data is not None
+
+
+class ConfChangeType(_ReprEnum):
+    ADD_NODE = 0  # add a voter, or promote a learner to voter
+    ADD_LEARNER_NODE = 1
+    REMOVE_NODE = 2
+
+
+_CONF_CHANGE_HEADER = struct.Struct(">BQ")
+
+
+@attrs.frozen(repr=False)
+class ConfChange:
+    """A single-server membership change, carried in a ``CONF_CHANGE`` entry."""
+
+    change_type: ConfChangeType
+    node_id: int
+    context: bytes = b""
+
+    __repr__ = _repr_without_defaults
+
+    def encode(self) -> bytes:
+        return _CONF_CHANGE_HEADER.pack(self.change_type.value, self.node_id) + self.context
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        """Parse :meth:`encode` output; raises ``ValueError`` naming what was wrong."""
+        if len(data) < _CONF_CHANGE_HEADER.size:
+            raise ValueError(
+                f"conf change needs at least {_CONF_CHANGE_HEADER.size} bytes, got {len(data)}"
+            )
+        kind, node_id = _CONF_CHANGE_HEADER.unpack_from(data)
+        try:
+            change_type = ConfChangeType(kind)
+        except ValueError:
+            known = [t.value for t in ConfChangeType]
+            raise ValueError(f"conf change type must be one of {known}, got {kind}") from None
+        if node_id == INVALID_ID:
+            raise ValueError(f"conf change node id must not be {INVALID_ID}")
+        return cls(change_type, node_id, bytes(data[_CONF_CHANGE_HEADER.size :]))
+
+
+class MessageType(_ReprEnum):
+    # Local messages: produced inside a node, never sent over the network.
+    HUP = "hup"  # start an election (tick or campaign())
+    BEAT = "beat"  # leader: send heartbeats
+    CHECK_QUORUM = "check_quorum"  # leader: step down unless a quorum was heard from
+    SNAP_STATUS = "snap_status"  # report_snapshot(); reject=True means failure
+    UNREACHABLE = "unreachable"  # report_unreachable()
+    # Messages between nodes.
+    PROPOSE = "propose"  # a follower forwards proposals to the leader
+    APPEND = "append"
+    APPEND_RESPONSE = "append_response"
+    REQUEST_VOTE = "request_vote"
+    REQUEST_VOTE_RESPONSE = "request_vote_response"
+    REQUEST_PRE_VOTE = "request_pre_vote"
+    REQUEST_PRE_VOTE_RESPONSE = "request_pre_vote_response"
+    SNAPSHOT = "snapshot"
+    HEARTBEAT = "heartbeat"
+    HEARTBEAT_RESPONSE = "heartbeat_response"
+    TRANSFER_LEADER = "transfer_leader"
+    TIMEOUT_NOW = "timeout_now"
+
+
+LOCAL_MESSAGES = frozenset(
+    {
+        MessageType.HUP,
+        MessageType.BEAT,
+        MessageType.CHECK_QUORUM,
+        MessageType.SNAP_STATUS,
+        MessageType.UNREACHABLE,
+    }
+)
+
+RESPONSE_MESSAGES = frozenset(
+    {
+        MessageType.APPEND_RESPONSE,
+        MessageType.REQUEST_VOTE_RESPONSE,
+        MessageType.REQUEST_PRE_VOTE_RESPONSE,
+        MessageType.HEARTBEAT_RESPONSE,
+    }
+)
+
+#: Fixed per-message overhead used by :attr:`Message.size` (header fields as a wire would carry them).
+MESSAGE_HEADER_BYTES = 64
+
+
+@attrs.frozen(repr=False)
+class Message:
+    """One Raft message, the union of all kinds (like ``eraftpb::Message``).
+
+    Which fields mean something depends on ``msg_type``:
+
+    - ``APPEND``: ``index``/``log_term`` name the entry preceding ``entries``;
+      ``commit`` is the leader's commit index.
+    - ``APPEND_RESPONSE``: ``index`` is the follower's last matching index, or on
+      ``reject`` the rejected ``index`` with ``reject_hint`` / ``log_term``
+      pointing where the leader should probe next (fast backtracking).
+    - ``REQUEST_VOTE`` / ``REQUEST_PRE_VOTE``: ``index``/``log_term`` describe the
+      candidate's last entry; a pre-vote carries the term it *would* use.
+    - ``SNAPSHOT``: ``snapshot`` (data may be ``None`` for out-of-band transfer).
+    - ``HEARTBEAT``: ``commit`` is ``min(follower match, leader commit)``.
+    """
+
+    msg_type: MessageType
+    to: int = INVALID_ID
+    from_: int = INVALID_ID
+    term: int = 0
+    log_term: int = 0
+    index: int = 0
+    entries: tuple[Entry, ...] = ()
+    commit: int = 0
+    snapshot: Snapshot | None = None
+    reject: bool = False
+    reject_hint: int = 0
+    context: bytes = b""
+
+    __repr__ = _repr_without_defaults
+
+    @property
+    def size(self) -> int:
+        """Estimated bytes on the wire: header, entry payloads and snapshot data."""
+        size = MESSAGE_HEADER_BYTES + len(self.context)
+        for entry in self.entries:
+            size += 24 + entry.size
+        if self.snapshot is not None:
+            size += 64 + len(self.snapshot.metadata.conf_state.members) * 8
+            if self.snapshot.data is not None:
+                size += len(self.snapshot.data)
+        return size
+
+    @property
+    def is_local(self) -> bool:
+        return self.msg_type in LOCAL_MESSAGES
+
+    @property
+    def is_response(self) -> bool:
+        return self.msg_type in RESPONSE_MESSAGES

@@ -1,0 +1,231 @@
+"""What the leader knows of each follower, and counting quorums.
+
+Flow control (raft-rs ``Progress``): a follower is in one of three states.
+
+=========  ==============================================================
+PROBE      one append at a time until the leader learns where the
+           follower's log matches; paused after each send until a
+           response or heartbeat response arrives.
+REPLICATE  appends are sent optimistically (``next_index`` moves on send)
+           while fewer than ``max_inflight`` are unacknowledged.
+SNAPSHOT   a snapshot is on its way; nothing else is sent until the
+           follower answers or the transfer is reported finished/failed.
+=========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+import attrs
+
+from .messages import ConfState, _ReprEnum
+
+
+class ProgressState(_ReprEnum):
+    PROBE = "probe"
+    REPLICATE = "replicate"
+    SNAPSHOT = "snapshot"
+
+
+@attrs.define(eq=False)
+class Inflights:
+    """Last indexes of appends sent but not acknowledged, oldest first, at most ``capacity``."""
+
+    capacity: int
+    _indexes: deque[int] = attrs.Factory(deque)
+
+    def add(self, last_index: int) -> None:
+        if self.full():
+            raise AssertionError(f"inflight window of {self.capacity} is already full")
+        self._indexes.append(last_index)
+
+    def free_to(self, index: int) -> None:
+        """Acknowledge every append whose last index is <= ``index``."""
+        while self._indexes and self._indexes[0] <= index:
+            self._indexes.popleft()
+
+    def free_first_one(self) -> None:
+        if self._indexes:
+            self._indexes.popleft()
+
+    def full(self) -> bool:
+        return len(self._indexes) >= self.capacity
+
+    def reset(self) -> None:
+        self._indexes.clear()
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+
+@attrs.define(eq=False)
+class Progress:
+    """The leader's view of one follower's log."""
+
+    match_index: int
+    next_index: int
+    inflights: Inflights
+    state: ProgressState = ProgressState.PROBE
+    paused: bool = False
+    pending_snapshot: int = 0
+    recent_active: bool = False
+    is_learner: bool = False
+
+    def _reset_state(self, state: ProgressState) -> None:
+        self.paused = False
+        self.pending_snapshot = 0
+        self.state = state
+        self.inflights.reset()
+
+    def become_probe(self) -> None:
+        # After a snapshot, probe right after it: the follower has at least that.
+        if self.state is ProgressState.SNAPSHOT:
+            pending = self.pending_snapshot
+            self._reset_state(ProgressState.PROBE)
+            self.next_index = max(self.match_index + 1, pending + 1)
+        else:
+            self._reset_state(ProgressState.PROBE)
+            self.next_index = self.match_index + 1
+
+    def become_replicate(self) -> None:
+        self._reset_state(ProgressState.REPLICATE)
+        self.next_index = self.match_index + 1
+
+    def become_snapshot(self, snapshot_index: int) -> None:
+        self._reset_state(ProgressState.SNAPSHOT)
+        self.pending_snapshot = snapshot_index
+
+    def snapshot_failure(self) -> None:
+        self.pending_snapshot = 0
+
+    def maybe_update(self, index: int) -> bool:
+        """The follower acknowledged up to ``index``; False if that is old news."""
+        updated = self.match_index < index
+        if updated:
+            self.match_index = index
+            self.paused = False
+        self.next_index = max(self.next_index, index + 1)
+        return updated
+
+    def optimistic_update(self, last_sent: int) -> None:
+        self.next_index = last_sent + 1
+
+    def maybe_decrease_to(self, rejected: int, match_hint: int) -> bool:
+        """The follower rejected an append at ``rejected``; move ``next_index`` back.
+
+        Returns False for a stale rejection (one that does not answer the
+        latest probe), which must be ignored.
+        """
+        if self.state is ProgressState.REPLICATE:
+            if rejected <= self.match_index:
+                return False
+            self.next_index = self.match_index + 1
+            return True
+        if self.next_index - 1 != rejected:
+            return False
+        self.next_index = max(min(rejected, match_hint + 1), self.match_index + 1, 1)
+        self.paused = False
+        return True
+
+    def is_paused(self) -> bool:
+        if self.state is ProgressState.PROBE:
+            return self.paused
+        if self.state is ProgressState.REPLICATE:
+            return self.inflights.full()
+        return True
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+
+class VoteResult(enum.Enum):
+    PENDING = "pending"
+    WON = "won"
+    LOST = "lost"
+
+
+def quorum(voter_count: int) -> int:
+    return voter_count // 2 + 1
+
+
+@attrs.define(eq=False)
+class ProgressTracker:
+    """Progress of every member, the current membership, and the votes of an election."""
+
+    max_inflight: int
+    progress: dict[int, Progress] = attrs.Factory(dict)
+    conf_state: ConfState = ConfState()
+    votes: dict[int, bool] = attrs.Factory(dict)
+
+    def apply_conf(self, conf_state: ConfState, next_index: int) -> None:
+        """Switch to ``conf_state``: new members start probing at ``next_index``."""
+        members = set(conf_state.members)
+        for node_id in sorted(self.progress):
+            if node_id not in members:
+                del self.progress[node_id]
+        for node_id in conf_state.members:
+            progress = self.progress.get(node_id)
+            if progress is None:
+                progress = Progress(
+                    match_index=0,
+                    next_index=next_index,
+                    inflights=Inflights(self.max_inflight),
+                    # A newcomer counts as active so check-quorum does not
+                    # depose the leader before the newcomer could answer.
+                    recent_active=True,
+                )
+                self.progress[node_id] = progress
+            progress.is_learner = node_id in conf_state.learners
+        self.conf_state = conf_state
+
+    @property
+    def voters(self) -> tuple[int, ...]:
+        return self.conf_state.voters
+
+    def is_voter(self, node_id: int) -> bool:
+        return node_id in self.conf_state.voters
+
+    def items(self):
+        """(id, progress) pairs in id order: the order messages go out in."""
+        return sorted(self.progress.items())
+
+    def committed_index(self) -> int:
+        """Largest index replicated on a quorum of voters."""
+        voters = self.conf_state.voters
+        if not voters:
+            return 0
+        matched = sorted((self.progress[v].match_index for v in voters), reverse=True)
+        return matched[quorum(len(voters)) - 1]
+
+    def quorum_recently_active(self, self_id: int) -> bool:
+        """Did a quorum of voters (this node included) answer since the last check? Resets the flags."""
+        active = 0
+        for node_id, progress in self.items():
+            if node_id == self_id:
+                progress.recent_active = True
+            if progress.recent_active and self.is_voter(node_id):
+                active += 1
+            progress.recent_active = node_id == self_id
+        return bool(self.conf_state.voters) and active >= quorum(len(self.conf_state.voters))
+
+    def reset_votes(self) -> None:
+        self.votes.clear()
+
+    def record_vote(self, node_id: int, granted: bool) -> None:
+        self.votes.setdefault(node_id, granted)
+
+    def tally_votes(self) -> tuple[int, int, VoteResult]:
+        """(granted, rejected, result) counting voters only."""
+        granted = sum(1 for v in self.conf_state.voters if self.votes.get(v) is True)
+        rejected = sum(1 for v in self.conf_state.voters if self.votes.get(v) is False)
+        needed = quorum(len(self.conf_state.voters))
+        if granted >= needed:
+            return granted, rejected, VoteResult.WON
+        if len(self.conf_state.voters) - rejected < needed:
+            return granted, rejected, VoteResult.LOST
+        return granted, rejected, VoteResult.PENDING

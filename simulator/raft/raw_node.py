@@ -1,0 +1,332 @@
+"""``RawNode``: the application's handle on one Raft node (raft-rs ``RawNode``).
+
+The application drives a node in a loop::
+
+    node.tick()                      # every tick of its clock
+    node.step(message)               # every message from a peer
+    node.propose(data)               # client requests
+    while node.has_ready():
+        ready = node.ready()
+        # 1. install ready.snapshot (state machine + storage), if any
+        # 2. persist ready.entries and ready.hard_state
+        # 3. send ready.messages (only now: they may promise what was persisted)
+        # 4. apply ready.committed_entries; call apply_conf_change for
+        #    CONF_CHANGE entries and save the returned ConfState
+        node.advance(ready)
+
+``Ready`` lists its fields in that order.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import attrs
+
+from .config import Config
+from .errors import (
+    ConfChangePendingError,
+    InvalidConfChangeError,
+    ProposalDroppedError,
+    ReadyMisuseError,
+)
+from .messages import (
+    INVALID_ID,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+)
+from .progress import ProgressState
+from .raft import MALFORMED, UNKNOWN_SENDER, Raft, Role
+from .storage import Storage
+
+MT = MessageType
+
+
+class SnapshotStatus(enum.Enum):
+    """How a snapshot transfer to a follower ended (``report_snapshot``)."""
+
+    FINISH = "finish"
+    FAILURE = "failure"
+
+
+@attrs.frozen
+class SoftState:
+    """Volatile state the application may want to show: who leads, and our role."""
+
+    leader_id: int
+    role: Role
+
+
+@attrs.frozen
+class Ready:
+    """Everything the application must do, in field order, before ``advance``.
+
+    - ``snapshot``: install it first (restore the state machine, replace storage);
+      ``data`` is ``None`` when it travels out of band and must be fetched.
+    - ``entries`` and ``hard_state``: persist them.
+    - ``messages``: send them, only after persisting.
+    - ``committed_entries``: apply them to the state machine, in order.
+    """
+
+    number: int
+    soft_state: SoftState | None
+    snapshot: Snapshot | None
+    entries: tuple[Entry, ...]
+    hard_state: HardState | None
+    messages: tuple[Message, ...]
+    committed_entries: tuple[Entry, ...]
+
+
+@attrs.frozen
+class PeerProgress:
+    """A leader's view of one follower, as reported by ``statistics()``."""
+
+    node_id: int
+    state: ProgressState
+    match_index: int
+    next_index: int
+    pending_snapshot: int
+    is_learner: bool
+    recently_active: bool
+
+
+@attrs.frozen
+class RaftStatistics:
+    """A snapshot of one node's Raft state and counters."""
+
+    node_id: int
+    role: Role
+    term: int
+    vote: int
+    leader_id: int
+    commit: int
+    applied: int
+    first_index: int
+    last_index: int
+    snapshot_index: int
+    conf_state: ConfState
+    lead_transferee: int | None
+    progress: tuple[PeerProgress, ...]
+    #: (reason, count) for every message ignored or refused, sorted by reason.
+    rejections: tuple[tuple[str, int], ...]
+    #: (event, count) for elections, snapshots sent, transfers..., sorted by event.
+    events: tuple[tuple[str, int], ...]
+
+    def rejected(self, reason: str) -> int:
+        return dict(self.rejections).get(reason, 0)
+
+    def event(self, name: str) -> int:
+        return dict(self.events).get(name, 0)
+
+
+class RawNode:
+    """One Raft node without I/O: feed it ticks and messages, take ``Ready`` hand-offs."""
+
+    def __init__(self, config: Config, storage: Storage, rng: random.Random) -> None:
+        self.raft = Raft(config, storage, rng)
+        self._previous_soft_state = self._soft_state()
+        self._previous_hard_state = storage.initial_state().hard_state
+        self._ready_number = 0
+        self._outstanding: Ready | None = None
+
+    @property
+    def id(self) -> int:
+        return self.raft.id
+
+    @property
+    def storage(self) -> Storage:
+        return self.raft.raft_log.storage
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self.raft.leader_id, self.raft.role)
+
+    # -- inputs -------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.raft.tick()
+
+    def campaign(self) -> None:
+        """Start an election now (with pre-vote if configured)."""
+        self.raft.step(Message(MT.HUP, to=self.id, from_=self.id))
+
+    def step(self, message: Message) -> None:
+        """Handle a message from a peer. Bad messages are counted, never raised."""
+        if not isinstance(message, Message):
+            self.raft.rejections[MALFORMED] += 1
+            return
+        if message.is_local:
+            # Local kinds come from tick()/report_*(); from the network they are forged.
+            self.raft.rejections["local_message_from_network"] += 1
+            return
+        if message.to != self.id or message.from_ in (INVALID_ID, self.id):
+            self.raft.rejections["misaddressed"] += 1
+            return
+        if message.is_response and message.from_ not in self.raft.prs.progress:
+            self.raft.rejections[UNKNOWN_SENDER] += 1
+            return
+        try:
+            self.raft.step(message)
+        except ProposalDroppedError:
+            pass  # already counted as proposal_dropped
+
+    def propose(self, data: bytes) -> None:
+        """Propose a normal entry; raises ``ProposalDroppedError`` if it cannot be taken."""
+        self.raft.step(
+            Message(MT.PROPOSE, to=self.id, from_=self.id, entries=(Entry(term=0, index=0, data=bytes(data)),))
+        )
+
+    def propose_conf_change(self, change: ConfChange) -> None:
+        """Propose one membership change; raises if another is pending or it cannot apply."""
+        raft = self.raft
+        if raft.role is Role.LEADER and raft.pending_conf_index > raft.raft_log.applied:
+            raise ConfChangePendingError(
+                f"membership change at index {raft.pending_conf_index} is not applied yet "
+                f"(applied {raft.raft_log.applied}); propose one change at a time"
+            )
+        self._validate_conf_change(change)
+        entry = Entry(term=0, index=0, data=change.encode(), entry_type=EntryType.CONF_CHANGE)
+        raft.step(Message(MT.PROPOSE, to=self.id, from_=self.id, entries=(entry,)))
+
+    def _validate_conf_change(self, change: ConfChange) -> None:
+        conf = self.raft.conf_state
+        node = change.node_id
+        if change.change_type is ConfChangeType.ADD_NODE and node in conf.voters:
+            raise InvalidConfChangeError(f"node {node} is already a voter")
+        if change.change_type is ConfChangeType.ADD_LEARNER_NODE:
+            if node in conf.voters:
+                raise InvalidConfChangeError(
+                    f"node {node} is a voter; demoting a voter to learner is not supported"
+                )
+            if node in conf.learners:
+                raise InvalidConfChangeError(f"node {node} is already a learner")
+        if change.change_type is ConfChangeType.REMOVE_NODE:
+            if node not in conf.members:
+                raise InvalidConfChangeError(
+                    f"node {node} is not a member; members are {list(conf.members)}"
+                )
+            if conf.voters == (node,):
+                raise InvalidConfChangeError(f"cannot remove node {node}, the last voter")
+
+    def apply_conf_change(self, change: ConfChange) -> ConfState:
+        """Apply a committed membership change; save the returned ``ConfState`` to storage."""
+        return self.raft.apply_conf_change(change)
+
+    def transfer_leader(self, transferee: int) -> None:
+        """Ask the leader to hand leadership to ``transferee`` (it must be a voter)."""
+        self.raft.step(Message(MT.TRANSFER_LEADER, to=self.id, from_=transferee))
+
+    def report_snapshot(self, to: int, status: SnapshotStatus) -> None:
+        """Tell the leader how sending a snapshot to ``to`` ended."""
+        self.raft.step(
+            Message(MT.SNAP_STATUS, to=self.id, from_=to, reject=status is SnapshotStatus.FAILURE)
+        )
+
+    def report_unreachable(self, to: int) -> None:
+        """Tell the leader a message to ``to`` could not be delivered."""
+        self.raft.step(Message(MT.UNREACHABLE, to=self.id, from_=to))
+
+    # -- the Ready hand-off -------------------------------------------------
+
+    def has_ready(self) -> bool:
+        raft = self.raft
+        log = raft.raft_log
+        return bool(
+            self._soft_state() != self._previous_soft_state
+            or raft.hard_state != self._previous_hard_state
+            or log.unstable.entries
+            or log.pending_snapshot() is not None
+            or raft.messages
+            or log.has_next_entries()
+        )
+
+    def ready(self) -> Ready:
+        """What to do next. Call ``advance`` with it before asking again."""
+        if self._outstanding is not None:
+            raise ReadyMisuseError(
+                f"Ready {self._outstanding.number} was not advanced; call advance() first"
+            )
+        raft = self.raft
+        log = raft.raft_log
+        soft_state = self._soft_state()
+        hard_state = raft.hard_state
+        self._ready_number += 1
+        ready = Ready(
+            number=self._ready_number,
+            soft_state=soft_state if soft_state != self._previous_soft_state else None,
+            snapshot=log.pending_snapshot(),
+            entries=tuple(log.unstable_entries()),
+            hard_state=hard_state if hard_state != self._previous_hard_state else None,
+            messages=tuple(raft.messages),
+            committed_entries=tuple(log.next_entries(raft.config.max_committed_size_per_ready)),
+        )
+        raft.messages.clear()
+        self._outstanding = ready
+        return ready
+
+    def advance(self, ready: Ready) -> None:
+        """Everything in ``ready`` was done: persisted, sent and applied."""
+        if self._outstanding is None:
+            raise ReadyMisuseError("advance() called without an outstanding Ready")
+        if ready is not self._outstanding:
+            raise ReadyMisuseError(
+                f"advance() got Ready {ready.number}, expected Ready {self._outstanding.number}"
+            )
+        self._outstanding = None
+        log = self.raft.raft_log
+        if ready.soft_state is not None:
+            self._previous_soft_state = ready.soft_state
+        if ready.hard_state is not None:
+            self._previous_hard_state = ready.hard_state
+        if ready.snapshot is not None:
+            log.stable_snapshot_to(ready.snapshot.index)
+            log.applied_to(max(log.applied, ready.snapshot.index))
+        if ready.entries:
+            last = ready.entries[-1]
+            log.stable_to(last.index, last.term)
+        if ready.committed_entries:
+            log.applied_to(ready.committed_entries[-1].index)
+
+    # -- observation --------------------------------------------------------
+
+    def statistics(self) -> RaftStatistics:
+        raft = self.raft
+        log = raft.raft_log
+        progress = ()
+        if raft.role is Role.LEADER:
+            progress = tuple(
+                PeerProgress(
+                    node_id=node_id,
+                    state=p.state,
+                    match_index=p.match_index,
+                    next_index=p.next_index,
+                    pending_snapshot=p.pending_snapshot,
+                    is_learner=p.is_learner,
+                    recently_active=p.recent_active,
+                )
+                for node_id, p in raft.prs.items()
+            )
+        return RaftStatistics(
+            node_id=raft.id,
+            role=raft.role,
+            term=raft.term,
+            vote=raft.vote,
+            leader_id=raft.leader_id,
+            commit=log.committed,
+            applied=log.applied,
+            first_index=log.first_index(),
+            last_index=log.last_index(),
+            snapshot_index=log.first_index() - 1,
+            conf_state=raft.conf_state,
+            lead_transferee=raft.lead_transferee,
+            progress=progress,
+            rejections=tuple(sorted(raft.rejections.items())),
+            events=tuple(sorted(raft.events.items())),
+        )

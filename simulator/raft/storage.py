@@ -1,0 +1,355 @@
+"""The ``Storage`` the Raft core reads from, and two in-memory implementations.
+
+``Storage`` mirrors raft-rs ``Storage``: the core only *reads* through it.
+Writing (appending entries, saving hard state, applying or creating
+snapshots, compacting) is the application's job while it handles a
+``Ready``, which is why those methods live on the concrete classes.
+
+Layout of :class:`MemStorage`::
+
+    snapshot.index | first_index ... last_index
+    (term known)   | entries[0]  ... entries[-1]
+
+``first_index == snapshot.index + 1`` until :meth:`MemStorage.compact` is
+told to keep fewer entries, and entries are discarded only once a snapshot
+covers them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .errors import (
+    CompactedError,
+    SnapshotOutOfDateError,
+    SnapshotTemporarilyUnavailableError,
+    UnavailableError,
+)
+from .messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+
+#: ``max_size`` meaning "no limit" in :meth:`Storage.entries`.
+NO_LIMIT = None
+
+
+@attrs.frozen
+class RaftState:
+    """What a node restarts from: its hard state and its membership."""
+
+    hard_state: HardState
+    conf_state: ConfState
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Read access to a node's durable Raft state (raft-rs ``Storage``)."""
+
+    def initial_state(self) -> RaftState: ...
+
+    def entries(self, low: int, high: int, max_size: int | None = NO_LIMIT) -> list[Entry]:
+        """Entries ``[low, high)``, at least one if any, at most ``max_size`` bytes of data.
+
+        Raises ``CompactedError`` if ``low`` was compacted, ``UnavailableError``
+        if ``high`` is past ``last_index() + 1``.
+        """
+        ...
+
+    def term(self, index: int) -> int: ...
+
+    def first_index(self) -> int: ...
+
+    def last_index(self) -> int: ...
+
+    def snapshot(self, request_index: int, to: int) -> Snapshot:
+        """The newest snapshot, at least at ``request_index``, for sending to node ``to``.
+
+        May raise ``SnapshotTemporarilyUnavailableError``; the leader retries later.
+        """
+        ...
+
+
+def limit_size(entries: list[Entry], max_size: int | None) -> list[Entry]:
+    """Keep a prefix of ``entries`` whose data fits ``max_size`` bytes, never fewer than one."""
+    if max_size is None or not entries:
+        return entries
+    total = 0
+    for count, entry in enumerate(entries):
+        total += entry.size
+        if count > 0 and total > max_size:
+            return entries[:count]
+    return entries
+
+
+@attrs.define(eq=False)
+class MemStorage:
+    """In-memory ``Storage`` (raft-rs ``MemStorage``): entries, hard state, conf state,
+    snapshot metadata. Snapshot *data* is not kept; see :class:`MemStorageWithSnapshot`."""
+
+    _hard_state: HardState = HardState()
+    _conf_state: ConfState = ConfState()
+    _snapshot_metadata: SnapshotMetadata = SnapshotMetadata()
+    _entries: list[Entry] = attrs.Factory(list)
+    # Test hook (raft-rs ``trigger_snap_unavailable``): the next N snapshot() calls fail.
+    _snapshot_unavailable_calls: int = 0
+
+    @classmethod
+    def new_with_conf_state(cls, conf_state: ConfState) -> MemStorage:
+        """A fresh storage for a node that boots as part of ``conf_state``.
+
+        Like raft-rs, the initial membership is recorded as a snapshot at index 0
+        would be: the log is empty, and the core learns the peers from it.
+        """
+        storage = cls()
+        storage._conf_state = conf_state
+        storage._snapshot_metadata = SnapshotMetadata(conf_state=conf_state)
+        return storage
+
+    # -- Storage protocol -------------------------------------------------
+
+    def initial_state(self) -> RaftState:
+        return RaftState(self._hard_state, self._conf_state)
+
+    def first_index(self) -> int:
+        return self._snapshot_metadata.index + 1 if not self._entries else self._entries[0].index
+
+    def last_index(self) -> int:
+        return self._entries[-1].index if self._entries else self._snapshot_metadata.index
+
+    def term(self, index: int) -> int:
+        if index == self._snapshot_metadata.index:
+            return self._snapshot_metadata.term
+        first = self.first_index()
+        if index < first:
+            raise CompactedError(f"term of index {index} requested, first index kept is {first}")
+        if index > self.last_index():
+            raise UnavailableError(
+                f"term of index {index} requested, last index is {self.last_index()}"
+            )
+        return self._entries[index - first].term
+
+    def entries(self, low: int, high: int, max_size: int | None = NO_LIMIT) -> list[Entry]:
+        first = self.first_index()
+        if low < first:
+            raise CompactedError(f"entries from {low} requested, first index kept is {first}")
+        if high > self.last_index() + 1:
+            raise UnavailableError(
+                f"entries up to {high} (exclusive) requested, last index is {self.last_index()}"
+            )
+        if low > high:
+            raise ValueError(f"entries: low {low} must not exceed high {high}")
+        return limit_size(self._entries[low - first : high - first], max_size)
+
+    def snapshot(self, request_index: int, to: int) -> Snapshot:
+        if self._snapshot_unavailable_calls > 0:
+            self._snapshot_unavailable_calls -= 1
+            raise SnapshotTemporarilyUnavailableError(
+                f"snapshot for node {to} not ready yet (test trigger)"
+            )
+        if self._snapshot_metadata.index < request_index:
+            raise SnapshotTemporarilyUnavailableError(
+                f"snapshot at index >= {request_index} requested for node {to}, "
+                f"newest is at {self._snapshot_metadata.index}"
+            )
+        return Snapshot(self._snapshot_metadata)
+
+    # -- Writing (the application, while handling a Ready) ------------------
+
+    @property
+    def hard_state(self) -> HardState:
+        return self._hard_state
+
+    @property
+    def conf_state(self) -> ConfState:
+        return self._conf_state
+
+    @property
+    def snapshot_metadata(self) -> SnapshotMetadata:
+        return self._snapshot_metadata
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        self._hard_state = hard_state
+
+    def set_conf_state(self, conf_state: ConfState) -> None:
+        self._conf_state = conf_state
+
+    def append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
+        """Append ``entries``, first replacing any conflicting suffix from ``entries[0].index`` on."""
+        if not entries:
+            return
+        first_new = entries[0].index
+        for previous, entry in zip(entries, entries[1:]):
+            if entry.index != previous.index + 1:
+                raise ValueError(
+                    f"entries to append must be contiguous: index {previous.index + 1} expected "
+                    f"after {previous.index}, got {entry.index}"
+                )
+        first = self.first_index()
+        if first_new + len(entries) - 1 < first:
+            return  # all of them are already covered by the snapshot
+        if first_new > self.last_index() + 1:
+            raise ValueError(
+                f"entries to append must start at most at {self.last_index() + 1}, got {first_new}"
+            )
+        if first_new < first:
+            entries = entries[first - first_new :]
+            first_new = first
+        del self._entries[first_new - first :]
+        self._entries.extend(entries)
+
+    def compact(self, compact_index: int) -> None:
+        """Discard entries before ``compact_index``; a snapshot must already cover them."""
+        if compact_index <= self.first_index():
+            return
+        if compact_index > self._snapshot_metadata.index + 1:
+            raise ValueError(
+                f"cannot compact up to {compact_index}: entries are discarded only once a "
+                f"snapshot covers them, and the snapshot is at {self._snapshot_metadata.index}"
+            )
+        del self._entries[: compact_index - self.first_index()]
+
+    def create_snapshot(
+        self, index: int, conf_state: ConfState | None = None, data: bytes | None = None
+    ) -> Snapshot:
+        """Record a snapshot of the applied state at ``index`` (etcd ``CreateSnapshot``).
+
+        Entries stay until :meth:`compact`. ``data`` is ignored here; the
+        subclass :class:`MemStorageWithSnapshot` keeps it.
+        """
+        if index <= self._snapshot_metadata.index:
+            raise SnapshotOutOfDateError(
+                f"snapshot at {index} is not newer than the one held, at "
+                f"{self._snapshot_metadata.index}"
+            )
+        if index > self._hard_state.commit:
+            raise ValueError(
+                f"cannot snapshot index {index}: it is past the commit index "
+                f"{self._hard_state.commit} (a snapshot never covers uncommitted entries)"
+            )
+        metadata = self._metadata_for(
+            index, self.term(index), conf_state or self._conf_state, data
+        )
+        self._snapshot_metadata = metadata
+        return Snapshot(metadata, data)
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the log with ``snapshot`` (a follower installing what the leader sent)."""
+        metadata = snapshot.metadata
+        if metadata.index < self.first_index():
+            raise SnapshotOutOfDateError(
+                f"snapshot at {metadata.index} is older than what storage holds "
+                f"(snapshot at {self._snapshot_metadata.index}, first index {self.first_index()})"
+            )
+        self._snapshot_metadata = metadata
+        self._entries.clear()
+        self._conf_state = metadata.conf_state
+        self._hard_state = attrs.evolve(
+            self._hard_state,
+            term=max(self._hard_state.term, metadata.term),
+            commit=max(self._hard_state.commit, metadata.index),
+        )
+
+    def make_snapshot_unavailable(self, calls: int = 1) -> None:
+        """Make the next ``calls`` :meth:`snapshot` requests raise
+        ``SnapshotTemporarilyUnavailableError``, as a storage still building one would."""
+        self._snapshot_unavailable_calls = calls
+
+    def _metadata_for(
+        self, index: int, term: int, conf_state: ConfState, data: bytes | None
+    ) -> SnapshotMetadata:
+        return SnapshotMetadata(index=index, term=term, conf_state=conf_state)
+
+
+def snapshot_digest(data: bytes) -> str:
+    """The digest a snapshot's data is identified and verified by."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@attrs.define(eq=False)
+class MemStorageWithSnapshot(MemStorage):
+    """``MemStorage`` that also keeps the snapshot *data* in memory (the seed's starting point).
+
+    ``embed_data`` chooses what :meth:`snapshot` hands the leader: the full
+    snapshot, for embedded transfer, or metadata only (``data=None``, with
+    size, digest and id filled in), for out-of-band streaming. Either way
+    :meth:`snapshot_data` returns the bytes for a given snapshot.
+    """
+
+    embed_data: bool = True
+    _snapshot_data: bytes | None = None
+
+    @classmethod
+    def new_with_conf_state(cls, conf_state: ConfState, *, embed_data: bool = True):
+        storage = super().new_with_conf_state(conf_state)
+        storage.embed_data = embed_data
+        return storage
+
+    def snapshot(self, request_index: int, to: int) -> Snapshot:
+        metadata = super().snapshot(request_index, to).metadata
+        if self._snapshot_data is None and metadata.index > 0:
+            raise SnapshotTemporarilyUnavailableError(
+                f"snapshot {metadata.index} has metadata but its data is not held yet"
+            )
+        return Snapshot(metadata, self._snapshot_data if self.embed_data else None)
+
+    def full_snapshot(self) -> Snapshot:
+        """The newest snapshot with its data, whatever ``embed_data`` says."""
+        return Snapshot(self._snapshot_metadata, self._snapshot_data)
+
+    def snapshot_data(self, snapshot_id: str) -> bytes:
+        """Data of the snapshot named ``snapshot_id``; ``KeyError`` if it is not the one held."""
+        if self._snapshot_data is None or snapshot_id != self._snapshot_metadata.snapshot_id:
+            raise KeyError(
+                f"snapshot {snapshot_id!r} is not held; held: "
+                f"{self._snapshot_metadata.snapshot_id or 'none'!r}"
+            )
+        return self._snapshot_data
+
+    @property
+    def snapshot_data_size(self) -> int:
+        """Bytes of snapshot data this storage holds in memory."""
+        return 0 if self._snapshot_data is None else len(self._snapshot_data)
+
+    def create_snapshot(
+        self, index: int, conf_state: ConfState | None = None, data: bytes | None = None
+    ) -> Snapshot:
+        if data is None:
+            raise ValueError("MemStorageWithSnapshot.create_snapshot needs the snapshot data")
+        snapshot = super().create_snapshot(index, conf_state, data)
+        self._snapshot_data = bytes(data)
+        return snapshot
+
+    def apply_snapshot_with_data(self, snapshot: Snapshot) -> None:
+        """Install a snapshot and keep its data; refuses data that does not match the metadata."""
+        if snapshot.data is None:
+            raise ValueError(
+                f"snapshot {snapshot.index} has no data; fetch it before apply_snapshot_with_data"
+            )
+        expected = snapshot.metadata
+        if expected.size and expected.size != len(snapshot.data):
+            raise ValueError(
+                f"snapshot {snapshot.index} data is {len(snapshot.data)} bytes, "
+                f"metadata says {expected.size}"
+            )
+        if expected.digest and expected.digest != snapshot_digest(snapshot.data):
+            raise ValueError(
+                f"snapshot {snapshot.index} data digest is {snapshot_digest(snapshot.data)}, "
+                f"metadata says {expected.digest}"
+            )
+        self.apply_snapshot(snapshot)
+        self._snapshot_data = bytes(snapshot.data)
+
+    def _metadata_for(
+        self, index: int, term: int, conf_state: ConfState, data: bytes | None
+    ) -> SnapshotMetadata:
+        assert data is not None
+        digest = snapshot_digest(data)
+        return SnapshotMetadata(
+            index=index,
+            term=term,
+            conf_state=conf_state,
+            size=len(data),
+            digest=digest,
+            snapshot_id=f"{term}-{index}-{digest[7:19]}",
+        )

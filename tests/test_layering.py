@@ -1,0 +1,366 @@
+"""Enforce the import rules between layers (DESIGN.md section 2).
+
+Theory of operation: every ``.py`` file (and every code cell of every
+``.ipynb``) under the layered folders is parsed with ``ast``, never imported,
+so a broken or slow module cannot hide a violation. Each import is resolved to
+an absolute module name (relative imports included) and judged by the rule of
+the layer the file lives in:
+
+    simulator/raft/       layer 0: stdlib + attrs, no I/O, clock, threads,
+                          global random, trio, transports or rest of simulator
+    simulator/snapshots/  layer 1: synchronous I/O; no trio, threads,
+                          Raft messages, transports or rest of simulator
+    transports/           layer 2: stdlib, trio, attrs, simulator.raft,
+                          simulator.snapshots; not the rest of simulator
+    simulator/ (rest)     layer 3: anything but the user folders and tests
+    scenarios/, notebooks/  users: the simulator and transports package roots
+                          and simulator.testing only, plus stdlib/third-party
+
+``from package import name`` counts as importing ``package.name`` when that is
+a module in this repository, and ``package`` otherwise (a re-exported name).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAYERED_FOLDERS = ("simulator", "transports", "scenarios", "notebooks")
+MAX_MODULE_LINES = 600
+STDLIB = frozenset(sys.stdlib_module_names)
+
+# Layer 0 is sans-IO and deterministic: no files, sockets, clock, processes or threads.
+RAFT_FORBIDDEN_STDLIB = frozenset({
+    "time", "os", "io", "socket", "pathlib", "shutil", "tempfile", "subprocess",
+    "threading", "asyncio", "multiprocessing", "concurrent", "select",
+    "selectors", "ssl", "mmap", "glob", "fileinput", "secrets",
+})
+# Layer 1 does synchronous I/O from the node's own task (DESIGN.md section 5).
+SNAPSHOTS_FORBIDDEN = frozenset({
+    "trio", "anyio", "asyncio", "threading", "concurrent", "multiprocessing",
+})
+TRANSPORTS_THIRD_PARTY = frozenset({"trio", "attrs"})
+USER_FOLDERS = frozenset({"scenarios", "notebooks", "tests"})
+PUBLIC_ENTRY_POINTS = frozenset({"simulator", "transports", "simulator.testing"})
+
+
+@attrs.frozen
+class SourceUnit:
+    """One piece of parseable source: a module, or one notebook code cell."""
+
+    path: str  # repository-relative, POSIX separators; decides the layer
+    label: str  # what violation messages call it
+    source: str
+
+
+@attrs.frozen
+class Import:
+    module: str
+    line: int
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def _is_ignored(relative: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+
+
+def _layered_files(suffix: str) -> list[str]:
+    found = []
+    for folder in LAYERED_FOLDERS:
+        for file in (REPO_ROOT / folder).rglob(f"*{suffix}"):
+            relative = file.relative_to(REPO_ROOT)
+            if not _is_ignored(relative):
+                found.append(relative.as_posix())
+    return sorted(found)
+
+
+def _module_name(path: str) -> tuple[str, bool]:
+    """Return the dotted module name of ``path`` and whether it is a package."""
+    parts = list(Path(path).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        return ".".join(parts[:-1]), True
+    return ".".join(parts), False
+
+
+def _repository_modules() -> frozenset[str]:
+    modules = set()
+    for path in _layered_files(".py"):
+        name, _ = _module_name(path)
+        parts = name.split(".")
+        modules.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return frozenset(modules)
+
+
+def _notebook_cells(path: str) -> Iterator[SourceUnit]:
+    notebook = json.loads((REPO_ROOT / path).read_text(encoding="utf-8"))
+    code_cells = (c for c in notebook.get("cells", []) if c.get("cell_type") == "code")
+    for number, cell in enumerate(code_cells, start=1):
+        source = cell.get("source", "")
+        lines = ("".join(source) if isinstance(source, list) else source).splitlines()
+        # IPython magics and shell escapes are not Python; blank them, keeping line numbers.
+        kept = ["" if line.lstrip().startswith(("%", "!")) else line for line in lines]
+        yield SourceUnit(path=path, label=f"{path} code cell {number}", source="\n".join(kept))
+
+
+def _source_units() -> list[SourceUnit]:
+    units = [
+        SourceUnit(path=path, label=path, source=(REPO_ROOT / path).read_text(encoding="utf-8"))
+        for path in _layered_files(".py")
+    ]
+    for path in _layered_files(".ipynb"):
+        if path.startswith("notebooks/"):
+            units.extend(_notebook_cells(path))
+    return units
+
+
+# ------------------------------------------------------------------ checker
+
+
+def _imports(tree: ast.AST, path: str, known_modules: frozenset[str]) -> Iterator[Import]:
+    module_name, is_package = _module_name(path)
+    package_parts = module_name.split(".") if is_package else module_name.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module or ""
+            else:
+                if node.level > len(package_parts):
+                    raise ValueError(f"{path}:{node.lineno}: relative import beyond the top-level package")
+                kept = package_parts[: len(package_parts) - (node.level - 1)]
+                base = ".".join(kept + ([node.module] if node.module else []))
+            targets = []
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                targets.append(submodule if submodule in known_modules else base)
+            for target in dict.fromkeys(targets):  # dedupe, keep order
+                yield Import(target, node.lineno)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _raft_rule(module: str) -> str | None:
+    top = module.split(".")[0]
+    if _within(module, "simulator.raft"):
+        return None
+    if top == "simulator":
+        return "layer 0 must not import the rest of simulator, only simulator.raft itself"
+    if top == "transports":
+        return "layer 0 must not import transports (layer 2)"
+    if top == "trio":
+        return "layer 0 is sans-IO and must not import trio"
+    if top in RAFT_FORBIDDEN_STDLIB:
+        return f"layer 0 must not do I/O, read the clock or use threads ({top} is forbidden); time is ticks"
+    if top in STDLIB or top == "attrs":
+        return None
+    return "layer 0 may import only the standard library and attrs"
+
+
+def _snapshots_rule(module: str) -> str | None:
+    top = module.split(".")[0]
+    if _within(module, "simulator.snapshots"):
+        return None
+    if _within(module, "simulator.raft"):
+        return "layer 1 knows nothing of Raft messages and must not import simulator.raft"
+    if top == "simulator":
+        return "layer 1 must not import the rest of simulator, only simulator.snapshots itself"
+    if top == "transports":
+        return "layer 1 must not import transports (layer 2)"
+    if top in SNAPSHOTS_FORBIDDEN:
+        return f"layer 1 does synchronous I/O only: no trio, async or threads ({top} is forbidden)"
+    if top in USER_FOLDERS:
+        return f"library code must not import {top}"
+    return None
+
+
+def _transports_rule(module: str) -> str | None:
+    top = module.split(".")[0]
+    if top == "transports" or _within(module, "simulator.raft") or _within(module, "simulator.snapshots"):
+        return None
+    if top == "simulator":
+        return "layer 2 may import simulator.raft and simulator.snapshots, not the rest of simulator (layer 3)"
+    if top in STDLIB or top in TRANSPORTS_THIRD_PARTY:
+        return None
+    return "layer 2 may import only the standard library, trio, attrs, simulator.raft and simulator.snapshots"
+
+
+def _runner_rule(module: str) -> str | None:
+    top = module.split(".")[0]
+    return f"library code must not import {top}" if top in USER_FOLDERS else None
+
+
+def _user_rule(module: str) -> str | None:
+    top = module.split(".")[0]
+    if top in {"simulator", "transports"} and module not in PUBLIC_ENTRY_POINTS:
+        return (
+            "scenarios and notebooks use the public API: import from the simulator or "
+            "transports package root (or simulator.testing), not a submodule"
+        )
+    return None
+
+
+def _rule_for(path: str):
+    if path.startswith("simulator/raft/"):
+        return _raft_rule
+    if path.startswith("simulator/snapshots/"):
+        return _snapshots_rule
+    if path.startswith("simulator/"):
+        return _runner_rule
+    if path.startswith("transports/"):
+        return _transports_rule
+    if path.startswith(("scenarios/", "notebooks/")):
+        return _user_rule
+    raise ValueError(f"{path} is not in a layered folder; expected one of {LAYERED_FOLDERS}")
+
+
+def _global_random_uses(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Yield (line, what) for every use of the global random generator."""
+    module_aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            module_aliases.update(a.asname or a.name for a in node.names if a.name == "random")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "random":
+            for alias in node.names:
+                if alias.name != "Random":
+                    yield node.lineno, f"from random import {alias.name}"
+    allowed_names = set()  # ids of Name nodes used only as `random.Random`
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in module_aliases and node.attr == "Random":
+                allowed_names.add(id(node.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in module_aliases and node.attr != "Random":
+                allowed_names.add(id(node.value))  # reported here, not again below
+                yield node.lineno, f"{node.value.id}.{node.attr}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in module_aliases and id(node) not in allowed_names:
+            yield node.lineno, f"the module {node.id} itself"
+
+
+def check_source(
+    source: str,
+    path: str,
+    *,
+    label: str | None = None,
+    known_modules: frozenset[str] | None = None,
+) -> list[str]:
+    """Return one message per layering violation in ``source``, which lives at ``path``."""
+    label = label or path
+    if known_modules is None:
+        known_modules = _repository_modules()
+    try:
+        tree = ast.parse(source, filename=label)
+    except SyntaxError as error:
+        return [f"{label}:{error.lineno}: cannot be parsed: {error.msg}"]
+    rule = _rule_for(path)
+    problems = []
+    try:
+        imports = list(_imports(tree, path, known_modules))
+    except ValueError as error:
+        return [f"{label}: {error}"]
+    for imported in imports:
+        reason = rule(imported.module)
+        if reason:
+            problems.append(f"{label}:{imported.line}: imports {imported.module}: {reason}")
+    if rule is _raft_rule:
+        for line, what in _global_random_uses(tree):
+            problems.append(
+                f"{label}:{line}: uses the global random generator ({what}); "
+                "take a random.Random handed in instead"
+            )
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+                problems.append(f"{label}:{node.lineno}: calls open(); layer 0 does no file I/O")
+    return problems
+
+
+# -------------------------------------------------------------------- tests
+
+SOURCE_UNITS = _source_units()
+REPOSITORY_MODULES = _repository_modules()
+SIZED_MODULES = [path for path in _layered_files(".py") if path.startswith(("simulator/", "transports/"))]
+
+
+@pytest.mark.parametrize("unit", SOURCE_UNITS, ids=[unit.label for unit in SOURCE_UNITS])
+def test_imports_follow_the_layering_rules(unit: SourceUnit) -> None:
+    problems = check_source(unit.source, unit.path, label=unit.label, known_modules=REPOSITORY_MODULES)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", SIZED_MODULES)
+def test_module_is_small_enough(path: str) -> None:
+    line_count = len((REPO_ROOT / path).read_text(encoding="utf-8").splitlines())
+    assert line_count <= MAX_MODULE_LINES, (
+        f"{path} has {line_count} lines, expected at most {MAX_MODULE_LINES}; split it by responsibility"
+    )
+
+
+def test_discovery_finds_the_files_that_always_exist() -> None:
+    # Guards against a wrong REPO_ROOT or glob making every test above vacuous.
+    labels = {unit.label for unit in SOURCE_UNITS}
+    assert {"simulator/cli.py", "transports/__init__.py"} <= labels
+    assert "simulator/cli.py" in SIZED_MODULES
+
+
+RAFT = "simulator/raft/_node.py"
+KNOWN = frozenset({"simulator", "simulator.raft", "simulator.raft._log", "simulator.testing", "simulator.cli"})
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        (RAFT, "import trio\n"),
+        (RAFT, "import os.path\n"),
+        (RAFT, "from time import monotonic\n"),
+        (RAFT, "import random\nx = random.randint(1, 2)\n"),
+        (RAFT, "import random as r\nrng = r\n"),
+        (RAFT, "from random import choice\n"),
+        (RAFT, "from ..snapshots import x\n"),
+        (RAFT, "from .. import cli\n"),
+        (RAFT, "import simulator\n"),
+        (RAFT, "import numpy\n"),
+        (RAFT, "data = open('f').read()\n"),
+        ("simulator/snapshots/_disk.py", "from simulator.raft import Message\n"),
+        ("simulator/snapshots/_disk.py", "import trio\n"),
+        ("transports/_streaming.py", "from simulator import Cluster\n"),
+        ("transports/_streaming.py", "from simulator.cli import main\n"),
+        ("scenarios/demo.py", "from simulator.raft import RawNode\n"),
+        ("scenarios/demo.py", "from simulator import cli\n"),
+        ("notebooks/demo.py", "import transports._streaming\n"),
+    ],
+)
+def test_checker_flags_violations(path: str, source: str) -> None:
+    assert check_source(source, path, known_modules=KNOWN)
+
+
+@pytest.mark.parametrize(
+    ("path", "source"),
+    [
+        (RAFT, "from __future__ import annotations\nimport attrs\nimport enum\n"),
+        (RAFT, "from random import Random\n"),
+        (RAFT, "import random\ndef f(rng: random.Random) -> int:\n    return rng.randint(1, 2)\n"),
+        (RAFT, "from . import _log\nfrom ._log import Entry\n"),
+        ("simulator/raft/__init__.py", "from ._node import RawNode\n"),
+        ("simulator/snapshots/_disk.py", "import os\nimport attrs\n"),
+        ("transports/_streaming.py", "import trio\nfrom simulator.raft import RawNode\nfrom simulator import raft\n"),
+        ("simulator/_cluster.py", "import trio\nimport transports\nfrom simulator.raft import RawNode\n"),
+        ("scenarios/demo.py", "import simulator\nfrom transports import Embedded\nfrom simulator.testing import H\n"),
+        ("scenarios/demo.py", "from simulator import testing\nimport rich\n"),
+    ],
+)
+def test_checker_allows_permitted_imports(path: str, source: str) -> None:
+    assert check_source(source, path, known_modules=KNOWN) == []
