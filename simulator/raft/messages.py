@@ -84,12 +84,15 @@ class HardState:
 class ConfState:
     """Cluster membership: voting members and non-voting learners (sorted tuples)."""
 
-    voters: tuple[int, ...] = ()
-    learners: tuple[int, ...] = ()
+    voters: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    learners: tuple[int, ...] = attrs.field(default=(), converter=tuple)
 
     __repr__ = _repr_without_defaults
 
     def __attrs_post_init__(self) -> None:
+        for node_id in self.voters + self.learners:
+            if not isinstance(node_id, int) or node_id < 1:
+                raise ValueError(f"node ids must be integers >= 1, got {node_id!r}")
         if tuple(sorted(set(self.voters))) != self.voters:
             raise ValueError(f"ConfState.voters must be sorted and unique, got {self.voters!r}")
         if tuple(sorted(set(self.learners))) != self.learners:
@@ -97,8 +100,6 @@ class ConfState:
         both = set(self.voters) & set(self.learners)
         if both:
             raise ValueError(f"a node is either a voter or a learner, not both: {sorted(both)}")
-        if INVALID_ID in self.voters or INVALID_ID in self.learners:
-            raise ValueError(f"node id {INVALID_ID} is reserved for 'nobody'")
 
     @classmethod
     def of(cls, voters=(), learners=()) -> ConfState:
@@ -178,6 +179,10 @@ class ConfChange:
 
     __repr__ = _repr_without_defaults
 
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.node_id < 2**64:
+            raise ValueError(f"conf change node id must be in [1, 2**64), got {self.node_id}")
+
     def encode(self) -> bytes:
         return _CONF_CHANGE_HEADER.pack(self.change_type.value, self.node_id) + self.context
 
@@ -195,7 +200,7 @@ class ConfChange:
             known = [t.value for t in ConfChangeType]
             raise ValueError(f"conf change type must be one of {known}, got {kind}") from None
         if node_id == INVALID_ID:
-            raise ValueError(f"conf change node id must not be {INVALID_ID}")
+            raise ValueError(f"conf change node id must be in [1, 2**64), got {node_id}")
         return cls(change_type, node_id, bytes(data[_CONF_CHANGE_HEADER.size :]))
 
 

@@ -236,7 +236,7 @@ class MemStorage:
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Replace the log with ``snapshot`` (a follower installing what the leader sent)."""
         metadata = snapshot.metadata
-        if metadata.index < self.first_index():
+        if metadata.index <= self._snapshot_metadata.index or metadata.index < self.first_index():
             raise SnapshotOutOfDateError(
                 f"snapshot at {metadata.index} is older than what storage holds "
                 f"(snapshot at {self._snapshot_metadata.index}, first index {self.first_index()})"
@@ -316,9 +316,15 @@ class MemStorageWithSnapshot(MemStorage):
     ) -> Snapshot:
         if data is None:
             raise ValueError("MemStorageWithSnapshot.create_snapshot needs the snapshot data")
+        data = bytes(data)
         snapshot = super().create_snapshot(index, conf_state, data)
-        self._snapshot_data = bytes(data)
+        self._snapshot_data = data
         return snapshot
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Install metadata only; the data held so far belongs to an older snapshot, so drop it."""
+        super().apply_snapshot(snapshot)
+        self._snapshot_data = None
 
     def apply_snapshot_with_data(self, snapshot: Snapshot) -> None:
         """Install a snapshot and keep its data; refuses data that does not match the metadata."""
@@ -337,8 +343,9 @@ class MemStorageWithSnapshot(MemStorage):
                 f"snapshot {snapshot.index} data digest is {snapshot_digest(snapshot.data)}, "
                 f"metadata says {expected.digest}"
             )
+        data = bytes(snapshot.data)
         self.apply_snapshot(snapshot)
-        self._snapshot_data = bytes(snapshot.data)
+        self._snapshot_data = data
 
     def _metadata_for(
         self, index: int, term: int, conf_state: ConfState, data: bytes | None
