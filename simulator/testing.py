@@ -243,14 +243,19 @@ class Network:
             self.dropped += 1
             self._report_lost_snapshot(message)
             return message
-        if message.msg_type is MessageType.SNAPSHOT and message.snapshot.data is None:
+        if (
+            message.msg_type is MessageType.SNAPSHOT
+            and message.snapshot is not None
+            and message.snapshot.data is None
+        ):
             message = self._fetch_out_of_band(message)
             if message is None:
                 return message
         self.delivered += 1
         self.node(message.to).step(message)
-        if message.msg_type is MessageType.SNAPSHOT and self.nodes[message.from_].is_up:
-            self.node(message.from_).report_snapshot(message.to, SnapshotStatus.FINISH)
+        sender = self.nodes.get(message.from_)
+        if message.msg_type is MessageType.SNAPSHOT and sender is not None and sender.is_up:
+            sender.node.report_snapshot(message.to, SnapshotStatus.FINISH)
         self.process_readies()
         return message
 
@@ -269,8 +274,9 @@ class Network:
         return attrs.evolve(message, snapshot=attrs.evolve(message.snapshot, data=data))
 
     def _report_lost_snapshot(self, message: Message) -> None:
-        if message.msg_type is MessageType.SNAPSHOT and self.nodes[message.from_].is_up:
-            self.node(message.from_).report_snapshot(message.to, SnapshotStatus.FAILURE)
+        sender = self.nodes.get(message.from_)
+        if message.msg_type is MessageType.SNAPSHOT and sender is not None and sender.is_up:
+            sender.node.report_snapshot(message.to, SnapshotStatus.FAILURE)
 
     def stabilize(self, max_messages: int = 100_000) -> None:
         """Process readies and deliver until the network is quiet."""

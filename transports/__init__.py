@@ -1,20 +1,20 @@
-"""How bytes move between simulated nodes (layer 2).
+"""Layer 2: how bytes move between the nodes of a simulated cluster.
 
-This package will hold the trio side of the simulator:
-
-- ``InMemoryClusterTransport``: delivers Raft messages between the nodes of
-  one cluster over trio memory channels, in a deterministic total order, with
-  the network faults (partitions, latency, loss, ...) applied on each link.
-- ``Embedded``: the snapshot transfer mode where the snapshot message carries
-  the whole snapshot. Simple, memory-hungry, all-or-nothing.
-- ``Streaming``: the snapshot transfer mode where the snapshot message carries
-  only metadata and the follower pulls verified, resumable chunks from the
-  leader's ``SnapshotStore`` out of band.
-
-It may import trio, attrs, the standard library, ``simulator.raft`` and
-``simulator.snapshots``, and nothing else from ``simulator`` (see DESIGN.md
-section 2). Like trio's own ``__init__``, this module will only re-export
-names defined in private modules. Nothing is public yet.
+``InMemoryClusterTransport`` carries Raft messages between nodes of one trio
+process over memory channels, with per-link latency, bandwidth, loss,
+duplication and reordering, in a deterministic order. The snapshot transfer
+modes (``Embedded``, ``Streaming``) plug in here.
 """
 
-__all__: list[str] = []
+from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
+from .links import Constant, Exponential, LinkConfig, Uniform
+
+__all__ = [
+    "Constant",
+    "Exponential",
+    "InMemoryClusterTransport",
+    "LinkConfig",
+    "LinkStatistics",
+    "TransportStatistics",
+    "Uniform",
+]

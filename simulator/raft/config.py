@@ -37,7 +37,7 @@ class Config:
     max_committed_size_per_ready: int | None = None
 
     def validate(self) -> None:
-        if self.id == INVALID_ID:
+        if not isinstance(self.id, int) or self.id <= INVALID_ID:
             raise ConfigError(f"node id must be a positive integer, got {self.id}")
         if self.heartbeat_tick <= 0:
             raise ConfigError(f"heartbeat_tick must be > 0, got {self.heartbeat_tick}")

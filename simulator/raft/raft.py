@@ -292,6 +292,12 @@ class Raft(LeaderReplication):
 
     def step(self, m: Message) -> None:
         """Handle one message. Raises only ``ProposalDroppedError`` (for proposals)."""
+        if m.msg_type is MT.APPEND and not _append_is_well_formed(m) or (
+            m.msg_type is MT.SNAPSHOT and (m.snapshot is None or m.snapshot.is_empty)
+        ):
+            # Checked before the term: a garbled message must not move it.
+            self._reject(MALFORMED)
+            return
         if m.term == 0:
             pass  # local message, or a forwarded proposal / transfer request
         elif m.term > self.term:
@@ -396,6 +402,8 @@ class Raft(LeaderReplication):
             if self.leader_id == INVALID_ID:
                 self._reject(PROPOSAL_DROPPED)
                 return
+            if m.from_ == self.leader_id:
+                return  # the transferee already leads
             self._send(attrs.evolve(m, to=self.leader_id))
         elif kind is MT.TIMEOUT_NOW:
             if self.promotable:
@@ -420,6 +428,10 @@ class Raft(LeaderReplication):
             # A leader of our term exists (terms are equal here): follow it.
             self.become_follower(m.term, m.from_)
             self._step_follower(m)
+        elif kind in (MT.REQUEST_VOTE_RESPONSE, MT.REQUEST_PRE_VOTE_RESPONSE) and (
+            kind is not expected_response
+        ):
+            return  # a late answer to our pre-vote, or to a vote we no longer hold
         elif kind is expected_response:
             if not self.prs.is_voter(m.from_):
                 self._reject(UNKNOWN_SENDER)
@@ -444,9 +456,6 @@ class Raft(LeaderReplication):
 
     def _handle_append(self, m: Message) -> None:
         log = self.raft_log
-        if not _append_is_well_formed(m):
-            self._reject(MALFORMED)
-            return
         if m.index < log.committed:
             # Old news: everything up to our commit index is known to match.
             self._respond_append(m, index=log.committed)
@@ -477,9 +486,6 @@ class Raft(LeaderReplication):
 
     def _handle_snapshot(self, m: Message) -> None:
         snapshot = m.snapshot
-        if snapshot is None or snapshot.is_empty:
-            self._reject(MALFORMED)
-            return
         if self._restore(snapshot):
             self.events["snapshot_accepted"] += 1
             self._respond_append(m, index=self.raft_log.last_index())

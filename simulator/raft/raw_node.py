@@ -159,7 +159,7 @@ class RawNode:
 
     def step(self, message: Message) -> None:
         """Handle a message from a peer. Bad messages are counted, never raised."""
-        if not isinstance(message, Message):
+        if not _has_valid_types(message):
             self.raft.rejections[MALFORMED] += 1
             return
         if message.is_local:
@@ -330,3 +330,36 @@ class RawNode:
             rejections=tuple(sorted(raft.rejections.items())),
             events=tuple(sorted(raft.events.items())),
         )
+
+
+_INT_FIELDS = ("to", "from_", "term", "log_term", "index", "commit", "reject_hint")
+
+
+def _has_valid_types(message: object) -> bool:
+    """Field types as a decoder would guarantee; values are checked by the core."""
+    if not isinstance(message, Message) or not isinstance(message.msg_type, MessageType):
+        return False
+    for name in _INT_FIELDS:
+        value = getattr(message, name)
+        if type(value) is not int or value < 0:
+            return False
+    if type(message.reject) is not bool or not isinstance(message.context, bytes):
+        return False
+    if not isinstance(message.entries, tuple) or not all(
+        isinstance(entry, Entry)
+        and type(entry.term) is int
+        and type(entry.index) is int
+        and isinstance(entry.data, bytes)
+        and isinstance(entry.entry_type, EntryType)
+        for entry in message.entries
+    ):
+        return False
+    snapshot = message.snapshot
+    if snapshot is not None and not (
+        isinstance(snapshot, Snapshot)
+        and type(snapshot.metadata.index) is int
+        and type(snapshot.metadata.term) is int
+        and (snapshot.data is None or isinstance(snapshot.data, bytes))
+    ):
+        return False
+    return True

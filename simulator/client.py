@@ -1,0 +1,236 @@
+"""Talking to the cluster as a client: proposals, waiting, membership, liveness.
+
+A client sends each command to the node it believes leads, waits until the
+entry is applied there, and on any failure (not the leader, leadership lost,
+node crashed, entry overwritten) looks for the leader again and retries,
+until its timeout. Delivery is at least once: a retried command whose first
+attempt did commit is applied twice, as with any Raft client that does not
+deduplicate.
+
+Determinism with several clients: commands due at the same virtual instant
+are ordered by ``(client id, client counter)``. Give each concurrent task
+its own :meth:`ClientMixin.client`; the default client refuses to be used
+by two tasks in the same instant rather than let trio's scheduling decide.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from .node import ClientCommand, ProposalTicket
+from .raft import ConfChange, ConfChangeType, ConfState, Role
+from .trace import CLUSTER, SCENARIO
+from transports.in_memory import CLIENT
+
+
+class ProposalTimeoutError(Exception):
+    """A command was not applied before the client's timeout."""
+
+
+class LivenessError(AssertionError):
+    """The cluster did not settle (leader elected, everything applied) in time."""
+
+
+@attrs.frozen
+class ProposalResult:
+    index: int
+    term: int
+    node_id: int
+    result: str | None
+    attempts: int
+
+
+class Client:
+    """One client of the cluster, with its own identity for ordering; see the module docstring."""
+
+    def __init__(self, cluster, client_id: int) -> None:
+        self.cluster = cluster
+        self.client_id = client_id
+        self._sequence = 0
+        self._last_submit: tuple[float, object] | None = None
+
+    def _check_single_task(self) -> None:
+        now = trio.current_time()
+        task = trio.lowlevel.current_task()
+        last = self._last_submit
+        if last is not None and last[0] == now and last[1] is not task:
+            raise RuntimeError(
+                f"client {self.client_id} was used by two tasks in the same instant; their "
+                "order would be up to trio's scheduler. Give each task cluster.client(n)."
+            )
+        self._last_submit = (now, task)
+
+    async def propose(self, command: bytes, *, timeout: float = 10.0) -> ProposalResult:
+        """Apply ``command`` through the leader; raises ``ProposalTimeoutError`` after ``timeout``."""
+        return await self._submit(ClientCommand(data=bytes(command)), timeout, "command")
+
+    async def propose_conf_change(self, change: ConfChange, *, timeout: float = 10.0) -> ProposalResult:
+        return await self._submit(ClientCommand(conf_change=change), timeout, repr(change))
+
+    async def _submit(self, command: ClientCommand, timeout: float, what: str) -> ProposalResult:
+        cluster = self.cluster
+        deadline = trio.current_time() + timeout
+        attempts = 0
+        problem = "no leader was known"
+        while trio.current_time() < deadline:
+            leader = cluster.leader_id()
+            if leader is None:
+                await cluster._wait_for_change(deadline)
+                continue
+            self._check_single_task()
+            ticket = ProposalTicket()
+            self._sequence += 1
+            attempts += 1
+            cluster.transport.schedule(
+                leader,
+                trio.current_time(),
+                attrs.evolve(command, ticket=ticket),
+                kind=CLIENT,
+                order=(self.client_id, self._sequence),
+            )
+            with trio.move_on_at(deadline):
+                await ticket.done.wait()
+            if not ticket.done.is_set():
+                problem = f"node {leader} had not applied it yet"
+                break
+            if ticket.error is None:
+                return ProposalResult(ticket.index, ticket.term, ticket.node_id, ticket.result, attempts)
+            problem = ticket.error
+            # Give the cluster a tick to elect or settle before trying again.
+            await trio.sleep(cluster.tick_interval)
+        raise ProposalTimeoutError(
+            f"{what} not applied within {timeout} s after {attempts} attempt(s); last problem: {problem}"
+        )
+
+
+class ClientMixin:
+    """The client-facing half of :class:`~simulator.cluster.Cluster`."""
+
+    def _init_clients(self) -> None:
+        self._default_client = Client(self, 0)
+        self._clients: dict[int, Client] = {}
+
+    def client(self, client_id: int) -> Client:
+        """A client with its own identity (ids >= 1); use one per concurrent task."""
+        if client_id < 1:
+            raise ValueError(f"client ids are >= 1 (0 is the default client), got {client_id}")
+        return self._clients.setdefault(client_id, Client(self, client_id))
+
+    async def propose(self, command: bytes, *, timeout: float = 10.0) -> ProposalResult:
+        """Apply ``command`` through the leader with the default client."""
+        return await self._default_client.propose(command, timeout=timeout)
+
+    async def _wait_for_change(self, deadline: float) -> None:
+        """Sleep until a node changes role, or a tick passes, or ``deadline``."""
+        with trio.move_on_at(min(deadline, trio.current_time() + self.tick_interval)):
+            await self._changed.wait()
+
+    async def wait_until(self, predicate, *, timeout: float, what: str) -> None:
+        """Re-check ``predicate()`` every tick until it holds; ``LivenessError`` after ``timeout``."""
+        deadline = trio.current_time() + timeout
+        while not predicate():
+            if trio.current_time() >= deadline:
+                raise LivenessError(f"{what} did not happen within {timeout} s")
+            await self._wait_for_change(deadline)
+
+    async def wait_for_leader(self, *, timeout: float = 10.0) -> int:
+        await self.wait_until(lambda: self.leader_id() is not None, timeout=timeout, what="a leader")
+        return self.leader_id()
+
+    def _caught_up(self, node_ids) -> bool:
+        leader = self.leader_id()
+        if leader is None:
+            return False
+        commit = self.runners[leader].node.raft.raft_log.committed
+        return all(
+            self.runners[n].is_up and self.runners[n].node.raft.raft_log.applied >= commit
+            for n in node_ids
+        )
+
+    async def wait_caught_up(self, node_ids=None, *, timeout: float = 10.0) -> None:
+        """Wait until ``node_ids`` (default: all live members) applied the leader's commit index."""
+        ids = list(node_ids) if node_ids is not None else self._live_members()
+        await self.wait_until(
+            lambda: self._caught_up(ids), timeout=timeout, what=f"nodes {ids} catching up"
+        )
+
+    def _live_members(self) -> list[int]:
+        return [
+            n for n in self.up_nodes() if n not in self._removed and not self.is_paused(n)
+        ]
+
+    # -- membership ---------------------------------------------------------------
+
+    async def add_node(self, *, promote: bool = True, timeout: float = 30.0) -> int:
+        """Start an empty node, add it as a learner, let it catch up, then promote it.
+
+        It catches up from the leader's log, or by snapshot if the log was
+        compacted past what it needs. Returns the new node's id.
+        """
+        node_id = max(self.runners) + 1
+        self._create_node(node_id, ConfState())
+        self.trace.event(trio.current_time(), CLUSTER, "node_added", SCENARIO, node_id=node_id)
+        self._spawn(node_id)
+        await self._default_client.propose_conf_change(
+            ConfChange(ConfChangeType.ADD_LEARNER_NODE, node_id), timeout=timeout
+        )
+        await self.wait_caught_up([node_id], timeout=timeout)
+        if promote:
+            await self._default_client.propose_conf_change(
+                ConfChange(ConfChangeType.ADD_NODE, node_id), timeout=timeout
+            )
+        return node_id
+
+    async def remove_node(self, node_id: int, *, timeout: float = 30.0) -> None:
+        """Remove ``node_id`` from the membership (the leader included), then stop it."""
+        self._runner(node_id)
+        await self._default_client.propose_conf_change(
+            ConfChange(ConfChangeType.REMOVE_NODE, node_id), timeout=timeout
+        )
+        if self.runners[node_id].is_up:
+            self.crash(node_id)
+        self._removed.add(node_id)
+        self.trace.event(trio.current_time(), CLUSTER, "node_removed", SCENARIO, node_id=node_id)
+
+    # -- liveness -----------------------------------------------------------------
+
+    async def check_liveness(self, *, within: float = 10.0) -> int:
+        """After faults stop: a leader exists and every live member applied its commit index.
+
+        Returns the leader's id, or raises ``LivenessError`` saying which node is
+        stuck and what it shows.
+        """
+        members = self._live_members()
+        try:
+            await self.wait_until(
+                lambda: self._caught_up(members), timeout=within, what="the cluster settling"
+            )
+        except LivenessError:
+            raise LivenessError(self._diagnose(members, within)) from None
+        return self.leader_id()
+
+    def _diagnose(self, members: list[int], within: float) -> str:
+        leader = self.leader_id()
+        lines = [f"the cluster did not settle within {within} s of virtual time"]
+        if leader is None:
+            lines.append("no node is leader")
+        commit = self.runners[leader].node.raft.raft_log.committed if leader else None
+        for node_id in members:
+            raft = self.runners[node_id].node.raft
+            blocked = [
+                f"{a}->{b}" for a, b in self.transport.blocked_links if node_id in (a, b)
+            ]
+            state = (
+                f"n{node_id}: {raft.role.value} term {raft.term} commit {raft.raft_log.committed} "
+                f"applied {raft.raft_log.applied} leader {raft.leader_id or 'unknown'}"
+            )
+            if commit is not None and raft.raft_log.applied < commit:
+                state += f" (behind leader commit {commit})"
+            if blocked:
+                state += f"; blocked links: {' '.join(blocked)}"
+            lines.append(state)
+        return "\n".join(lines)
+
+
+__all__ = ["Client", "ClientMixin", "LivenessError", "ProposalResult", "ProposalTimeoutError"]

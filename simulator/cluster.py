@@ -1,0 +1,361 @@
+"""``Cluster``: several Raft nodes in one trio process, on virtual time, with faults on demand.
+
+A cluster is opened inside a trio run and lives as long as its ``async
+with`` block::
+
+    async with Cluster.open(nodes=3, seed=7) as cluster:
+        await cluster.wait_for_leader()
+        await cluster.propose(WorkflowExecutor.start("wf-1", ["fetch", "build"]))
+        cluster.isolate(cluster.leader_id())
+        ...
+
+Run it with :func:`simulator.run` (virtual time: an hour of cluster life
+in seconds) or under pytest-trio's ``autojump_clock``; outside a
+``MockClock`` it runs at wall speed, which is what live demos want.
+
+Each node is a trio task reading its inbox (see
+``transports.InMemoryClusterTransport``); the cluster starts, crashes,
+pauses and restarts those tasks, shapes the network, and records a trace.
+Every change a node makes is checked by an :class:`InvariantMonitor`; a
+violation stops the run with :class:`InvariantViolation`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+import trio
+
+from transports import InMemoryClusterTransport, LinkConfig
+
+from . import faults
+from .client import Client, ClientMixin
+from .invariants import InvariantViolation
+from .monitor import InvariantMonitor
+from .node import CompactionPolicy, NodeRunner, Tick
+from .raft import ConfState, Config, MemStorageWithSnapshot, Role
+from .state_machines import StateMachine, WorkflowExecutor
+from .trace import CLUSTER, SCENARIO, Trace
+
+
+class Cluster(ClientMixin):
+    """See the module docstring. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        nodes: int = 3,
+        seed: int = 0,
+        state_machine: Callable[[], StateMachine] = WorkflowExecutor,
+        link: LinkConfig | None = None,
+        tick_interval: float = 0.1,
+        config: Callable[[int], Config] | None = None,
+        compaction: CompactionPolicy = CompactionPolicy(),
+        record_messages: bool = True,
+    ) -> None:
+        if nodes < 1:
+            raise ValueError(f"a cluster needs at least 1 node, got {nodes}")
+        if not tick_interval > 0:
+            raise ValueError(f"tick_interval must be > 0 seconds, got {tick_interval}")
+        self._nursery = nursery
+        self.seed = seed
+        self.tick_interval = tick_interval
+        self.make_state_machine = state_machine
+        self.config_for = config or (lambda node_id: Config(id=node_id))
+        self.compaction = compaction
+        self.start_time = trio.current_time()
+        self.trace = Trace(record_messages=record_messages, start_time=self.start_time)
+        self.trace.bind_clock(trio.current_time)
+        self.monitor = InvariantMonitor(context=lambda: self.trace.excerpt(15))
+        self.transport = InMemoryClusterTransport(seed=seed, link=link, observer=self.trace)
+        self.runners: dict[int, NodeRunner] = {}
+        self._scopes: dict[int, trio.CancelScope] = {}
+        self._inboxes: dict[int, trio.MemoryReceiveChannel] = {}
+        self._resumed: dict[int, trio.Event] = {}
+        self._tick_rngs: dict[int, random.Random] = {}
+        self._removed: set[int] = set()
+        self._changed = trio.Event()
+        self._actions: list[tuple[float, int, Callable, tuple]] = []
+        self._action_sequence = 0
+        self._action_wakeup = trio.Event()
+        self._init_clients()
+        conf_state = ConfState.of(range(1, nodes + 1))
+        for node_id in conf_state.voters:
+            self._create_node(node_id, conf_state)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, nodes: int = 3, **options):
+        """Start a cluster of ``nodes`` voters; stop it (cancel every task) on exit."""
+        try:
+            async with trio.open_nursery() as nursery:
+                cluster = cls(nursery, nodes=nodes, **options)
+                await nursery.start(cluster.transport.serve)
+                nursery.start_soon(cluster._run_actions)
+                for node_id in sorted(cluster.runners):
+                    cluster._spawn(node_id)
+                try:
+                    yield cluster
+                finally:
+                    cluster.trace.flush()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # A safety violation in a node task is the story; unwrap it.
+            violations = group.subgroup(InvariantViolation)
+            if violations is not None:
+                raise _first_leaf(violations) from group
+            raise
+
+    # -- nodes -------------------------------------------------------------------
+
+    def _create_node(self, node_id: int, conf_state: ConfState) -> NodeRunner:
+        runner = NodeRunner(
+            node_id=node_id,
+            config=self.config_for(node_id),
+            storage=MemStorageWithSnapshot.new_with_conf_state(conf_state),
+            make_state_machine=self.make_state_machine,
+            send=self.transport.send,
+            trace=self.trace,
+            monitor=self.monitor,
+            compaction=self.compaction,
+            rng=random.Random(f"{self.seed}/node/{node_id}"),
+            on_role_change=self._on_role_change,
+        )
+        self.runners[node_id] = runner
+        self._tick_rngs[node_id] = random.Random(f"{self.seed}/ticks/{node_id}")
+        return runner
+
+    def _spawn(self, node_id: int) -> None:
+        runner = self.runners[node_id]
+        inbox = self.transport.attach(node_id)
+        self._inboxes[node_id] = inbox
+        scope = trio.CancelScope()
+        self._scopes[node_id] = scope
+        runner.start()
+        # Nodes tick in step but not in unison: each gets its own phase.
+        first_tick = trio.current_time() + self._tick_rngs[node_id].uniform(0, self.tick_interval)
+        self.transport.schedule(node_id, first_tick, Tick(runner.incarnation))
+        self._nursery.start_soon(self._run_node, runner, inbox, scope, name=f"node-{node_id}")
+
+    async def _run_node(self, runner: NodeRunner, inbox, scope: trio.CancelScope) -> None:
+        node_id = runner.node_id
+        with scope:
+            runner.process_ready()
+            async for item in inbox:
+                resumed = self._resumed.get(node_id)
+                if resumed is not None:
+                    await resumed.wait()
+                if isinstance(item, Tick):
+                    if item.incarnation != runner.incarnation:
+                        continue  # a tick of this node's previous life
+                    self.transport.schedule(node_id, trio.current_time() + self.tick_interval, item)
+                runner.handle(item)
+
+    def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    @property
+    def node_ids(self) -> list[int]:
+        return sorted(self.runners)
+
+    def is_up(self, node_id: int) -> bool:
+        return self._runner(node_id).is_up
+
+    def up_nodes(self) -> list[int]:
+        return [node_id for node_id in self.node_ids if self.runners[node_id].is_up]
+
+    def _runner(self, node_id: int) -> NodeRunner:
+        runner = self.runners.get(node_id)
+        if runner is None:
+            raise KeyError(f"no node {node_id}; nodes are {self.node_ids}")
+        return runner
+
+    def leader_id(self) -> int | None:
+        """The live leader of the highest term, or ``None``."""
+        leaders = [
+            (runner.node.raft.term, node_id)
+            for node_id, runner in sorted(self.runners.items())
+            if runner.is_up and runner.node.raft.role is Role.LEADER
+        ]
+        return max(leaders)[1] if leaders else None
+
+    def state_machine(self, node_id: int) -> StateMachine:
+        """Node's applied state (read-only by convention)."""
+        machine = self._runner(node_id).state_machine
+        if machine is None:
+            raise RuntimeError(f"node {node_id} is down; its state machine is gone until restart")
+        return machine
+
+    def statistics(self, node_id: int):
+        return self._runner(node_id).node.statistics()
+
+    def storage(self, node_id: int) -> MemStorageWithSnapshot:
+        return self._runner(node_id).storage
+
+    def now(self) -> float:
+        """Virtual seconds since the cluster opened."""
+        return trio.current_time() - self.start_time
+
+    def _fault(self, kind: str, **fields) -> None:
+        self.trace.event(trio.current_time(), CLUSTER, "fault", SCENARIO, fault=kind, **fields)
+
+    # -- network faults -------------------------------------------------------------
+
+    def _block(self, links: set[tuple[int, int]]) -> None:
+        for src, dst in sorted(links):
+            self.transport.block(src, dst)
+
+    def partition(self, *groups) -> None:
+        """Nodes talk only within their group; nodes in no group are isolated."""
+        self.transport.unblock_all()
+        self._block(faults.partition(self.node_ids, *groups))
+        self._fault("partition", groups=[sorted(group) for group in groups])
+
+    def isolate(self, node_id: int) -> None:
+        """Cut ``node_id`` off from every other node (on top of existing faults)."""
+        self._block(faults.isolate(self.node_ids, node_id))
+        self._fault("isolate", node_id=node_id)
+
+    def one_way(self, a: int, b: int) -> None:
+        """Messages from ``a`` to ``b`` are lost; ``b`` still reaches ``a``."""
+        self._block(faults.one_way(a, b))
+        self._fault("one_way", src=a, dst=b)
+
+    def bridge(self) -> None:
+        """Two halves that hear each other only through the middle node."""
+        self.transport.unblock_all()
+        self._block(faults.bridge(self.node_ids))
+        self._fault("bridge")
+
+    def majorities_ring(self) -> None:
+        """Every node sees a majority, no two the same one."""
+        self.transport.unblock_all()
+        self._block(faults.majorities_ring(self.node_ids))
+        self._fault("majorities_ring")
+
+    def heal(self) -> None:
+        """Every link works again (link quality settings stay; see :meth:`reset_links`)."""
+        self.transport.unblock_all()
+        self._fault("heal")
+
+    def set_link(self, src: int, dst: int, config: LinkConfig) -> None:
+        """Latency, bandwidth, loss, duplication, reordering of one directed link."""
+        self.transport.set_link(src, dst, config)
+        self._fault("set_link", src=src, dst=dst, config=repr(config))
+
+    def set_links(self, config: LinkConfig) -> None:
+        """The same link behaviour everywhere (per-link overrides are dropped)."""
+        self.transport.reset_links()
+        self.transport.set_default_link(config)
+        self._fault("set_links", config=repr(config))
+
+    # -- node faults ----------------------------------------------------------------
+
+    def crash(self, node_id: int) -> None:
+        """Stop ``node_id`` at once: volatile state (Raft, state machine) lost, storage kept."""
+        runner = self._runner(node_id)
+        if not runner.is_up:
+            raise RuntimeError(f"node {node_id} is already down")
+        self._scopes.pop(node_id).cancel()
+        self.transport.detach(node_id)
+        inbox = self._inboxes.pop(node_id)
+        while True:  # what was queued for it is lost; tell waiting clients
+            try:
+                item = inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            undeliverable = getattr(item, "undeliverable", None)
+            if undeliverable is not None:
+                undeliverable(f"node {node_id} crashed with the command still queued")
+        inbox.close()
+        self._resumed.pop(node_id, None)
+        runner.crash()
+        self._fault("crash", node_id=node_id)
+        self._notify()
+
+    def restart(self, node_id: int) -> None:
+        """Boot a crashed node from its storage."""
+        runner = self._runner(node_id)
+        if runner.is_up:
+            raise RuntimeError(f"node {node_id} is running; crash it before restarting")
+        if node_id in self._removed:
+            raise RuntimeError(f"node {node_id} was removed from the cluster")
+        self._fault("restart", node_id=node_id)
+        self._spawn(node_id)
+
+    def pause(self, node_id: int) -> None:
+        """Freeze ``node_id`` (a long GC pause): it keeps its state but reacts to nothing;
+        messages wait in its inbox."""
+        if not self._runner(node_id).is_up:
+            raise RuntimeError(f"node {node_id} is down; only a running node can pause")
+        if node_id in self._resumed:
+            raise RuntimeError(f"node {node_id} is already paused")
+        self._resumed[node_id] = trio.Event()
+        self._fault("pause", node_id=node_id)
+
+    def resume(self, node_id: int) -> None:
+        event = self._resumed.pop(node_id, None)
+        if event is None:
+            raise RuntimeError(f"node {node_id} is not paused")
+        event.set()
+        self._fault("resume", node_id=node_id)
+
+    def is_paused(self, node_id: int) -> bool:
+        return node_id in self._resumed
+
+    def compact(self, node_id: int) -> int:
+        """Snapshot ``node_id``'s state machine now and compact its log; returns the index."""
+        index = self._runner(node_id).compact()
+        self._fault("compact", node_id=node_id, index=index)
+        return index
+
+    # -- scheduled actions ------------------------------------------------------------
+
+    def at(self, when: float, action: Callable, *args) -> None:
+        """Run ``action(*args)`` at virtual time ``when`` (seconds since the cluster opened).
+
+        Actions due at the same time run in the order they were scheduled.
+        """
+        self._action_sequence += 1
+        heapq.heappush(
+            self._actions, (self.start_time + when, self._action_sequence, action, args)
+        )
+        self._action_wakeup.set()
+
+    async def _run_actions(self) -> None:
+        while True:
+            self._action_wakeup = trio.Event()
+            if self._actions and self._actions[0][0] <= trio.current_time():
+                _, _, action, args = heapq.heappop(self._actions)
+                result = action(*args)
+                if hasattr(result, "__await__"):
+                    await result
+                continue
+            deadline = self._actions[0][0] if self._actions else float("inf")
+            with trio.move_on_at(deadline):
+                await self._action_wakeup.wait()
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
+def run(main: Callable, *args, realtime: bool = False):
+    """``trio.run(main, *args)`` on virtual time (or wall time with ``realtime=True``)."""
+    import trio.testing
+
+    clock = None if realtime else trio.testing.MockClock(autojump_threshold=0)
+    return trio.run(main, *args, clock=clock)
+
+
+__all__ = ["Client", "Cluster", "run"]

@@ -1,0 +1,104 @@
+"""A small, strict binary encoding for commands and state machine snapshots.
+
+Why not pickle: snapshot bytes come over the transport and from disk, and
+unpickling them would run whatever they say. Why not JSON: payloads are
+arbitrary bytes and can be large, and base64 would inflate them by a third.
+
+Format: a sequence of fields, each a one-byte tag and a value. Integers are
+unsigned 64-bit big-endian; bytes and text are length-prefixed (32-bit).
+:class:`Reader` raises :class:`DecodeError` naming the byte offset, what it
+expected and what it found, so a truncated or corrupt snapshot is refused
+with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_INT = struct.Struct(">Q")
+_LEN = struct.Struct(">I")
+TAG_INT, TAG_BYTES, TAG_TEXT = b"i", b"b", b"t"
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a valid encoding: truncated, corrupt or of another version."""
+
+
+class Writer:
+    """Appends fields to a buffer; ``getvalue()`` returns the encoding."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def int(self, value: int) -> Writer:
+        if not 0 <= value < 2**64:
+            raise ValueError(f"integers are encoded as unsigned 64-bit, got {value}")
+        self._parts.append(TAG_INT + _INT.pack(value))
+        return self
+
+    def bytes(self, value: bytes) -> Writer:
+        self._parts.append(TAG_BYTES + _LEN.pack(len(value)))
+        self._parts.append(bytes(value))
+        return self
+
+    def text(self, value: str) -> Writer:
+        encoded = value.encode("utf-8")
+        self._parts.append(TAG_TEXT + _LEN.pack(len(encoded)) + encoded)
+        return self
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class Reader:
+    """Reads fields back in the order they were written."""
+
+    def __init__(self, data: bytes, what: str = "data") -> None:
+        self._data = memoryview(data)
+        self._offset = 0
+        self._what = what
+
+    @property
+    def at_end(self) -> bool:
+        return self._offset >= len(self._data)
+
+    def _fail(self, expected: str, found: str) -> DecodeError:
+        return DecodeError(f"{self._what}: at byte {self._offset} expected {expected}, found {found}")
+
+    def _tag(self, tag: bytes, name: str) -> None:
+        if self._offset >= len(self._data):
+            raise self._fail(name, "end of data")
+        found = bytes(self._data[self._offset : self._offset + 1])
+        if found != tag:
+            raise self._fail(f"{name} (tag {tag!r})", f"tag {found!r}")
+        self._offset += 1
+
+    def _take(self, count: int, name: str) -> memoryview:
+        end = self._offset + count
+        if end > len(self._data):
+            raise self._fail(f"{count} bytes of {name}", f"{len(self._data) - self._offset} left")
+        view = self._data[self._offset : end]
+        self._offset = end
+        return view
+
+    def int(self) -> int:
+        self._tag(TAG_INT, "an integer")
+        return _INT.unpack(self._take(_INT.size, "integer"))[0]
+
+    def bytes(self) -> bytes:
+        self._tag(TAG_BYTES, "bytes")
+        (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
+        return bytes(self._take(length, "bytes"))
+
+    def text(self) -> str:
+        self._tag(TAG_TEXT, "text")
+        (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
+        raw = self._take(length, "text")
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise self._fail("UTF-8 text", f"invalid byte at {error.start}") from None
+
+    def expect_end(self) -> None:
+        if not self.at_end:
+            raise self._fail("end of data", f"{len(self._data) - self._offset} more bytes")

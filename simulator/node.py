@@ -1,0 +1,296 @@
+"""One simulated server: its Raft core, its "disk", its state machine, and its Ready loop.
+
+A :class:`NodeRunner` reacts to the items its inbox delivers — clock ticks,
+messages from peers, client commands — one at a time, and after each runs
+the Ready loop in the order ``RawNode`` documents: install a snapshot,
+persist entries and hard state, send messages, apply committed entries,
+advance. It has no awaits inside that loop, so every reaction is atomic
+with respect to other tasks.
+
+Volatile and durable state are kept apart on purpose: :attr:`storage` is
+the node's disk and survives :meth:`crash`; the ``RawNode``, the state
+machine and the waiting clients do not.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from .monitor import InvariantMonitor
+from .raft import (
+    ConfChange,
+    Config,
+    Entry,
+    EntryType,
+    MemStorageWithSnapshot,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    Role,
+)
+from .state_machines import StateMachine
+from .trace import Trace
+
+
+@attrs.frozen
+class Tick:
+    """Inbox item: one tick of the node's clock, for the node's life number ``incarnation``.
+
+    A restarted node starts a new tick stream; ticks of its earlier life that
+    were still queued are ignored.
+    """
+
+    incarnation: int
+
+
+@attrs.frozen
+class ClientCommand:
+    """Inbox item: a client asks this node to propose ``data`` (or a membership change)."""
+
+    data: bytes = b""
+    conf_change: ConfChange | None = None
+    ticket: object = attrs.field(default=None, eq=False)
+
+    def undeliverable(self, reason: str) -> None:
+        if self.ticket is not None:
+            self.ticket.fail(reason)
+
+
+@attrs.frozen
+class CompactionPolicy:
+    """When a node snapshots its state machine and discards log entries.
+
+    Every ``every`` applied entries (``None``: only on demand), the node
+    snapshots at its applied index and discards entries older than
+    ``keep_entries`` before it, so slightly lagging followers still catch up
+    from the log and only far-behind ones need the snapshot.
+    """
+
+    every: int | None = None
+    keep_entries: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.every is not None and self.every <= 0:
+            raise ValueError(f"compaction 'every' must be a positive entry count, got {self.every}")
+        if self.keep_entries < 0:
+            raise ValueError(f"keep_entries must be >= 0, got {self.keep_entries}")
+
+
+class ProposalTicket:
+    """What a waiting client holds: filled when its entry is applied, or dropped."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.index = 0
+        self.term = 0
+        self.node_id = 0
+        self.result: str | None = None
+        self.error: str | None = None
+
+    def fail(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.error = reason
+            self.done.set()
+
+
+@attrs.define(eq=False)
+class NodeRunner:
+    """One server of the cluster; see the module docstring."""
+
+    node_id: int
+    config: Config
+    storage: MemStorageWithSnapshot
+    make_state_machine: Callable[[], StateMachine]
+    send: Callable  # the transport's send
+    trace: Trace
+    monitor: InvariantMonitor
+    compaction: CompactionPolicy
+    rng: random.Random
+    raw_node: RawNode | None = None
+    state_machine: StateMachine | None = None
+    paused: bool = False
+    waiting: dict[int, ProposalTicket] = attrs.Factory(dict)
+    last_role: Role | None = None
+    incarnation: int = 0
+    on_role_change: Callable[[int, Role, int, int], None] | None = None
+
+    # -- life cycle -----------------------------------------------------------
+
+    @property
+    def is_up(self) -> bool:
+        return self.raw_node is not None
+
+    @property
+    def node(self) -> RawNode:
+        if self.raw_node is None:
+            raise RuntimeError(f"node {self.node_id} is down")
+        return self.raw_node
+
+    def start(self) -> None:
+        """Boot from storage: restore the state machine from the stored snapshot."""
+        machine = self.make_state_machine()
+        snapshot = self.storage.full_snapshot()
+        if snapshot.index > 0 and snapshot.data is not None:
+            machine.restore_from_snapshot(snapshot.data)
+        self.state_machine = machine
+        self.raw_node = RawNode(self.config, self.storage, self.rng)
+        self.incarnation += 1
+        self.last_role = None
+        self._event("start", term=self.raw_node.raft.term, snapshot_index=snapshot.index)
+        self.monitor.node_started(self.node_id, self.raw_node)
+
+    def crash(self) -> None:
+        """Lose volatile state; storage stays. Waiting clients learn their node died."""
+        self.raw_node = None
+        self.state_machine = None
+        self.last_role = None
+        self.monitor.node_stopped(self.node_id)
+        for ticket in self.waiting.values():
+            ticket.fail(f"node {self.node_id} crashed before the entry was applied")
+        self.waiting.clear()
+
+    def _event(self, kind: str, **fields) -> None:
+        self.trace.event(trio.current_time(), self.node_id, kind, **fields)
+
+    # -- reacting ---------------------------------------------------------------
+
+    def handle(self, item) -> None:
+        node = self.node
+        if isinstance(item, Tick):
+            if item.incarnation != self.incarnation:
+                return
+            node.tick()
+        elif isinstance(item, ClientCommand):
+            self._propose(node, item)
+        else:
+            node.step(item.message)
+        self.process_ready()
+
+    def _propose(self, node: RawNode, command: ClientCommand) -> None:
+        ticket = command.ticket
+        raft = node.raft
+        if raft.role is not Role.LEADER:
+            ticket.fail(f"node {self.node_id} is not the leader (leader: {raft.leader_id or 'unknown'})")
+            return
+        try:
+            if command.conf_change is not None:
+                node.propose_conf_change(command.conf_change)
+            else:
+                node.propose(command.data)
+        except Exception as error:  # ProposalDropped, ConfChangePending, InvalidConfChange
+            ticket.fail(f"node {self.node_id} refused the proposal: {error}")
+            return
+        ticket.index = raft.raft_log.last_index()
+        ticket.term = raft.term
+        ticket.node_id = self.node_id
+        self.waiting[ticket.index] = ticket
+
+    def process_ready(self) -> None:
+        node = self.node
+        while node.has_ready():
+            self._handle_ready(node, node.ready())
+
+    def _handle_ready(self, node: RawNode, ready: Ready) -> None:
+        storage = self.storage
+        if ready.soft_state is not None:
+            self._role_changed(node)
+        if ready.snapshot is not None:
+            self._install_snapshot(ready)
+        if ready.entries:
+            storage.append(ready.entries)
+        if ready.hard_state is not None:
+            storage.set_hard_state(ready.hard_state)
+            if ready.hard_state.commit:
+                self.monitor.committed(self.node_id, node, ready.hard_state.commit)
+        if ready.entries:
+            self.monitor.appended(self.node_id, node, ready.entries)
+        for message in ready.messages:
+            if message.snapshot is not None:
+                self._event("snapshot_sent", to=message.to, index=message.snapshot.index,
+                            size=message.snapshot.metadata.size)
+            self.send(message)
+        for entry in ready.committed_entries:
+            self._apply(node, entry)
+        node.advance(ready)
+        self.monitor.advanced(self.node_id, node)
+        self._maybe_compact(node)
+
+    def _role_changed(self, node: RawNode) -> None:
+        raft = node.raft
+        if raft.role is self.last_role:
+            return
+        self.last_role = raft.role
+        self._event("role", role=raft.role.value, term=raft.term, leader=raft.leader_id)
+        self.monitor.role_changed(self.node_id, node)
+        if raft.role is not Role.LEADER:
+            for ticket in self.waiting.values():
+                ticket.fail(f"node {self.node_id} lost leadership before applying the entry")
+            self.waiting.clear()
+        if self.on_role_change is not None:
+            self.on_role_change(self.node_id, raft.role, raft.term, raft.leader_id)
+
+    def _install_snapshot(self, ready: Ready) -> None:
+        snapshot = ready.snapshot
+        if snapshot.data is None:
+            raise RuntimeError(
+                f"node {self.node_id} got snapshot {snapshot.index} without data; "
+                "the transport must fetch the data before handing it over"
+            )
+        machine = self.make_state_machine()
+        machine.restore_from_snapshot(snapshot.data)  # raises on corrupt data: nothing installed
+        self.storage.apply_snapshot_with_data(snapshot)
+        self.state_machine = machine
+        self.monitor.snapshot_installed(self.node_id, snapshot, machine)
+        self._event("snapshot_installed", index=snapshot.index, term=snapshot.term,
+                    size=len(snapshot.data))
+
+    def _apply(self, node: RawNode, entry: Entry) -> None:
+        machine = self.state_machine
+        result = None
+        if entry.entry_type is EntryType.CONF_CHANGE:
+            change = ConfChange.decode(entry.data)
+            conf_state = node.apply_conf_change(change)
+            self.storage.set_conf_state(conf_state)
+            machine.applied_index = entry.index
+            self._event("conf_change", index=entry.index, change=change.change_type.name.lower(),
+                        node_id=change.node_id, voters=list(conf_state.voters),
+                        learners=list(conf_state.learners))
+        elif entry.data:
+            result = machine.apply(entry.index, entry.data)
+        else:
+            machine.applied_index = entry.index
+        self.monitor.applied(self.node_id, entry)
+        ticket = self.waiting.pop(entry.index, None)
+        if ticket is not None:
+            if ticket.term == entry.term:
+                ticket.result = result
+                ticket.done.set()
+            else:
+                ticket.fail(f"entry {entry.index} was replaced by one of term {entry.term}")
+
+    def _maybe_compact(self, node: RawNode) -> None:
+        every = self.compaction.every
+        if every is None:
+            return
+        applied = node.raft.raft_log.applied
+        if applied - self.storage.snapshot_metadata.index >= every:
+            self.compact()
+
+    def compact(self) -> int:
+        """Snapshot the state machine at the applied index and discard old entries."""
+        node = self.node
+        applied = node.raft.raft_log.applied
+        held = self.storage.snapshot_metadata.index
+        if applied <= held:
+            return held
+        data = self.state_machine.create_snapshot(applied)
+        self.monitor.snapshot_created(self.node_id, applied, data)
+        self.storage.create_snapshot(applied, node.raft.conf_state, data)
+        compact_to = max(applied + 1 - self.compaction.keep_entries, self.storage.first_index())
+        self.storage.compact(compact_to)
+        self._event("compaction", index=applied, size=len(data), first_index=self.storage.first_index())
+        return applied

@@ -1,0 +1,262 @@
+"""Sample replicated state machines: the seed's workflow executor and a key-value store.
+
+A state machine applies committed commands in log order and can be saved to
+and restored from snapshot bytes. Two rules make it safe to replicate:
+
+- ``apply`` never raises on a committed command: a command that makes no
+  sense (unknown workflow, garbled bytes) is a deterministic no-op, counted
+  in ``rejected_commands`` and answered with an error result, so every
+  replica stays identical.
+- Snapshot bytes use :mod:`simulator.codec` (never pickle), in a canonical
+  order, so the same state always gives the same bytes and ``digest()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from .codec import DecodeError, Reader, Writer
+
+
+@runtime_checkable
+class StateMachine(Protocol):
+    """What a node needs from the application it replicates."""
+
+    applied_index: int
+
+    def apply(self, index: int, command: bytes) -> str: ...
+
+    def create_snapshot(self, index: int) -> bytes: ...
+
+    def restore_from_snapshot(self, data: bytes) -> None: ...
+
+    def digest(self) -> str: ...
+
+
+class _SnapshotHeader:
+    """Checks the first fields of a snapshot: format name and applied index."""
+
+    @staticmethod
+    def write(writer: Writer, kind: str, index: int) -> None:
+        writer.text(kind).int(index)
+
+    @staticmethod
+    def read(reader: Reader, kind: str) -> int:
+        found = reader.text()
+        if found != kind:
+            raise DecodeError(f"snapshot format {kind!r} expected, got {found!r}")
+        return reader.int()
+
+
+def _check_snapshot_index(machine, index: int) -> None:
+    if index != machine.applied_index:
+        raise ValueError(
+            f"a snapshot captures the applied state: index {machine.applied_index} expected, "
+            f"got {index}"
+        )
+
+
+# -- workflow executor -------------------------------------------------------------
+
+PENDING, COMPLETED, FAILED, RUNNING = "pending", "completed", "failed", "running"
+
+
+@attrs.define
+class Step:
+    name: str
+    status: str = PENDING
+    output: bytes = b""
+
+
+@attrs.define
+class Workflow:
+    workflow_id: str
+    steps: list[Step]
+    payload: bytes = b""
+
+    @property
+    def status(self) -> str:
+        statuses = {step.status for step in self.steps}
+        if FAILED in statuses:
+            return FAILED
+        if statuses <= {COMPLETED}:
+            return COMPLETED
+        return RUNNING
+
+
+@attrs.define(eq=False)
+class WorkflowExecutor:
+    """The seed's workflow executor: start workflows, complete or fail their steps.
+
+    Payloads (on start) and outputs (on completion) are stored in the state,
+    so a scenario can make snapshots as large as it needs by sending big ones.
+    Build commands with :meth:`start`, :meth:`complete_step`, :meth:`fail_step`.
+    """
+
+    SNAPSHOT_FORMAT = "raftsim-workflows-v1"
+
+    workflows: dict[str, Workflow] = attrs.Factory(dict)
+    applied_index: int = 0
+    rejected_commands: int = 0
+
+    # Commands ------------------------------------------------------------------
+
+    @staticmethod
+    def start(workflow_id: str, steps: list[str] | tuple[str, ...], payload: bytes = b"") -> bytes:
+        writer = Writer().text("start").text(workflow_id).int(len(steps))
+        for step in steps:
+            writer.text(step)
+        return writer.bytes(payload).getvalue()
+
+    @staticmethod
+    def complete_step(workflow_id: str, step: str, output: bytes = b"") -> bytes:
+        return Writer().text("complete").text(workflow_id).text(step).bytes(output).getvalue()
+
+    @staticmethod
+    def fail_step(workflow_id: str, step: str, reason: str) -> bytes:
+        return Writer().text("fail").text(workflow_id).text(step).text(reason).getvalue()
+
+    # Applying ------------------------------------------------------------------
+
+    def apply(self, index: int, command: bytes) -> str:
+        self.applied_index = index
+        try:
+            return self._apply(Reader(command, "workflow command"))
+        except DecodeError as error:
+            self.rejected_commands += 1
+            return f"error: {error}"
+
+    def _apply(self, reader: Reader) -> str:
+        op = reader.text()
+        workflow_id = reader.text()
+        if op == "start":
+            steps = [reader.text() for _ in range(reader.int())]
+            payload = reader.bytes()
+            reader.expect_end()
+            if workflow_id in self.workflows:
+                return self._reject(f"workflow {workflow_id!r} already exists")
+            if len(set(steps)) != len(steps):
+                return self._reject(f"workflow {workflow_id!r} repeats a step name")
+            self.workflows[workflow_id] = Workflow(workflow_id, [Step(s) for s in steps], payload)
+            return "ok"
+        if op in ("complete", "fail"):
+            step_name = reader.text()
+            detail = reader.bytes() if op == "complete" else reader.text().encode("utf-8")
+            reader.expect_end()
+            workflow = self.workflows.get(workflow_id)
+            if workflow is None:
+                return self._reject(f"no workflow {workflow_id!r}")
+            step = next((s for s in workflow.steps if s.name == step_name), None)
+            if step is None:
+                return self._reject(f"workflow {workflow_id!r} has no step {step_name!r}")
+            if step.status != PENDING:
+                return self._reject(f"step {step_name!r} of {workflow_id!r} is already {step.status}")
+            step.status = COMPLETED if op == "complete" else FAILED
+            step.output = detail
+            return "ok"
+        return self._reject(f"unknown workflow command {op!r}; expected start, complete or fail")
+
+    def _reject(self, reason: str) -> str:
+        self.rejected_commands += 1
+        return f"error: {reason}"
+
+    # Snapshots -----------------------------------------------------------------
+
+    def create_snapshot(self, index: int) -> bytes:
+        _check_snapshot_index(self, index)
+        writer = Writer()
+        _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
+        writer.int(self.rejected_commands).int(len(self.workflows))
+        for workflow_id in sorted(self.workflows):
+            workflow = self.workflows[workflow_id]
+            writer.text(workflow_id).bytes(workflow.payload).int(len(workflow.steps))
+            for step in workflow.steps:
+                writer.text(step.name).text(step.status).bytes(step.output)
+        return writer.getvalue()
+
+    def restore_from_snapshot(self, data: bytes) -> None:
+        """Replace the state with ``data``; on bad data raise and keep the old state."""
+        reader = Reader(data, "workflow snapshot")
+        index = _SnapshotHeader.read(reader, self.SNAPSHOT_FORMAT)
+        rejected = reader.int()
+        workflows = {}
+        for _ in range(reader.int()):
+            workflow_id = reader.text()
+            payload = reader.bytes()
+            steps = [
+                Step(reader.text(), reader.text(), reader.bytes()) for _ in range(reader.int())
+            ]
+            workflows[workflow_id] = Workflow(workflow_id, steps, payload)
+        reader.expect_end()
+        self.workflows, self.applied_index, self.rejected_commands = workflows, index, rejected
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.create_snapshot(self.applied_index)).hexdigest()
+
+
+# -- key-value store ----------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class KeyValueStore:
+    """A dictionary of text keys to byte values. Commands: :meth:`put`, :meth:`delete`."""
+
+    SNAPSHOT_FORMAT = "raftsim-kv-v1"
+
+    data: dict[str, bytes] = attrs.Factory(dict)
+    applied_index: int = 0
+    rejected_commands: int = 0
+
+    @staticmethod
+    def put(key: str, value: bytes) -> bytes:
+        return Writer().text("put").text(key).bytes(value).getvalue()
+
+    @staticmethod
+    def delete(key: str) -> bytes:
+        return Writer().text("delete").text(key).getvalue()
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:
+        return self.data.get(key, default)
+
+    def apply(self, index: int, command: bytes) -> str:
+        self.applied_index = index
+        try:
+            reader = Reader(command, "key-value command")
+            op = reader.text()
+            key = reader.text()
+            if op == "put":
+                value = reader.bytes()
+                reader.expect_end()
+                self.data[key] = value
+                return "ok"
+            if op == "delete":
+                reader.expect_end()
+                return "ok" if self.data.pop(key, None) is not None else "not found"
+            self.rejected_commands += 1
+            return f"error: unknown key-value command {op!r}; expected put or delete"
+        except DecodeError as error:
+            self.rejected_commands += 1
+            return f"error: {error}"
+
+    def create_snapshot(self, index: int) -> bytes:
+        _check_snapshot_index(self, index)
+        writer = Writer()
+        _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
+        writer.int(self.rejected_commands).int(len(self.data))
+        for key in sorted(self.data):
+            writer.text(key).bytes(self.data[key])
+        return writer.getvalue()
+
+    def restore_from_snapshot(self, data: bytes) -> None:
+        reader = Reader(data, "key-value snapshot")
+        index = _SnapshotHeader.read(reader, self.SNAPSHOT_FORMAT)
+        rejected = reader.int()
+        items = {reader.text(): reader.bytes() for _ in range(reader.int())}
+        reader.expect_end()
+        self.data, self.applied_index, self.rejected_commands = items, index, rejected
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.create_snapshot(self.applied_index)).hexdigest()

@@ -1,0 +1,203 @@
+"""The trace: every event of a run as a structured record, in a replayable order.
+
+Records are ``(virtual_time, node, seq, kind, fields)``. Within one virtual
+instant, trio may run tasks in any order, so events are not numbered as
+they arrive: each is filed under ``(time, phase, node, per-node counter)``
+and the instant is sorted and numbered once time moves on. Phases follow
+how an instant unfolds: scenario and fault actions (0), then deliveries by
+the transport (1), then the nodes' reactions (2). Each node's own events
+come in its own deterministic order, so the result is the same in every
+run with the same seed.
+
+The trace exports as JSONL (one object per line, keys in a fixed order) or
+as narrated text, and ``sha256()`` hashes exactly the JSONL bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+
+import attrs
+
+from .raft import Message
+
+SCENARIO, TRANSPORT, NODE = 0, 1, 2
+
+#: ``node`` of events that belong to the whole cluster (faults, scenario steps).
+CLUSTER = 0
+
+
+@attrs.frozen
+class TraceRecord:
+    time: float
+    node: int
+    seq: int
+    kind: str
+    fields: tuple[tuple[str, object], ...]
+
+    def get(self, name: str, default=None):
+        return dict(self.fields).get(name, default)
+
+    def to_json(self) -> str:
+        body = {"t": self.time, "node": self.node, "seq": self.seq, "kind": self.kind}
+        body.update(self.fields)
+        return json.dumps(body, separators=(",", ":"), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> TraceRecord:
+        body = json.loads(line)
+        try:
+            time, node, seq, kind = body.pop("t"), body.pop("node"), body.pop("seq"), body.pop("kind")
+        except KeyError as missing:
+            raise ValueError(f"trace line lacks field {missing}; expected t, node, seq, kind") from None
+        return cls(time, node, seq, kind, tuple(body.items()))
+
+    def to_text(self) -> str:
+        who = "cluster" if self.node == CLUSTER else f"n{self.node}"
+        details = " ".join(f"{key}={value}" for key, value in self.fields)
+        return f"{self.time:12.6f} {who:>7} {self.kind:<18} {details}".rstrip()
+
+
+def message_fields(message: Message) -> dict[str, object]:
+    """The parts of a message worth recording."""
+    fields: dict[str, object] = {
+        "type": message.msg_type.value,
+        "from": message.from_,
+        "to": message.to,
+        "term": message.term,
+    }
+    if message.index or message.log_term:
+        fields["index"] = message.index
+        fields["log_term"] = message.log_term
+    if message.entries:
+        fields["entries"] = len(message.entries)
+    if message.commit:
+        fields["commit"] = message.commit
+    if message.reject:
+        fields["reject"] = True
+    if message.snapshot is not None:
+        fields["snapshot_index"] = message.snapshot.index
+    fields["size"] = message.size
+    return fields
+
+
+class Trace:
+    """Collects events; see the module docstring.
+
+    ``record_messages=False`` leaves out per-message events (send, deliver,
+    drop, duplicate) for long runs where only the story matters; drops are
+    still counted by the transport.
+    """
+
+    def __init__(self, *, record_messages: bool = True, start_time: float = 0.0) -> None:
+        self.record_messages = record_messages
+        self.start_time = start_time
+        self._records: list[TraceRecord] = []
+        self._pending: list[tuple[tuple, str, dict]] = []
+        self._pending_time: float | None = None
+        self._counters: Counter = Counter()
+        self._hash = hashlib.sha256()
+        self._seq = 0
+        self.listeners: list = []
+
+    # -- recording ------------------------------------------------------------
+
+    def event(self, now: float, node: int, kind: str, phase: int = NODE, **fields) -> None:
+        time = round(now - self.start_time, 9)
+        if self._pending_time is not None and time != self._pending_time:
+            self.flush()
+        self._pending_time = time
+        counter_key = (phase, node)
+        self._counters[counter_key] += 1
+        self._pending.append(((phase, node, self._counters[counter_key]), kind, fields))
+
+    def flush(self) -> None:
+        """Number and publish the events of the instant collected so far."""
+        if not self._pending:
+            return
+        time = self._pending_time
+        self._pending.sort(key=lambda item: item[0])
+        for (phase, node, _), kind, fields in self._pending:
+            self._seq += 1
+            record = TraceRecord(time, node, self._seq, kind, tuple(fields.items()))
+            self._records.append(record)
+            self._hash.update(record.to_json().encode("utf-8") + b"\n")
+            for listener in self.listeners:
+                listener(record)
+        self._pending.clear()
+        self._counters.clear()
+
+    # -- transport observer ---------------------------------------------------
+
+    def bind_clock(self, clock) -> None:
+        """``clock()`` returns the current virtual time; the transport hooks use it."""
+        self._clock = clock
+
+    def on_send(self, message: Message, arrival: float) -> None:
+        if self.record_messages:
+            self.event(self._clock(), message.from_, "send", NODE, arrives=round(arrival - self.start_time, 9), **message_fields(message))
+
+    def on_drop(self, message: Message, reason: str) -> None:
+        if self.record_messages:
+            phase = TRANSPORT if reason == "destination down" else NODE
+            node = message.to if phase == TRANSPORT else message.from_
+            self.event(self._clock(), node, "drop", phase, reason=reason, **message_fields(message))
+
+    def on_duplicate(self, message: Message, arrival: float) -> None:
+        if self.record_messages:
+            self.event(self._clock(), message.from_, "duplicate", NODE, arrives=round(arrival - self.start_time, 9), **message_fields(message))
+
+    def on_deliver(self, message: Message) -> None:
+        if self.record_messages:
+            self.event(self._clock(), message.to, "deliver", TRANSPORT, **message_fields(message))
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def records(self) -> list[TraceRecord]:
+        self.flush()
+        return self._records
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        return iter(self.records)
+
+    def of_kind(self, *kinds: str) -> list[TraceRecord]:
+        return [record for record in self.records if record.kind in kinds]
+
+    def sha256(self) -> str:
+        self.flush()
+        return self._hash.hexdigest()
+
+    def to_jsonl(self) -> str:
+        return "".join(record.to_json() + "\n" for record in self.records)
+
+    def write_jsonl(self, path) -> None:
+        with open(path, "w", encoding="utf-8") as file:
+            for record in self.records:
+                file.write(record.to_json() + "\n")
+
+    def to_text(self, kinds: set[str] | None = None) -> str:
+        return "\n".join(
+            record.to_text() for record in self.records if kinds is None or record.kind in kinds
+        )
+
+    def excerpt(self, last: int = 20) -> str:
+        """The last ``last`` records as text, for error messages."""
+        return "\n".join(record.to_text() for record in self.records[-last:])
+
+
+def read_jsonl(path) -> list[TraceRecord]:
+    """Load a trace written by :meth:`Trace.write_jsonl`; errors name the bad line."""
+    records = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(TraceRecord.from_json(line))
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{path}:{number}: not a trace record: {error}") from None
+    return records

@@ -1,0 +1,351 @@
+"""``InMemoryClusterTransport``: the network between nodes of one trio process.
+
+Theory of operation. Each node owns one inbox, a trio memory channel whose
+only sender is this transport. Everything a node reacts to — messages from
+peers, its clock ticks, client commands — reaches it through that inbox, in
+one explicit total order: ``(time, kind, destination, source, sequence)``.
+That order, not trio's scheduler, decides what happens, which is what makes
+a run replay byte for byte (DESIGN.md section 5).
+
+:meth:`InMemoryClusterTransport.send` is synchronous: it decides at once,
+with the link's own random generator, whether the message is lost or
+duplicated and when it arrives (latency, plus time spent queued behind
+earlier messages on a bandwidth-limited link), and files it in a heap.
+:meth:`InMemoryClusterTransport.serve` is the one task that delivers. At
+each instant it first waits until every other task is blocked — nodes
+have finished reacting to the previous instant, scenario code has applied
+its faults — and only then hands out everything due, in order.
+
+Latency is always positive (``links.MIN_LATENCY``), so nothing sent at an
+instant is due in that same instant.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import attrs
+import trio
+import trio.testing
+
+from simulator.raft import Message
+
+from .links import LinkConfig
+
+#: Delivery kinds, in the order they are handed out within one instant.
+TIMER, CLIENT, MESSAGE = 0, 1, 2
+
+Link = tuple[int, int]
+
+
+@attrs.frozen
+class Delivered:
+    """A message arriving at its destination's inbox."""
+
+    message: Message
+
+
+@attrs.frozen
+class LinkStatistics:
+    messages_sent: int
+    bytes_sent: int
+    messages_delivered: int
+    messages_dropped: int
+    messages_duplicated: int
+    by_kind: tuple[tuple[str, int, int], ...]  # (kind, messages, bytes) sent
+
+
+@attrs.frozen
+class TransportStatistics:
+    """Counters of the whole network and of each directed link."""
+
+    messages_sent: int
+    bytes_sent: int
+    messages_delivered: int
+    messages_dropped: int
+    messages_duplicated: int
+    links: tuple[tuple[Link, LinkStatistics], ...]
+
+    def link(self, src: int, dst: int) -> LinkStatistics | None:
+        return dict(self.links).get((src, dst))
+
+
+@attrs.define(eq=False)
+class _LinkState:
+    rng: random.Random
+    busy_until: float = 0.0
+    last_arrival: float = 0.0
+    sequence: int = 0
+    sent: int = 0
+    sent_bytes: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    kind_messages: Counter = attrs.Factory(Counter)
+    kind_bytes: Counter = attrs.Factory(Counter)
+
+
+class TransportObserver:
+    """Hooks the transport calls as it moves messages; the trace implements them."""
+
+    def on_send(self, message: Message, arrival: float) -> None: ...
+
+    def on_drop(self, message: Message, reason: str) -> None: ...
+
+    def on_duplicate(self, message: Message, arrival: float) -> None: ...
+
+    def on_deliver(self, message: Message) -> None: ...
+
+
+class InMemoryClusterTransport:
+    """Moves Raft messages between nodes in one trio process; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        link: LinkConfig | None = None,
+        observer: TransportObserver | None = None,
+    ) -> None:
+        self.seed = seed
+        self.default_link = link or LinkConfig()
+        self.observer = observer or TransportObserver()
+        self._link_overrides: dict[Link, LinkConfig] = {}
+        self._links: dict[Link, _LinkState] = {}
+        self._blocked: set[Link] = set()
+        self._inboxes: dict[int, trio.MemorySendChannel] = {}
+        self._heap: list[tuple] = []
+        self._local_sequence: Counter = Counter()
+        self._wakeup = trio.Event()
+        self._sleeping_until = math.inf
+        self.delivered_items = 0
+
+    # -- nodes ----------------------------------------------------------------
+
+    def attach(self, node_id: int) -> trio.MemoryReceiveChannel:
+        """Open ``node_id``'s inbox; the node reads everything from it."""
+        if node_id in self._inboxes:
+            raise ValueError(f"node {node_id} is already attached")
+        send_channel, receive_channel = trio.open_memory_channel(math.inf)
+        self._inboxes[node_id] = send_channel
+        return receive_channel
+
+    def detach(self, node_id: int) -> None:
+        """Close ``node_id``'s inbox (it crashed or left); what arrives for it is dropped."""
+        inbox = self._inboxes.pop(node_id, None)
+        if inbox is not None:
+            inbox.close()
+
+    def is_attached(self, node_id: int) -> bool:
+        return node_id in self._inboxes
+
+    # -- links and faults ---------------------------------------------------
+
+    def link_config(self, src: int, dst: int) -> LinkConfig:
+        return self._link_overrides.get((src, dst), self.default_link)
+
+    def set_link(self, src: int, dst: int, config: LinkConfig) -> None:
+        """Override one directed link's behaviour."""
+        self._link_overrides[(src, dst)] = config
+
+    def set_default_link(self, config: LinkConfig) -> None:
+        self.default_link = config
+
+    def reset_links(self) -> None:
+        """Forget every per-link override."""
+        self._link_overrides.clear()
+
+    def block(self, src: int, dst: int) -> None:
+        """Drop everything sent from ``src`` to ``dst`` from now on."""
+        self._blocked.add((src, dst))
+
+    def unblock(self, src: int, dst: int) -> None:
+        self._blocked.discard((src, dst))
+
+    def unblock_all(self) -> None:
+        self._blocked.clear()
+
+    def is_blocked(self, src: int, dst: int) -> bool:
+        return (src, dst) in self._blocked
+
+    @property
+    def blocked_links(self) -> list[Link]:
+        return sorted(self._blocked)
+
+    def _link(self, src: int, dst: int) -> _LinkState:
+        state = self._links.get((src, dst))
+        if state is None:
+            # A generator per link, derived from the run seed: links never share a stream.
+            state = _LinkState(rng=random.Random(f"{self.seed}/link/{src}->{dst}"))
+            self._links[(src, dst)] = state
+        return state
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        """Put ``message`` on the wire now; it arrives later, once, twice, or never."""
+        now = trio.current_time()
+        src, dst = message.from_, message.to
+        config = self.link_config(src, dst)
+        link = self._link(src, dst)
+        size = message.size
+        kind = message.msg_type.value
+        link.sent += 1
+        link.sent_bytes += size
+        link.kind_messages[kind] += 1
+        link.kind_bytes[kind] += size
+        # Draw every random number up front, whatever the outcome, so a change of
+        # loss rate does not shift the stream that decides latencies.
+        rng = link.rng
+        lost = rng.random() < config.loss
+        duplicated = rng.random() < config.duplicate
+        held_back = rng.random() < config.reorder
+        latency = config.latency.sample(rng)
+        extra = config.latency.sample(rng)
+        duplicate_latency = config.latency.sample(rng)
+
+        # The bytes occupy the link even if they are lost on the way.
+        start = max(now, link.busy_until)
+        link.busy_until = start + config.transmission_time(size)
+        if (src, dst) in self._blocked:
+            link.dropped += 1
+            self.observer.on_drop(message, "link blocked")
+            return
+        if lost:
+            link.dropped += 1
+            self.observer.on_drop(message, "lost")
+            return
+        arrival = link.busy_until + latency
+        if held_back:
+            arrival += extra
+        else:
+            # A FIFO link: never overtake what was sent before.
+            arrival = max(arrival, link.last_arrival)
+            link.last_arrival = arrival
+        self._push(arrival, MESSAGE, dst, src, link, Delivered(message))
+        self.observer.on_send(message, arrival)
+        if duplicated:
+            copy_arrival = max(arrival, link.busy_until + duplicate_latency)
+            link.duplicated += 1
+            self._push(copy_arrival, MESSAGE, dst, src, link, Delivered(message))
+            self.observer.on_duplicate(message, copy_arrival)
+
+    def _push(self, at: float, kind: int, dst: int, src: int, link: _LinkState, item) -> None:
+        link.sequence += 1
+        heapq.heappush(self._heap, (at, kind, dst, src, link.sequence, item))
+        if at < self._sleeping_until:
+            self._wakeup.set()
+
+    def schedule(
+        self, node_id: int, at: float, item, *, kind: int = TIMER, order: tuple[int, int] | None = None
+    ) -> None:
+        """Hand ``item`` to ``node_id``'s inbox at time ``at`` (timers, client commands).
+
+        ``order`` is ``(source, sequence)`` deciding the place among items due
+        at the same instant; clients pass their own id and counter so that
+        concurrent clients are ordered by who they are, not by which task
+        trio happened to run first. Without it, items keep the order of calls.
+        """
+        if kind not in (TIMER, CLIENT):
+            raise ValueError(f"schedule() is for TIMER or CLIENT items, got kind {kind}")
+        if order is None:
+            self._local_sequence[node_id] += 1
+            order = (0, self._local_sequence[node_id])
+        heapq.heappush(self._heap, (at, kind, node_id, order[0], order[1], item))
+        if at < self._sleeping_until:
+            self._wakeup.set()
+
+    # -- delivering ------------------------------------------------------------
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Deliver everything, in order, forever. Run it in the cluster's nursery."""
+        task_status.started()
+        heap = self._heap
+        while True:
+            # Let every other task finish what it does at this instant first.
+            await trio.testing.wait_all_tasks_blocked()
+            now = trio.current_time()
+            if heap and heap[0][0] <= now:
+                self._deliver_due(now)
+                continue
+            self._wakeup = trio.Event()
+            self._sleeping_until = heap[0][0] if heap else math.inf
+            with trio.move_on_at(self._sleeping_until):
+                await self._wakeup.wait()
+            self._sleeping_until = math.inf
+
+    def _deliver_due(self, now: float) -> None:
+        heap = self._heap
+        inboxes = self._inboxes
+        while heap and heap[0][0] <= now:
+            _, kind, dst, src, _, item = heapq.heappop(heap)
+            inbox = inboxes.get(dst)
+            if kind == MESSAGE:
+                link = self._links[(src, dst)]
+                if inbox is None:
+                    link.dropped += 1
+                    self.observer.on_drop(item.message, "destination down")
+                    continue
+                link.delivered += 1
+                self.observer.on_deliver(item.message)
+            elif inbox is None:
+                # A timer or client command for a node that is down: tell the
+                # client (if any) instead of letting it wait forever.
+                undeliverable = getattr(item, "undeliverable", None)
+                if undeliverable is not None:
+                    undeliverable(f"node {dst} is down")
+                continue
+            self.delivered_items += 1
+            inbox.send_nowait(item)
+
+    def pending(self) -> int:
+        """Items waiting to be delivered."""
+        return len(self._heap)
+
+    def drop_pending(self, predicate: Callable[[object], bool]) -> int:
+        """Remove waiting items for which ``predicate(item)`` is true; returns how many."""
+        kept = [entry for entry in self._heap if not predicate(entry[5])]
+        removed = len(self._heap) - len(kept)
+        heapq.heapify(kept)
+        self._heap[:] = kept
+        return removed
+
+    # -- observation -----------------------------------------------------------
+
+    def statistics(self) -> TransportStatistics:
+        links = []
+        for key in sorted(self._links):
+            state = self._links[key]
+            links.append(
+                (
+                    key,
+                    LinkStatistics(
+                        messages_sent=state.sent,
+                        bytes_sent=state.sent_bytes,
+                        messages_delivered=state.delivered,
+                        messages_dropped=state.dropped,
+                        messages_duplicated=state.duplicated,
+                        by_kind=tuple(
+                            (kind, state.kind_messages[kind], state.kind_bytes[kind])
+                            for kind in sorted(state.kind_messages)
+                        ),
+                    ),
+                )
+            )
+        return TransportStatistics(
+            messages_sent=sum(s.messages_sent for _, s in links),
+            bytes_sent=sum(s.bytes_sent for _, s in links),
+            messages_delivered=sum(s.messages_delivered for _, s in links),
+            messages_dropped=sum(s.messages_dropped for _, s in links),
+            messages_duplicated=sum(s.messages_duplicated for _, s in links),
+            links=tuple(links),
+        )
+
+
+def all_links(node_ids: Iterable[int]) -> list[Link]:
+    ids = sorted(node_ids)
+    return [(a, b) for a in ids for b in ids if a != b]
