@@ -73,9 +73,7 @@ class Cluster(ClientMixin):
         self.monitor = InvariantMonitor(context=lambda: self.trace.excerpt(15))
         self.transport = InMemoryClusterTransport(seed=seed, link=link, observer=self.trace)
         self.runners: dict[int, NodeRunner] = {}
-        self._scopes: dict[int, trio.CancelScope] = {}
-        self._inboxes: dict[int, trio.MemoryReceiveChannel] = {}
-        self._resumed: dict[int, trio.Event] = {}
+        self._paused: dict[int, list] = {}  # node -> items that arrived while paused
         self._tick_rngs: dict[int, random.Random] = {}
         self._removed: set[int] = set()
         self._changed = trio.Event()
@@ -131,29 +129,24 @@ class Cluster(ClientMixin):
 
     def _spawn(self, node_id: int) -> None:
         runner = self.runners[node_id]
-        inbox = self.transport.attach(node_id)
-        self._inboxes[node_id] = inbox
-        scope = trio.CancelScope()
-        self._scopes[node_id] = scope
         runner.start()
+        self.transport.attach(node_id, lambda item: self._deliver(runner, item))
         # Nodes tick in step but not in unison: each gets its own phase.
         first_tick = trio.current_time() + self._tick_rngs[node_id].uniform(0, self.tick_interval)
         self.transport.schedule(node_id, first_tick, Tick(runner.incarnation))
-        self._nursery.start_soon(self._run_node, runner, inbox, scope, name=f"node-{node_id}")
+        runner.process_ready()
 
-    async def _run_node(self, runner: NodeRunner, inbox, scope: trio.CancelScope) -> None:
-        node_id = runner.node_id
-        with scope:
-            runner.process_ready()
-            async for item in inbox:
-                resumed = self._resumed.get(node_id)
-                if resumed is not None:
-                    await resumed.wait()
-                if isinstance(item, Tick):
-                    if item.incarnation != runner.incarnation:
-                        continue  # a tick of this node's previous life
-                    self.transport.schedule(node_id, trio.current_time() + self.tick_interval, item)
-                runner.handle(item)
+    def _deliver(self, runner: NodeRunner, item) -> None:
+        """The node's inbox: the transport calls it for each item, in the total order."""
+        backlog = self._paused.get(runner.node_id)
+        if backlog is not None:
+            backlog.append(item)  # a paused node reacts when it resumes
+            return
+        if isinstance(item, Tick):
+            if item.incarnation != runner.incarnation:
+                return  # a tick of this node's previous life
+            self.transport.schedule(runner.node_id, trio.current_time() + self.tick_interval, item)
+        runner.handle(item)
 
     def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:
         self._notify()
@@ -264,19 +257,9 @@ class Cluster(ClientMixin):
         runner = self._runner(node_id)
         if not runner.is_up:
             raise RuntimeError(f"node {node_id} is already down")
-        self._scopes.pop(node_id).cancel()
         self.transport.detach(node_id)
-        inbox = self._inboxes.pop(node_id)
-        while True:  # what was queued for it is lost; tell waiting clients
-            try:
-                item = inbox.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            undeliverable = getattr(item, "undeliverable", None)
-            if undeliverable is not None:
-                undeliverable(f"node {node_id} crashed with the command still queued")
-        inbox.close()
-        self._resumed.pop(node_id, None)
+        for item in self._paused.pop(node_id, []):  # what was queued for it is lost
+            _undeliverable(item, f"node {node_id} crashed with the command still queued")
         runner.crash()
         self._fault("crash", node_id=node_id)
         self._notify()
@@ -296,20 +279,24 @@ class Cluster(ClientMixin):
         messages wait in its inbox."""
         if not self._runner(node_id).is_up:
             raise RuntimeError(f"node {node_id} is down; only a running node can pause")
-        if node_id in self._resumed:
+        if node_id in self._paused:
             raise RuntimeError(f"node {node_id} is already paused")
-        self._resumed[node_id] = trio.Event()
+        self._paused[node_id] = []
         self._fault("pause", node_id=node_id)
 
     def resume(self, node_id: int) -> None:
-        event = self._resumed.pop(node_id, None)
-        if event is None:
+        """Unfreeze ``node_id``: it handles what queued up, in arrival order, now."""
+        backlog = self._paused.pop(node_id, None)
+        if backlog is None:
             raise RuntimeError(f"node {node_id} is not paused")
-        event.set()
         self._fault("resume", node_id=node_id)
+        runner = self.runners[node_id]
+        for item in backlog:
+            if runner.is_up:
+                self._deliver(runner, item)
 
     def is_paused(self, node_id: int) -> bool:
-        return node_id in self._resumed
+        return node_id in self._paused
 
     def compact(self, node_id: int) -> int:
         """Snapshot ``node_id``'s state machine now and compact its log; returns the index."""
@@ -342,6 +329,12 @@ class Cluster(ClientMixin):
             deadline = self._actions[0][0] if self._actions else float("inf")
             with trio.move_on_at(deadline):
                 await self._action_wakeup.wait()
+
+
+def _undeliverable(item, reason: str) -> None:
+    undeliverable = getattr(item, "undeliverable", None)
+    if undeliverable is not None:
+        undeliverable(reason)
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -137,7 +137,10 @@ class NodeRunner:
         if snapshot.index > 0 and snapshot.data is not None:
             machine.restore_from_snapshot(snapshot.data)
         self.state_machine = machine
-        self.raw_node = RawNode(self.config, self.storage, self.rng)
+        # The state machine already holds everything up to the snapshot, even if
+        # the log still keeps some entries before it: apply only what follows.
+        config = attrs.evolve(self.config, applied=max(self.config.applied, snapshot.index))
+        self.raw_node = RawNode(config, self.storage, self.rng)
         self.incarnation += 1
         self.last_role = None
         self._event("start", term=self.raw_node.raft.term, snapshot_index=snapshot.index)

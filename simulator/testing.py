@@ -115,7 +115,9 @@ class HarnessNode:
         snapshot = self.storage.full_snapshot()
         if snapshot.data is not None and snapshot.index > 0:
             self.state_machine.restore_from_snapshot(snapshot.data)
-        self.raw_node = RawNode(self.config, self.storage, self.rng)
+        # Apply only what follows the snapshot the state machine was restored from.
+        config = attrs.evolve(self.config, applied=max(self.config.applied, snapshot.index))
+        self.raw_node = RawNode(config, self.storage, self.rng)
 
     @property
     def node(self) -> RawNode:

@@ -95,38 +95,40 @@ class Trace:
     def __init__(self, *, record_messages: bool = True, start_time: float = 0.0) -> None:
         self.record_messages = record_messages
         self.start_time = start_time
+        # Published rows are plain tuples (time, node, seq, kind, fields); records,
+        # JSON and the hash are built from them only when asked for.
+        self._rows: list[tuple] = []
         self._records: list[TraceRecord] = []
-        self._pending: list[tuple[tuple, str, dict]] = []
+        self._pending: list[tuple] = []
         self._pending_time: float | None = None
         self._counters: Counter = Counter()
         self._hash = hashlib.sha256()
-        self._seq = 0
+        self._hashed = 0
         self.listeners: list = []
 
     # -- recording ------------------------------------------------------------
 
     def event(self, now: float, node: int, kind: str, phase: int = NODE, **fields) -> None:
         time = round(now - self.start_time, 9)
-        if self._pending_time is not None and time != self._pending_time:
+        if time != self._pending_time:
             self.flush()
-        self._pending_time = time
+            self._pending_time = time
         counter_key = (phase, node)
-        self._counters[counter_key] += 1
-        self._pending.append(((phase, node, self._counters[counter_key]), kind, fields))
+        count = self._counters[counter_key] = self._counters[counter_key] + 1
+        self._pending.append((phase, node, count, kind, fields))
 
     def flush(self) -> None:
         """Number and publish the events of the instant collected so far."""
         if not self._pending:
             return
         time = self._pending_time
-        self._pending.sort(key=lambda item: item[0])
-        for (phase, node, _), kind, fields in self._pending:
-            self._seq += 1
-            record = TraceRecord(time, node, self._seq, kind, tuple(fields.items()))
-            self._records.append(record)
-            self._hash.update(record.to_json().encode("utf-8") + b"\n")
+        self._pending.sort(key=lambda item: item[:3])
+        rows = self._rows
+        for _, node, _, kind, fields in self._pending:
+            row = (time, node, len(rows) + 1, kind, fields)
+            rows.append(row)
             for listener in self.listeners:
-                listener(record)
+                listener(_record(row))
         self._pending.clear()
         self._counters.clear()
 
@@ -159,7 +161,14 @@ class Trace:
     @property
     def records(self) -> list[TraceRecord]:
         self.flush()
-        return self._records
+        records = self._records
+        for row in self._rows[len(records) :]:
+            records.append(_record(row))
+        return records
+
+    def __len__(self) -> int:
+        self.flush()
+        return len(self._rows)
 
     def __iter__(self) -> Iterator[TraceRecord]:
         return iter(self.records)
@@ -168,7 +177,11 @@ class Trace:
         return [record for record in self.records if record.kind in kinds]
 
     def sha256(self) -> str:
-        self.flush()
+        """Hash of the JSONL form of everything recorded so far."""
+        records = self.records
+        for record in records[self._hashed :]:
+            self._hash.update(record.to_json().encode("utf-8") + b"\n")
+        self._hashed = len(records)
         return self._hash.hexdigest()
 
     def to_jsonl(self) -> str:
@@ -187,6 +200,11 @@ class Trace:
     def excerpt(self, last: int = 20) -> str:
         """The last ``last`` records as text, for error messages."""
         return "\n".join(record.to_text() for record in self.records[-last:])
+
+
+def _record(row: tuple) -> TraceRecord:
+    time, node, seq, kind, fields = row
+    return TraceRecord(time, node, seq, kind, tuple(fields.items()))
 
 
 def read_jsonl(path) -> list[TraceRecord]:

@@ -1,7 +1,7 @@
 """``InMemoryClusterTransport``: the network between nodes of one trio process.
 
-Theory of operation. Each node owns one inbox, a trio memory channel whose
-only sender is this transport. Everything a node reacts to — messages from
+Theory of operation. Each node attaches one inbox callback, and this
+transport is its only caller. Everything a node reacts to — messages from
 peers, its clock ticks, client commands — reaches it through that inbox, in
 one explicit total order: ``(time, kind, destination, source, sequence)``.
 That order, not trio's scheduler, decides what happens, which is what makes
@@ -112,12 +112,12 @@ class InMemoryClusterTransport:
         observer: TransportObserver | None = None,
     ) -> None:
         self.seed = seed
-        self.default_link = link or LinkConfig()
-        self.observer = observer or TransportObserver()
+        self.default_link = link if link is not None else LinkConfig()
+        self.observer = observer if observer is not None else TransportObserver()
         self._link_overrides: dict[Link, LinkConfig] = {}
         self._links: dict[Link, _LinkState] = {}
         self._blocked: set[Link] = set()
-        self._inboxes: dict[int, trio.MemorySendChannel] = {}
+        self._inboxes: dict[int, Callable[[object], None]] = {}
         self._heap: list[tuple] = []
         self._local_sequence: Counter = Counter()
         self._wakeup = trio.Event()
@@ -126,19 +126,15 @@ class InMemoryClusterTransport:
 
     # -- nodes ----------------------------------------------------------------
 
-    def attach(self, node_id: int) -> trio.MemoryReceiveChannel:
-        """Open ``node_id``'s inbox; the node reads everything from it."""
+    def attach(self, node_id: int, deliver: Callable[[object], None]) -> None:
+        """Connect ``node_id``: ``deliver(item)`` is called for everything due to it, in order."""
         if node_id in self._inboxes:
             raise ValueError(f"node {node_id} is already attached")
-        send_channel, receive_channel = trio.open_memory_channel(math.inf)
-        self._inboxes[node_id] = send_channel
-        return receive_channel
+        self._inboxes[node_id] = deliver
 
     def detach(self, node_id: int) -> None:
-        """Close ``node_id``'s inbox (it crashed or left); what arrives for it is dropped."""
-        inbox = self._inboxes.pop(node_id, None)
-        if inbox is not None:
-            inbox.close()
+        """Disconnect ``node_id`` (it crashed or left); what arrives for it is dropped."""
+        self._inboxes.pop(node_id, None)
 
     def is_attached(self, node_id: int) -> bool:
         return node_id in self._inboxes
@@ -198,15 +194,13 @@ class InMemoryClusterTransport:
         link.sent_bytes += size
         link.kind_messages[kind] += 1
         link.kind_bytes[kind] += size
-        # Draw every random number up front, whatever the outcome, so a change of
-        # loss rate does not shift the stream that decides latencies.
+        # Draw only what this link's settings need: a perfect link with constant
+        # latency (the common case) costs no random numbers at all.
         rng = link.rng
-        lost = rng.random() < config.loss
-        duplicated = rng.random() < config.duplicate
-        held_back = rng.random() < config.reorder
+        lost = config.loss > 0 and rng.random() < config.loss
+        duplicated = config.duplicate > 0 and rng.random() < config.duplicate
+        held_back = config.reorder > 0 and rng.random() < config.reorder
         latency = config.latency.sample(rng)
-        extra = config.latency.sample(rng)
-        duplicate_latency = config.latency.sample(rng)
 
         # The bytes occupy the link even if they are lost on the way.
         start = max(now, link.busy_until)
@@ -221,7 +215,7 @@ class InMemoryClusterTransport:
             return
         arrival = link.busy_until + latency
         if held_back:
-            arrival += extra
+            arrival += config.latency.sample(rng)
         else:
             # A FIFO link: never overtake what was sent before.
             arrival = max(arrival, link.last_arrival)
@@ -229,7 +223,7 @@ class InMemoryClusterTransport:
         self._push(arrival, MESSAGE, dst, src, link, Delivered(message))
         self.observer.on_send(message, arrival)
         if duplicated:
-            copy_arrival = max(arrival, link.busy_until + duplicate_latency)
+            copy_arrival = max(arrival, link.busy_until + config.latency.sample(rng))
             link.duplicated += 1
             self._push(copy_arrival, MESSAGE, dst, src, link, Delivered(message))
             self.observer.on_duplicate(message, copy_arrival)
@@ -265,18 +259,46 @@ class InMemoryClusterTransport:
         """Deliver everything, in order, forever. Run it in the cluster's nursery."""
         task_status.started()
         heap = self._heap
+        clock = trio.lowlevel.current_clock()
+        # On a virtual clock that only moves when everything waits, we may move it
+        # ourselves: that is exactly what autojump would do, minus a trip through
+        # trio's scheduler for every instant.
+        can_jump = isinstance(clock, trio.testing.MockClock) and clock.rate == 0
         while True:
             # Let every other task finish what it does at this instant first.
             await trio.testing.wait_all_tasks_blocked()
             now = trio.current_time()
             if heap and heap[0][0] <= now:
                 self._deliver_due(now)
+                if can_jump:
+                    self._fast_forward(clock)
                 continue
             self._wakeup = trio.Event()
             self._sleeping_until = heap[0][0] if heap else math.inf
             with trio.move_on_at(self._sleeping_until):
                 await self._wakeup.wait()
             self._sleeping_until = math.inf
+
+    def _fast_forward(self, clock) -> None:
+        """Deliver later instants at once while no other task could act before them.
+
+        Safe only because nothing else can happen in between: no task is
+        runnable (nobody was woken by what we delivered) and no task's timer is
+        due before (or at) the next delivery. Otherwise we return and let trio
+        run the others first, as it would have.
+        """
+        heap = self._heap
+        statistics = trio.lowlevel.current_statistics
+        while heap:
+            state = statistics()
+            if state.tasks_runnable:
+                return
+            now = trio.current_time()
+            next_at = heap[0][0]
+            if now + state.seconds_to_next_deadline <= next_at:
+                return
+            clock.jump(next_at - now)
+            self._deliver_due(trio.current_time())
 
     def _deliver_due(self, now: float) -> None:
         heap = self._heap
@@ -300,7 +322,7 @@ class InMemoryClusterTransport:
                     undeliverable(f"node {dst} is down")
                 continue
             self.delivered_items += 1
-            inbox.send_nowait(item)
+            inbox(item)
 
     def pending(self) -> int:
         """Items waiting to be delivered."""

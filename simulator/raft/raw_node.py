@@ -236,14 +236,18 @@ class RawNode:
     # -- the Ready hand-off -------------------------------------------------
 
     def has_ready(self) -> bool:
+        # Called after every input, so it compares fields instead of building values.
         raft = self.raft
         log = raft.raft_log
-        return bool(
-            self._soft_state() != self._previous_soft_state
-            or raft.hard_state != self._previous_hard_state
-            or log.unstable.entries
-            or log.pending_snapshot() is not None
-            or raft.messages
+        if raft.messages or log.unstable.entries or log.unstable.snapshot is not None:
+            return True
+        hard, soft = self._previous_hard_state, self._previous_soft_state
+        return (
+            raft.term != hard.term
+            or raft.vote != hard.vote
+            or log.committed != hard.commit
+            or raft.leader_id != soft.leader_id
+            or raft.role is not soft.role
             or log.has_next_entries()
         )
 
