@@ -303,10 +303,11 @@ def test_figure8_current_term_entry_on_a_majority_commits_the_old_one_too():
     net.crash(5)
     net.restart(5)
     net.heal()
-    for _ in range(2):
+    for _ in range(2):  # terms 4 and 5
         net.node(5).campaign()
         net.stabilize()
         assert net.node(5).raft.role is not Role.LEADER
+    assert log_terms(net, 2) == log_terms(net, 3) == [1, 2, 2, 4]
 
 
 # -- conflicting follower logs ------------------------------------------------------
@@ -360,6 +361,23 @@ def test_stale_leader_entries_are_replaced_in_one_rejected_round(stale_entries):
     assert net.applied(1) == [b"c1", b"c2", *term2]
 
 
+def test_delayed_duplicate_append_does_not_truncate_newer_entries():
+    """An old append that matches must not cut the entries after it (they may be acked)."""
+    net = make_network(seed=4)
+    elect(net, 1)
+    net.propose(1, b"a")
+    first = in_flight(net, MT.APPEND, to=2)[0]
+    net.stabilize()
+    propose_all(net, 1, [b"b", b"c"])
+    entries = log_entries(net, 2)
+    assert [e.index for e in entries] == [1, 2, 3, 4]
+    net.send(first)  # carries index 2 only
+    net.stabilize()
+    assert log_entries(net, 2) == entries
+    assert net.nodes[2].storage.last_index() == 4
+    assert net.applied(2) == [b"a", b"b", b"c"]
+
+
 FIGURE7_LEADER_TERMS = (1, 1, 1, 4, 4, 5, 5, 6, 6, 6)
 
 
@@ -402,7 +420,8 @@ def test_figure7_follower_log_is_made_identical_to_the_leaders(follower_terms, r
     assert net.nodes[2].storage.entries(1, 12) == net.nodes[1].storage.entries(1, 12)
     assert net.node(2).statistics().rejected("append_log_mismatch") == rejections
     assert committed(net, 2) == 11
-    assert net.applied(2) == net.applied(1) == [e.data for e in terms_to_entries(FIGURE7_LEADER_TERMS)]
+    leader_data = [e.data for e in terms_to_entries(FIGURE7_LEADER_TERMS)]
+    assert net.applied(2) == net.applied(1) == leader_data
 
 
 # -- flow control -------------------------------------------------------------------
@@ -426,6 +445,7 @@ def test_leader_pauses_after_max_inflight_appends_to_a_silent_follower():
         is_learner=False,
         recently_active=True,
     )
+    assert net.node(1).raft.prs.progress[2].is_paused()  # the window of 2 is full
     # Node 3 answers, so it has everything and the leader committed through it.
     assert net.node(3).raft.raft_log.last_index() == 6
     assert committed(net, 1) == 6
@@ -497,7 +517,8 @@ def test_lagging_follower_catches_up_by_snapshot(embed_snapshots):
     leader_storage = net.nodes[1].storage
     net.tick(1)  # heartbeat; node 3's response makes the leader look for index 2: compacted
     message = deliver_until(net, MT.SNAPSHOT)
-    assert (message.from_, message.to, message.snapshot.index, message.snapshot.term) == (1, 3, 6, 1)
+    assert (message.from_, message.to) == (1, 3)
+    assert (message.snapshot.index, message.snapshot.term) == (6, 1)
     assert message.snapshot.metadata.conf_state == ConfState(voters=(1, 2, 3))
     data = leader_storage.full_snapshot().data
     if embed_snapshots:
@@ -574,6 +595,41 @@ def test_failed_snapshot_report_moves_to_probe_and_a_later_heartbeat_retries():
     assert stats.event("snapshot_finishes_reported") == 1
     assert progress(net, 1, 3).state is ProgressState.REPLICATE
     assert net.applied(3) == LEADER_HISTORY
+
+
+def test_no_second_snapshot_goes_out_while_one_is_in_flight():
+    net = lagging_follower_after_compaction()
+    net.tick(1)
+    held = net.in_flight.pop(net.in_flight.index(deliver_until(net, MT.SNAPSHOT)))
+    for _ in range(3):  # heartbeats go back and forth; the follower stays in SNAPSHOT
+        net.tick(1)
+        net.stabilize()
+    assert net.node(1).statistics().event("snapshots_sent") == 1
+    assert progress(net, 1, 3).state is ProgressState.SNAPSHOT
+    assert net.applied(3) == []
+    net.send(held)  # the transfer completes late
+    net.stabilize()
+    assert progress(net, 1, 3).state is ProgressState.REPLICATE
+    assert net.applied(3) == LEADER_HISTORY
+
+
+def test_out_of_band_snapshot_replaced_in_transit_fails_and_the_newer_one_is_sent():
+    """The leader compacts again while metadata travels: the fetch fails, Raft retries."""
+    net = lagging_follower_after_compaction(embed_snapshots=False)
+    net.tick(1)
+    held = net.in_flight.pop(net.in_flight.index(deliver_until(net, MT.SNAPSHOT)))
+    propose_all(net, 1, [b"more"])
+    net.compact(1)  # snapshot at 8 replaces the one at 6, data and all
+    net.send(held)
+    net.stabilize()
+    stats = net.node(1).statistics()
+    assert (stats.event("snapshots_sent"), stats.event("snapshot_failures_reported")) == (1, 1)
+    assert progress(net, 1, 3).state is ProgressState.PROBE
+    net.tick(1)
+    net.stabilize()
+    assert net.node(1).statistics().event("snapshots_sent") == 2
+    assert net.nodes[3].storage.snapshot_metadata.index == 8
+    assert net.applied(3) == [*LEADER_HISTORY, b"more"]
 
 
 def caught_up_cluster(seed: int = 7) -> Network:
@@ -707,6 +763,76 @@ def test_new_learner_catches_up_by_snapshot_then_promoted_counts_toward_quorum()
     assert net.applied(4) == net.applied(1) == [b"x0", b"x1", b"x2", b"x3", b"y"]
 
 
+def test_learner_added_after_compaction_catches_up_by_snapshot():
+    """The only snapshot predates the learner's ADD entry, so its membership lacks the learner.
+
+    raft-rs's MemStorage builds the snapshot it hands out from the current
+    membership, and etcd's raftexample updates the ConfState before sending
+    (etcd-io/etcd#13741); either way the newcomer must be able to install it.
+    """
+    net = make_network(seed=9)
+    elect(net, 1)
+    propose_all(net, 1, [b"x0", b"x1", b"x2"])
+    net.compact(1)  # snapshot at 4, membership (1, 2, 3)
+    change_membership(net, 1, add_learner(4))  # index 5
+    net.add_node(4)
+    for _ in range(3):
+        net.tick(1)
+        net.stabilize()
+    learner = net.node(4).statistics()
+    assert learner.conf_state == ConfState(voters=(1, 2, 3), learners=(4,))
+    assert net.applied(4) == [b"x0", b"x1", b"x2"]
+    assert progress(net, 1, 4).state is ProgressState.REPLICATE
+    assert progress(net, 1, 4).match_index == 5
+    assert net.node(1).statistics().event("snapshots_sent") == 1
+
+
+def test_conf_change_forwarded_while_one_is_pending_is_dropped_by_the_leader():
+    net = make_network(seed=12)
+    elect(net, 1)
+    net.propose_conf_change(1, add_learner(4))  # index 2, pending
+    net.propose_conf_change(3, add_learner(5))  # node 3 forwards it
+    net.stabilize()
+    stats = net.node(1).statistics()
+    assert stats.rejected("conf_change_dropped_while_pending") == 1
+    assert stats.conf_state == ConfState(voters=(1, 2, 3), learners=(4,))
+    # The dropped change keeps its slot in the log as an empty normal entry.
+    assert log_entries(net, 1)[-1] == Entry(term=1, index=3)
+
+
+def test_new_leader_refuses_conf_change_until_the_one_in_its_log_is_applied():
+    net = make_network(seed=12, check_quorum=False)
+    elect(net, 1)
+    net.drop(2, 1)
+    net.drop(3, 1)
+    change_membership(net, 1, add_learner(4))  # index 2 on every node, committed nowhere
+    assert [committed(net, i) for i in (1, 2, 3)] == [1, 1, 1]
+    net.heal()
+    net.isolate(1)
+    net.node(2).campaign()
+    net.process_readies()
+    while net.node(2).raft.role is not Role.LEADER:
+        net.deliver()
+    with pytest.raises(ConfChangePendingError):
+        net.propose_conf_change(2, add_learner(5))
+    net.stabilize()  # node 2's own entry commits index 2 with it
+    assert net.node(2).statistics().conf_state == ConfState(voters=(1, 2, 3), learners=(4,))
+    change_membership(net, 2, add_learner(5))
+    assert net.node(2).statistics().conf_state == ConfState(voters=(1, 2, 3), learners=(4, 5))
+
+
+def test_learner_never_campaigns():
+    net = make_network((1, 2, 3), learners=(4,), seed=12)
+    for node_id in (1, 2, 3):
+        net.isolate(node_id)  # no one leads; the voters keep campaigning in vain
+    for _ in range(100):
+        net.tick_all()
+    learner = net.node(4).statistics()
+    assert (learner.role, learner.term) == (Role.FOLLOWER, 0)
+    assert (learner.event("pre_elections"), learner.event("elections")) == (0, 0)
+    assert net.node(1).statistics().event("pre_elections") > 0
+
+
 def test_second_conf_change_while_one_is_pending_raises():
     net = make_network(seed=9)
     elect(net, 1)
@@ -774,6 +900,37 @@ def test_removed_leader_steps_down_and_hands_over_with_timeout_now():
     assert (new.role, new.term, new.event("timeout_now_received")) == (Role.LEADER, 2, 1)
     assert net.node(3).statistics().leader_id == 2
     net.propose(2, b"b")
+    net.stabilize()
+    assert net.applied(2) == net.applied(3) == [b"a", b"b"]
+
+
+def test_entry_waiting_for_a_removed_voter_commits_when_the_removal_applies():
+    """Removing a voter shrinks the quorum at once: what waited for its ack commits."""
+    net = make_network((1, 2), seed=10)
+    elect(net, 1)
+    net.propose_conf_change(1, remove(2))  # index 2
+    net.propose(1, b"x")  # index 3
+    assert [[e.index for e in m.entries] for m in in_flight(net, MT.APPEND, to=2)] == [[2], [3]]
+    net.in_flight.pop(1)  # node 2 never gets index 3
+    net.deliver()  # node 2 stores index 2
+    net.deliver()  # its ack commits index 2; applying it leaves node 1 the only voter
+    assert net.node(1).statistics().conf_state == ConfState(voters=(1,))
+    assert committed(net, 1) == 3
+    assert net.applied(1) == [b"x"]
+    assert net.node(2).raft.raft_log.last_index() == 2
+
+
+def test_removed_leader_hands_over_to_the_most_up_to_date_voter():
+    net = make_network(seed=10)
+    elect(net, 1)
+    net.drop(1, 2)  # node 2 falls behind; node 3 keeps up
+    propose_all(net, 1, [b"a"])
+    timeout_now = record(net, lambda m: m.msg_type is MT.TIMEOUT_NOW)
+    change_membership(net, 1, remove(1))
+    assert [(m.from_, m.to) for m in timeout_now] == [(1, 3)]
+    assert (net.leader_id(), net.node(3).raft.term) == (3, 2)
+    net.heal()
+    net.propose(3, b"b")
     net.stabilize()
     assert net.applied(2) == net.applied(3) == [b"a", b"b"]
 

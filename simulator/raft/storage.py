@@ -152,7 +152,13 @@ class MemStorage:
                 f"snapshot at index >= {request_index} requested for node {to}, "
                 f"newest is at {self._snapshot_metadata.index}"
             )
-        return Snapshot(self._snapshot_metadata)
+        return Snapshot(self._metadata_for_sending())
+
+    def _metadata_for_sending(self) -> SnapshotMetadata:
+        # Membership may have changed since the snapshot was made (a learner added
+        # after the last compaction must find itself in it, or it would refuse it).
+        # The applied membership is committed, so sending it is safe (raft-rs does too).
+        return attrs.evolve(self._snapshot_metadata, conf_state=self._conf_state)
 
     # -- Writing (the application, while handling a Ready) ------------------
 

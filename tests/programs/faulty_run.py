@@ -1,0 +1,33 @@
+"""A faulty 5-node run that prints its trace hash; run in subprocesses by test_determinism."""
+
+from __future__ import annotations
+
+import sys
+
+import trio
+
+from simulator import Cluster, CompactionPolicy, run
+from simulator.schedules import apply_schedule, random_fault_schedule, steady_load
+from transports import LinkConfig, Uniform
+
+
+async def faulty_run(seed: int, duration: float) -> tuple[str, int, int]:
+    link = LinkConfig(latency=Uniform(0.001, 0.004), loss=0.01, duplicate=0.01, reorder=0.02)
+    async with Cluster.open(
+        nodes=5, seed=seed, link=link, compaction=CompactionPolicy(every=100, keep_entries=10)
+    ) as cluster:
+        apply_schedule(cluster, random_fault_schedule(seed, cluster.node_ids, duration, mean_gap=4.0))
+        load = await steady_load(cluster, duration=duration, interval=0.05)
+        await trio.sleep(5)
+        await cluster.check_liveness(within=30)
+        return cluster.trace.sha256(), load.committed, len(cluster.trace)
+
+
+def main() -> None:
+    seed, duration = int(sys.argv[1]), float(sys.argv[2])
+    digest, committed, events = run(faulty_run, seed, duration)
+    print(digest, committed, events)
+
+
+if __name__ == "__main__":
+    main()
