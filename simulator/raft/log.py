@@ -94,13 +94,19 @@ class RaftLog:
 
     # -- indexes and terms --------------------------------------------------
 
+    # These two run several times per message: written out rather than
+    # delegating to Unstable's maybe_* helpers.
     def first_index(self) -> int:
-        maybe = self.unstable.maybe_first_index()
-        return maybe if maybe is not None else self.storage.first_index()
+        snapshot = self.unstable.snapshot
+        return snapshot.metadata.index + 1 if snapshot is not None else self.storage.first_index()
 
     def last_index(self) -> int:
-        maybe = self.unstable.maybe_last_index()
-        return maybe if maybe is not None else self.storage.last_index()
+        unstable = self.unstable
+        if unstable.entries:
+            return unstable.offset + len(unstable.entries) - 1
+        if unstable.snapshot is not None:
+            return unstable.snapshot.metadata.index
+        return self.storage.last_index()
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index``; 0 past the end; ``CompactedError`` before the start."""

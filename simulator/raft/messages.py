@@ -245,6 +245,13 @@ RESPONSE_MESSAGES = frozenset(
     }
 )
 
+# Plain attributes on the members: checked for every message, and hashing an
+# enum member (for a set lookup) costs a Python-level call.
+for _member in MessageType:
+    _member.is_local = _member in LOCAL_MESSAGES
+    _member.is_response = _member in RESPONSE_MESSAGES
+del _member
+
 #: Fixed per-message overhead used by :attr:`Message.size` (header fields as a wire would carry them).
 MESSAGE_HEADER_BYTES = 64
 
@@ -295,8 +302,8 @@ class Message:
 
     @property
     def is_local(self) -> bool:
-        return self.msg_type in LOCAL_MESSAGES
+        return self.msg_type.is_local
 
     @property
     def is_response(self) -> bool:
-        return self.msg_type in RESPONSE_MESSAGES
+        return self.msg_type.is_response

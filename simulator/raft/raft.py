@@ -327,9 +327,11 @@ class Raft(LeaderReplication):
             self._step_stale_term(m)
             return
 
-        handler = _COMMON_HANDLERS.get(m.msg_type)
-        if handler is not None:
-            handler(self, m)
+        kind = m.msg_type
+        if kind is MT.REQUEST_VOTE or kind is MT.REQUEST_PRE_VOTE:
+            self._step_vote_request(m)
+        elif kind is MT.HUP:
+            self.hup()
         elif self.role is Role.LEADER:
             self.step_leader(m)
         elif self.role is Role.FOLLOWER:
@@ -357,9 +359,6 @@ class Raft(LeaderReplication):
                     reject=True,
                 )
             )
-
-    def _step_hup(self, m: Message) -> None:
-        self.hup()
 
     def _step_vote_request(self, m: Message) -> None:
         pre_vote = m.msg_type is MT.REQUEST_PRE_VOTE
@@ -545,10 +544,3 @@ def _append_is_well_formed(m: Message) -> bool:
         expected_index += 1
         previous_term = entry.term
     return m.log_term <= m.term
-
-
-_COMMON_HANDLERS = {
-    MT.HUP: Raft._step_hup,
-    MT.REQUEST_VOTE: Raft._step_vote_request,
-    MT.REQUEST_PRE_VOTE: Raft._step_vote_request,
-}

@@ -336,15 +336,12 @@ class RawNode:
         )
 
 
-_INT_FIELDS = ("to", "from_", "term", "log_term", "index", "commit", "reject_hint")
-
-
 def _has_valid_types(message: object) -> bool:
     """Field types as a decoder would guarantee; values are checked by the core."""
-    if not isinstance(message, Message) or not isinstance(message.msg_type, MessageType):
+    if type(message) is not Message or type(message.msg_type) is not MessageType:
         return False
-    for name in _INT_FIELDS:
-        value = getattr(message, name)
+    m = message
+    for value in (m.to, m.from_, m.term, m.log_term, m.index, m.commit, m.reject_hint):
         if type(value) is not int or value < 0:
             return False
     if type(message.reject) is not bool or not isinstance(message.context, bytes):
