@@ -3,41 +3,52 @@
 This package root re-exports the public API; the modules behind it are
 private. Layer 0, the sans-IO Raft core, lives in :mod:`simulator.raft`;
 :mod:`simulator.testing` is a synchronous harness that drives a network of
-``RawNode`` s without trio; :class:`Cluster` runs nodes as trio tasks on
-virtual time.
+``RawNode`` s without trio; :class:`Cluster` runs nodes on virtual time.
+
+The layer-3 names (``Cluster`` and friends) load on first use: the
+``transports`` layer imports ``simulator.raft``, which runs this file, and
+an eager import of the cluster here would import ``transports`` back while
+it is still half loaded.
 """
 
+from importlib import import_module
+
 from ._version import __version__
-from .client import Client, LivenessError, ProposalResult, ProposalTimeoutError
-from .cluster import Cluster, run
-from .codec import DecodeError
-from .invariants import InvariantChecker, InvariantViolation, NodeView
-from .monitor import InvariantMonitor
-from .node import CompactionPolicy
 from .raft import *  # noqa: F403 - the core's public names are ours
 from .raft import __all__ as _raft_all
-from .state_machines import KeyValueStore, StateMachine, WorkflowExecutor
-from .trace import Trace, TraceRecord, read_jsonl
 
-__all__ = [
-    "__version__",
-    "Client",
-    "Cluster",
-    "CompactionPolicy",
-    "DecodeError",
-    "InvariantChecker",
-    "InvariantMonitor",
-    "InvariantViolation",
-    "KeyValueStore",
-    "LivenessError",
-    "NodeView",
-    "ProposalResult",
-    "ProposalTimeoutError",
-    "StateMachine",
-    "Trace",
-    "TraceRecord",
-    "WorkflowExecutor",
-    "read_jsonl",
-    "run",
-    *_raft_all,
-]
+_LAZY = {
+    "Client": ".client",
+    "LivenessError": ".client",
+    "ProposalResult": ".client",
+    "ProposalTimeoutError": ".client",
+    "Cluster": ".cluster",
+    "run": ".cluster",
+    "DecodeError": ".codec",
+    "InvariantChecker": ".invariants",
+    "InvariantViolation": ".invariants",
+    "NodeView": ".invariants",
+    "InvariantMonitor": ".monitor",
+    "CompactionPolicy": ".node",
+    "KeyValueStore": ".state_machines",
+    "StateMachine": ".state_machines",
+    "WorkflowExecutor": ".state_machines",
+    "Trace": ".trace",
+    "TraceRecord": ".trace",
+    "read_jsonl": ".trace",
+}
+
+__all__ = ["__version__", *sorted(_LAZY), *_raft_all]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -195,20 +195,31 @@ class ClientMixin:
 
     # -- liveness -----------------------------------------------------------------
 
-    async def check_liveness(self, *, within: float = 10.0) -> int:
-        """After faults stop: a leader exists and every live member applied its commit index.
+    async def check_liveness(self, *, within: float = 10.0, stable_for: float | None = None) -> int:
+        """After faults stop: a leader exists and every live member applied its commit index,
+        and that stays true for ``stable_for`` seconds.
 
-        Returns the leader's id, or raises ``LivenessError`` saying which node is
-        stuck and what it shows.
+        ``stable_for`` defaults to the longest election timeout: a leader that
+        lost its quorum steps down within it, so a cut-off leader cannot pass
+        for a healthy one. Returns the leader's id, or raises ``LivenessError``
+        saying which node is stuck and what it shows.
         """
         members = self._live_members()
-        try:
-            await self.wait_until(
-                lambda: self._caught_up(members), timeout=within, what="the cluster settling"
-            )
-        except LivenessError:
-            raise LivenessError(self._diagnose(members, within)) from None
-        return self.leader_id()
+        if stable_for is None:
+            stable_for = 2 * max(self.runners[n].config.election_tick for n in members) * self.tick_interval
+        deadline = trio.current_time() + max(within, stable_for)
+        settled_since = None
+        while True:
+            now = trio.current_time()
+            if self._caught_up(members):
+                settled_since = now if settled_since is None else settled_since
+                if now - settled_since >= stable_for:
+                    return self.leader_id()
+            else:
+                settled_since = None
+            if now >= deadline:
+                raise LivenessError(self._diagnose(members, within))
+            await self._wait_for_change(deadline)
 
     def _diagnose(self, members: list[int], within: float) -> str:
         leader = self.leader_id()

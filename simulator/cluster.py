@@ -57,10 +57,7 @@ class Cluster(ClientMixin):
         compaction: CompactionPolicy = CompactionPolicy(),
         record_messages: bool = True,
     ) -> None:
-        if nodes < 1:
-            raise ValueError(f"a cluster needs at least 1 node, got {nodes}")
-        if not tick_interval > 0:
-            raise ValueError(f"tick_interval must be > 0 seconds, got {tick_interval}")
+        self._check_options(nodes, {"tick_interval": tick_interval})
         self._nursery = nursery
         self.seed = seed
         self.tick_interval = tick_interval
@@ -72,6 +69,7 @@ class Cluster(ClientMixin):
         self.trace.bind_clock(trio.current_time)
         self.monitor = InvariantMonitor(context=lambda: self.trace.excerpt(15))
         self.transport = InMemoryClusterTransport(seed=seed, link=link, observer=self.trace)
+        self._opening_link = self.transport.default_link
         self.runners: dict[int, NodeRunner] = {}
         self._paused: dict[int, list] = {}  # node -> items that arrived while paused
         self._tick_rngs: dict[int, random.Random] = {}
@@ -88,7 +86,12 @@ class Cluster(ClientMixin):
     @classmethod
     @asynccontextmanager
     async def open(cls, nodes: int = 3, **options):
-        """Start a cluster of ``nodes`` voters; stop it (cancel every task) on exit."""
+        """Start a cluster of ``nodes`` voters; stop it (cancel every task) on exit.
+
+        Errors raised in the block, or in a node (``InvariantViolation``), reach
+        the caller as themselves, not wrapped in an exception group.
+        """
+        cls._check_options(nodes, options)
         try:
             async with trio.open_nursery() as nursery:
                 cluster = cls(nursery, nodes=nodes, **options)
@@ -102,11 +105,23 @@ class Cluster(ClientMixin):
                     cluster.trace.flush()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # A safety violation in a node task is the story; unwrap it.
+            # A safety violation in a node is the story; otherwise the one error
+            # that is not the cancellation of the other tasks.
             violations = group.subgroup(InvariantViolation)
             if violations is not None:
                 raise _first_leaf(violations) from group
+            rest = group.subgroup(lambda error: not isinstance(error, trio.Cancelled))
+            if rest is not None and len(_leaves(rest)) == 1:
+                raise _leaves(rest)[0] from group
             raise
+
+    @staticmethod
+    def _check_options(nodes: int, options: dict) -> None:
+        if nodes < 1:
+            raise ValueError(f"a cluster needs at least 1 node, got {nodes}")
+        tick_interval = options.get("tick_interval", 0.1)
+        if not tick_interval > 0:
+            raise ValueError(f"tick_interval must be > 0 seconds, got {tick_interval}")
 
     # -- nodes -------------------------------------------------------------------
 
@@ -172,11 +187,13 @@ class Cluster(ClientMixin):
         return runner
 
     def leader_id(self) -> int | None:
-        """The live leader of the highest term, or ``None``."""
+        """The running (not paused) leader of the highest term, or ``None``."""
         leaders = [
             (runner.node.raft.term, node_id)
             for node_id, runner in sorted(self.runners.items())
-            if runner.is_up and runner.node.raft.role is Role.LEADER
+            if runner.is_up
+            and node_id not in self._paused  # frozen: it cannot take commands
+            and runner.node.raft.role is Role.LEADER
         ]
         return max(leaders)[1] if leaders else None
 
@@ -238,6 +255,12 @@ class Cluster(ClientMixin):
         """Every link works again (link quality settings stay; see :meth:`reset_links`)."""
         self.transport.unblock_all()
         self._fault("heal")
+
+    def reset_links(self) -> None:
+        """Every link behaves as the cluster was opened with (undoes ``set_link(s)``)."""
+        self.transport.reset_links()
+        self.transport.set_default_link(self._opening_link)
+        self._fault("reset_links")
 
     def set_link(self, src: int, dst: int, config: LinkConfig) -> None:
         """Latency, bandwidth, loss, duplication, reordering of one directed link."""
@@ -335,6 +358,13 @@ def _undeliverable(item, reason: str) -> None:
     undeliverable = getattr(item, "undeliverable", None)
     if undeliverable is not None:
         undeliverable(reason)
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    leaves = []
+    for error in group.exceptions:
+        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return leaves
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

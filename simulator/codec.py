@@ -59,6 +59,15 @@ class Reader:
         self._what = what
 
     @property
+    def offset(self) -> int:
+        """Bytes read so far."""
+        return self._offset
+
+    def fail(self, at: int, expected: str, found: str) -> DecodeError:
+        """An error naming byte ``at``, what was expected there, and what was found."""
+        return DecodeError(f"{self._what}: at byte {at} expected {expected}, found {found}")
+
+    @property
     def at_end(self) -> bool:
         return self._offset >= len(self._data)
 
@@ -93,11 +102,13 @@ class Reader:
     def text(self) -> str:
         self._tag(TAG_TEXT, "text")
         (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
+        start = self._offset
         raw = self._take(length, "text")
         try:
             return bytes(raw).decode("utf-8")
         except UnicodeDecodeError as error:
-            raise self._fail("UTF-8 text", f"invalid byte at {error.start}") from None
+            bad = start + error.start
+            raise self.fail(bad, "UTF-8 text", f"invalid byte 0x{raw[error.start]:02x}") from None
 
     def expect_end(self) -> None:
         if not self.at_end:

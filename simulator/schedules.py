@@ -17,7 +17,7 @@ import random
 import attrs
 import trio
 
-from transports import Constant, LinkConfig, Uniform
+from transports import LinkConfig, Uniform
 
 from .client import ProposalTimeoutError
 
@@ -34,6 +34,7 @@ FAULTS = (
     "pause",
     "resume",
     "set_links",
+    "reset_links",
 )
 
 
@@ -106,10 +107,7 @@ def random_fault_schedule(
                 duplicate=round(rng.uniform(0.0, 0.1), 3),
                 reorder=round(rng.uniform(0.0, 0.2), 3),
             )
-            steps += [
-                FaultStep(now, "set_links", (config,)),
-                FaultStep(end, "set_links", (LinkConfig(latency=Constant(0.001)),)),
-            ]
+            steps += [FaultStep(now, "set_links", (config,)), FaultStep(end, "reset_links")]
         elif kind == "bridge" and len(ids) >= 3:
             steps += [FaultStep(now, "bridge"), FaultStep(end, "heal")]
         elif kind == "ring" and len(ids) >= 3:

@@ -45,9 +45,10 @@ class _SnapshotHeader:
 
     @staticmethod
     def read(reader: Reader, kind: str) -> int:
+        start = reader.offset
         found = reader.text()
         if found != kind:
-            raise DecodeError(f"snapshot format {kind!r} expected, got {found!r}")
+            raise reader.fail(start, f"snapshot format {kind!r}", repr(found))
         return reader.int()
 
 

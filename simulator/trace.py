@@ -2,12 +2,14 @@
 
 Records are ``(virtual_time, node, seq, kind, fields)``. Within one virtual
 instant, trio may run tasks in any order, so events are not numbered as
-they arrive: each is filed under ``(time, phase, node, per-node counter)``
-and the instant is sorted and numbered once time moves on. Phases follow
-how an instant unfolds: scenario and fault actions (0), then deliveries by
-the transport (1), then the nodes' reactions (2). Each node's own events
-come in its own deterministic order, so the result is the same in every
-run with the same seed.
+they arrive: each is filed under ``(round, phase, node, per-node counter)``
+and the instant is sorted and numbered once time moves on. A round is the
+stretch between two delivery batches of the transport (which happen only
+when every task waits), so cause comes before effect. Within a round,
+phases follow how it unfolds: scenario and fault actions (0), deliveries by
+the transport (1), the nodes' reactions (2). Each node's own events come in
+its own deterministic order, so the result is the same in every run with
+the same seed.
 
 The trace exports as JSONL (one object per line, keys in a fixed order) or
 as narrated text, and ``sha256()`` hashes exactly the JSONL bytes.
@@ -101,6 +103,7 @@ class Trace:
         self._records: list[TraceRecord] = []
         self._pending: list[tuple] = []
         self._pending_time: float | None = None
+        self._round = 0
         self._counters: Counter = Counter()
         self._hash = hashlib.sha256()
         self._hashed = 0
@@ -113,24 +116,40 @@ class Trace:
         if time != self._pending_time:
             self.flush()
             self._pending_time = time
-        counter_key = (phase, node)
+        counter_key = (self._round, phase, node)
         count = self._counters[counter_key] = self._counters[counter_key] + 1
-        self._pending.append((phase, node, count, kind, fields))
+        self._pending.append((self._round, phase, node, count, kind, fields))
+
+    def on_batch(self) -> None:
+        """The transport starts or ends a batch of deliveries: a new round of the instant.
+
+        Rounds keep cause before effect within one instant: scenario code that
+        runs after a batch (a client woken by its reply, say) sorts after the
+        nodes' reactions in that batch, not before them.
+        """
+        self._round += 1
+
+    def _sorted_pending(self) -> list[tuple]:
+        return sorted(self._pending, key=lambda item: item[:4])
 
     def flush(self) -> None:
-        """Number and publish the events of the instant collected so far."""
+        """Number and publish the events of the instant collected so far.
+
+        Called when time moves on and when a run ends. Reading the trace does
+        not call it, so looking mid-instant never changes what is recorded.
+        """
         if not self._pending:
             return
         time = self._pending_time
-        self._pending.sort(key=lambda item: item[:3])
         rows = self._rows
-        for _, node, _, kind, fields in self._pending:
+        for _, _, node, _, kind, fields in self._sorted_pending():
             row = (time, node, len(rows) + 1, kind, fields)
             rows.append(row)
             for listener in self.listeners:
                 listener(_record(row))
         self._pending.clear()
         self._counters.clear()
+        self._round = 0
 
     # -- transport observer ---------------------------------------------------
 
@@ -158,17 +177,26 @@ class Trace:
 
     # -- reading --------------------------------------------------------------
 
+    def _provisional(self) -> list[TraceRecord]:
+        """The current instant's events as they would be published, without publishing."""
+        first_seq = len(self._rows) + 1
+        return [
+            TraceRecord(self._pending_time, node, first_seq + offset, kind, tuple(fields.items()))
+            for offset, (_, _, node, _, kind, fields) in enumerate(self._sorted_pending())
+        ]
+
     @property
     def records(self) -> list[TraceRecord]:
-        self.flush()
+        """Every event so far (the current instant's provisionally, in its final order)."""
         records = self._records
         for row in self._rows[len(records) :]:
             records.append(_record(row))
+        if self._pending:
+            return records + self._provisional()
         return records
 
     def __len__(self) -> int:
-        self.flush()
-        return len(self._rows)
+        return len(self._rows) + len(self._pending)
 
     def __iter__(self) -> Iterator[TraceRecord]:
         return iter(self.records)
@@ -178,11 +206,14 @@ class Trace:
 
     def sha256(self) -> str:
         """Hash of the JSONL form of everything recorded so far."""
-        records = self.records
-        for record in records[self._hashed :]:
+        published = self.records[: len(self._rows)]
+        for record in published[self._hashed :]:
             self._hash.update(record.to_json().encode("utf-8") + b"\n")
-        self._hashed = len(records)
-        return self._hash.hexdigest()
+        self._hashed = len(published)
+        digest = self._hash.copy()
+        for record in self._provisional() if self._pending else ():
+            digest.update(record.to_json().encode("utf-8") + b"\n")
+        return digest.hexdigest()
 
     def to_jsonl(self) -> str:
         return "".join(record.to_json() + "\n" for record in self.records)

@@ -1,0 +1,235 @@
+"""``DiskSnapshotStore``: snapshots in a directory that survives restarts.
+
+The seed's phase 1: a node restarted on the same directory finds its
+snapshots (and any transfer it was receiving) again, and snapshot data lives
+on disk rather than in memory. File layout and the atomic-write rule are in
+:mod:`simulator.snapshots.files`; what opening a directory trusts, repairs and
+reports is in :mod:`simulator.snapshots.recovery`.
+
+What is verified when:
+
+- ``save_snapshot`` and ``SnapshotWriter.commit`` compute the digest of the
+  bytes as they are written; commit refuses a mismatch.
+- Opening a directory checks each snapshot's metadata and file size, not its
+  digest (that would read every snapshot at every start), and re-hashes the
+  verified prefix of each partial transfer against its progress record.
+- ``stream_snapshot`` and ``read_snapshot`` hash everything they read and
+  raise ``SnapshotCorruptError`` before the last chunk if the digest differs.
+
+Crash testing: ``fault_injector`` is called with the name of each durable
+step as it completes (:data:`FAULT_STEPS`); raising from it stops the
+operation there as a crash would, without cleanup. The store object must then
+be dropped, and a new one opened on the directory, as after a real crash.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .base import DEFAULT_CHUNK_SIZE, BaseSnapshotStore, RangeReader, Staged
+from .errors import SnapshotCorruptError
+from .files import BIN, META, PARTIAL, PROGRESS, TMP, FaultInjector, file_name, fsync_directory, no_faults
+from .files import remove_if_present, write_atomically
+from .metadata import StoredSnapshot, hasher_digest, new_hasher, partial_to_json, snapshot_to_json
+from .recovery import recover
+from .writer import Transfer
+
+#: Every step name a ``fault_injector`` can be called with, in the order an operation reaches them.
+FAULT_STEPS = (
+    # save_snapshot: data to a temporary file, renamed; then the metadata the same way.
+    "data_written",
+    "data_fsynced",
+    "data_renamed",
+    "meta_tmp_written",
+    "meta_renamed",
+    # open_writer: superseded partials removed (record first), a new partial started.
+    "partial_progress_removed",
+    "partial_removed",
+    "partial_created",
+    # SnapshotWriter.write: bytes appended and fsynced, then the progress record replaced.
+    "partial_appended",
+    "partial_fsynced",
+    "progress_tmp_written",
+    "progress_written",
+    # SnapshotWriter.commit: data_renamed, meta_tmp_written, meta_renamed, then:
+    "progress_removed",
+    # compact_snapshots: metadata first (the snapshot disappears atomically), then data.
+    "compact_meta_removed",
+    "compact_data_removed",
+)
+
+
+class _FileReader(RangeReader):
+    """Reads ranges with seek + read: never more than one chunk in memory."""
+
+    def __init__(self, snapshot: StoredSnapshot) -> None:
+        try:
+            self._file = open(snapshot.location, "rb")
+        except FileNotFoundError:
+            raise SnapshotCorruptError(
+                f"snapshot {snapshot.index}: data file {snapshot.location} is missing; "
+                "it was removed behind the store's back"
+            ) from None
+
+    def read_at(self, position: int, length: int) -> bytes:
+        self._file.seek(position)
+        return self._file.read(length)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class DiskSnapshotStore(BaseSnapshotStore):
+    """A :class:`~simulator.snapshots.SnapshotStore` in ``snapshot_dir`` (created if missing).
+
+    Opening recovers the directory (see :mod:`~simulator.snapshots.recovery`).
+    Afterwards ``problems`` lists entries that were ignored as corrupt or
+    incomplete, and ``recovery_actions`` what was cleaned up or completed.
+    """
+
+    def __init__(
+        self,
+        snapshot_dir: str | os.PathLike[str],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        clock: Callable[[], float] = time.time,
+        *,
+        fault_injector: FaultInjector | None = None,
+    ) -> None:
+        super().__init__(chunk_size=chunk_size, clock=clock)
+        self.snapshot_dir = Path(os.path.abspath(snapshot_dir))
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self._step = fault_injector or no_faults
+        recovered = recover(self.snapshot_dir, block_size=self.chunk_size, clock=clock)
+        self._snapshots = recovered.snapshots
+        self._transfers = recovered.transfers
+        #: Corrupt or incomplete entries found on opening, ignored (one message each).
+        self.problems: list[str] = recovered.problems
+        #: What opening cleaned up or completed (temporary files, stale partial data).
+        self.recovery_actions: list[str] = recovered.actions
+
+    def __repr__(self) -> str:
+        return f"<DiskSnapshotStore {str(self.snapshot_dir)!r} snapshots={sorted(self._snapshots)}>"
+
+    def _path(self, index: int, kind: str) -> Path:
+        return self.snapshot_dir / file_name(index, kind)
+
+    def _sync_directory(self) -> None:
+        fsync_directory(self.snapshot_dir)
+
+    # -- complete snapshots -----------------------------------------------------
+
+    def _location(self, index: int) -> str:
+        return str(self._path(index, BIN))
+
+    def _stage(self, index: int, chunks: Iterator[Any]) -> Staged:
+        temporary = self._path(index, BIN + TMP)
+        hasher, size = new_hasher(), 0
+        with open(temporary, "wb") as file:
+            try:
+                for chunk in chunks:
+                    file.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+            except BaseException:
+                # The data source failed (not a simulated crash: those come later).
+                file.close()
+                remove_if_present(temporary)
+                raise
+            file.flush()
+            self._step("data_written")
+            os.fsync(file.fileno())
+        self._step("data_fsynced")
+        return Staged(size=size, digest=hasher_digest(hasher), handle=temporary)
+
+    def _discard_staged(self, staged: Staged) -> None:
+        remove_if_present(staged.handle)
+
+    def _publish_staged(self, staged: Staged, snapshot: StoredSnapshot) -> None:
+        os.replace(staged.handle, self._path(snapshot.index, BIN))
+        self._sync_directory()
+        self._step("data_renamed")
+        self._write_metadata(snapshot)
+
+    def _write_metadata(self, snapshot: StoredSnapshot) -> None:
+        write_atomically(
+            self._path(snapshot.index, META),
+            snapshot_to_json(snapshot),
+            self._step,
+            written="meta_tmp_written",
+            renamed="meta_renamed",
+        )
+
+    def _open_reader(self, snapshot: StoredSnapshot) -> RangeReader:
+        return _FileReader(snapshot)
+
+    def _delete_snapshot(self, snapshot: StoredSnapshot) -> None:
+        remove_if_present(self._path(snapshot.index, META))
+        self._sync_directory()
+        self._step("compact_meta_removed")
+        remove_if_present(self._path(snapshot.index, BIN))
+        self._sync_directory()
+        self._step("compact_data_removed")
+
+    # -- partial transfers --------------------------------------------------------
+
+    def _partial_location(self, index: int) -> str:
+        return str(self._path(index, PARTIAL))
+
+    def _begin_transfer(self, transfer: Transfer) -> None:
+        with open(self._path(transfer.partial.index, PARTIAL), "wb") as file:
+            file.flush()
+            os.fsync(file.fileno())
+        self._sync_directory()
+        self._step("partial_created")
+        self._record_progress(transfer)
+
+    def _append_partial(self, transfer: Transfer, offset: int, data: Any, *, prefix_digest: str) -> None:
+        with open(self._path(transfer.partial.index, PARTIAL), "r+b") as file:
+            file.seek(offset)
+            file.write(data)
+            file.truncate()  # drop bytes of an earlier append that was never recorded
+            file.flush()
+            self._step("partial_appended")
+            os.fsync(file.fileno())
+        self._step("partial_fsynced")
+        # Data is durable before the record that points past it: a crash in between
+        # leaves extra bytes, which reopening truncates, never a record of missing bytes.
+        self._write_progress(transfer, offset + len(data), prefix_digest)
+
+    def _record_progress(self, transfer: Transfer) -> None:
+        self._write_progress(transfer, transfer.partial.offset, transfer.prefix_digest)
+
+    def _write_progress(self, transfer: Transfer, offset: int, prefix_digest: str) -> None:
+        partial = transfer.partial
+        record = partial_to_json(attrs.evolve(partial, offset=offset), prefix_digest=prefix_digest)
+        write_atomically(
+            self._path(partial.index, PROGRESS),
+            record,
+            self._step,
+            written="progress_tmp_written",
+            renamed="progress_written",
+        )
+
+    def _publish_partial(self, transfer: Transfer, snapshot: StoredSnapshot) -> None:
+        os.replace(self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN))
+        self._sync_directory()
+        self._step("data_renamed")
+        self._write_metadata(snapshot)
+        remove_if_present(self._path(snapshot.index, PROGRESS))
+        self._sync_directory()
+        self._step("progress_removed")
+
+    def _remove_partial(self, transfer: Transfer) -> None:
+        # The record goes first: data without a record is an orphan that reopening removes.
+        remove_if_present(self._path(transfer.partial.index, PROGRESS))
+        self._sync_directory()
+        self._step("partial_progress_removed")
+        remove_if_present(self._path(transfer.partial.index, PARTIAL))
+        self._sync_directory()
+        self._step("partial_removed")

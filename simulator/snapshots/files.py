@@ -1,0 +1,84 @@
+"""File names and durable file operations of the disk snapshot store.
+
+One snapshot directory holds, per index ``N`` (zero-padded to 16 digits)::
+
+    snapshot-N.bin            complete snapshot data
+    snapshot-N.meta.json      its metadata; written last, so it marks the snapshot complete
+    snapshot-N.partial        data of a transfer being received
+    snapshot-N.partial.json   that transfer's progress record (offset, identity)
+    snapshot-N.*.tmp          a file being written; renamed into place when durable
+
+Every file becomes visible under its final name only through ``os.replace``
+of a temporary file that was flushed and fsynced, followed by an fsync of
+the directory, so a crash leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+BIN, META, PARTIAL, PROGRESS = ".bin", ".meta.json", ".partial", ".partial.json"
+TMP = ".tmp"
+_NAME = re.compile(r"snapshot-(\d{16,})(\.bin|\.meta\.json|\.partial|\.partial\.json)")
+_TMP_NAME = re.compile(r"snapshot-.+\.tmp")
+
+#: Called with a step name after each durable step; may raise to simulate a crash there.
+FaultInjector = Callable[[str], None]
+
+
+def file_name(index: int, kind: str) -> str:
+    return f"snapshot-{index:016}{kind}"
+
+
+def parse_name(name: str) -> tuple[int, str] | None:
+    """``(index, kind)`` for a store file name, ``None`` for anything else."""
+    match = _NAME.fullmatch(name)
+    if match is None or file_name(int(match.group(1)), match.group(2)) != name:
+        return None  # not ours, or not in canonical form (e.g. 17 digits with a leading zero)
+    return int(match.group(1)), match.group(2)
+
+
+def is_temporary(name: str) -> bool:
+    return _TMP_NAME.fullmatch(name) is not None
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make renames and removals in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomically(path: Path, data: bytes, step: FaultInjector, *, written: str, renamed: str) -> None:
+    """Replace ``path`` with ``data``: temporary file, fsync, rename, directory fsync.
+
+    ``step(written)`` runs once the temporary file is durable, ``step(renamed)``
+    once the new content is visible under ``path``.
+    """
+    temporary = path.with_name(path.name + TMP)
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    step(written)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+    step(renamed)
+
+
+def remove_if_present(path: Path) -> bool:
+    """Remove ``path``; return whether it existed. The caller fsyncs the directory."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def no_faults(step: str) -> None:
+    """The default fault injector: every step succeeds."""

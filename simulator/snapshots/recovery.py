@@ -1,0 +1,230 @@
+"""Opening a snapshot directory after a restart or a crash.
+
+:func:`recover` reads what a :class:`~simulator.snapshots.DiskSnapshotStore`
+left behind and decides what to trust. Its rules, in order:
+
+1. Temporary files (``snapshot-*.tmp``) belong to writes that never
+   finished; they are removed.
+2. A complete snapshot is a ``.bin`` with a ``.meta.json`` that parses, names
+   the same index and records the file's size. The digest is *not* checked
+   here (that would read every snapshot at every start); reads and streams
+   check it. Anything else is ignored and reported in ``problems``; complete
+   snapshot files are never deleted by recovery, so a person can look at them.
+3. A partial transfer is a ``.partial`` with a ``.partial.json`` progress
+   record. Its first ``offset`` bytes are re-hashed and compared with the digest
+   recorded with the offset; bytes past ``offset`` (appended before a crash,
+   never recorded) are truncated. Partials that do not check out are removed
+   and reported: they can always be transferred again.
+4. A progress record whose data was already renamed to ``.bin`` (a crash
+   during commit, before the metadata was written) is rolled forward when the
+   ``.bin`` has the recorded size and digest: the metadata is written then.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from .files import BIN, META, PARTIAL, PROGRESS, file_name, fsync_directory, is_temporary, no_faults, parse_name
+from .files import remove_if_present, write_atomically
+from .metadata import MetadataError, StoredSnapshot, new_hasher, hasher_digest
+from .metadata import partial_from_json, snapshot_from_json, snapshot_to_json
+from .writer import Transfer
+
+
+@attrs.define(eq=False)
+class Recovered:
+    """What a directory holds once recovered, and what recovery found and did."""
+
+    snapshots: dict[int, StoredSnapshot] = attrs.Factory(dict)
+    transfers: dict[int, Transfer] = attrs.Factory(dict)
+    problems: list[str] = attrs.Factory(list)
+    actions: list[str] = attrs.Factory(list)
+
+
+def _hash_prefix(path: Path, length: int, block_size: int):
+    """A running hash of the first ``length`` bytes of ``path``, read block by block."""
+    hasher = new_hasher()
+    remaining = length
+    with open(path, "rb") as file:
+        while remaining > 0:
+            block = file.read(min(block_size, remaining))
+            if not block:
+                break
+            hasher.update(block)
+            remaining -= len(block)
+    return hasher
+
+
+class _Recovery:
+    def __init__(self, directory: Path, block_size: int, clock: Callable[[], float]) -> None:
+        self.directory = directory
+        self.block_size = block_size
+        self.clock = clock
+        self.result = Recovered()
+        self.changed = False
+
+    def path(self, index: int, kind: str) -> Path:
+        return self.directory / file_name(index, kind)
+
+    def remove(self, index: int, *kinds: str) -> None:
+        for kind in kinds:
+            self.changed |= remove_if_present(self.path(index, kind))
+
+    def run(self) -> Recovered:
+        kinds_by_index: dict[int, set[str]] = {}
+        for name in sorted(os.listdir(self.directory)):
+            if is_temporary(name):
+                os.remove(self.directory / name)
+                self.changed = True
+                self.result.actions.append(f"removed {name}: temporary file of a write that did not finish")
+                continue
+            parsed = parse_name(name)
+            if parsed is not None:
+                kinds_by_index.setdefault(parsed[0], set()).add(parsed[1])
+        data_without_metadata = set()
+        for index in sorted(kinds_by_index):
+            kinds = kinds_by_index[index]
+            if META in kinds:
+                self.load_complete(index, has_data=BIN in kinds)
+            elif BIN in kinds:
+                data_without_metadata.add(index)
+        for index in sorted(kinds_by_index):
+            kinds = kinds_by_index[index]
+            if PROGRESS in kinds:
+                self.load_partial(index, has_data=PARTIAL in kinds, loose_bin=index in data_without_metadata)
+            elif PARTIAL in kinds:
+                self.remove(index, PARTIAL)
+                self.result.actions.append(
+                    f"removed {file_name(index, PARTIAL)}: partial data without a progress record "
+                    "(a transfer interrupted while starting or being removed)"
+                )
+        for index in sorted(data_without_metadata - set(self.result.snapshots)):
+            self.result.problems.append(
+                f"{file_name(index, BIN)} has no metadata file {file_name(index, META)} (a save, commit or "
+                "compaction was interrupted); ignored, expected both files for a complete snapshot"
+            )
+        if self.changed:
+            fsync_directory(self.directory)
+        return self.result
+
+    def load_complete(self, index: int, *, has_data: bool) -> None:
+        meta_name, data_path = file_name(index, META), self.path(index, BIN)
+        if not has_data:
+            self.result.problems.append(
+                f"{meta_name} has no data file {data_path.name}; ignored, expected both files"
+            )
+            return
+        try:
+            raw = self.path(index, META).read_bytes()
+            snapshot = snapshot_from_json(raw, what=meta_name, location=str(data_path))
+        except MetadataError as error:
+            self.result.problems.append(f"{error}; snapshot {index} ignored")
+            return
+        if snapshot.index != index:
+            self.result.problems.append(
+                f"{meta_name} records index {snapshot.index}, expected {index} as its name says; ignored"
+            )
+            return
+        actual_size = data_path.stat().st_size
+        if actual_size != snapshot.size:
+            self.result.problems.append(
+                f"{data_path.name} has {actual_size} bytes, {meta_name} records size {snapshot.size} "
+                "(truncated or overwritten); ignored"
+            )
+            return
+        self.result.snapshots[index] = snapshot
+
+    def load_partial(self, index: int, *, has_data: bool, loose_bin: bool) -> None:
+        progress_name = file_name(index, PROGRESS)
+        partial_path = self.path(index, PARTIAL)
+        try:
+            partial, prefix_digest = partial_from_json(
+                self.path(index, PROGRESS).read_bytes(), what=progress_name, location=str(partial_path)
+            )
+            if partial.index != index:
+                raise MetadataError(f"{progress_name} records index {partial.index}, expected {index}")
+        except MetadataError as error:
+            self.remove(index, PROGRESS, PARTIAL)
+            self.result.problems.append(f"{error}; partial transfer {index} removed")
+            return
+        if index in self.result.snapshots:
+            self.remove(index, PROGRESS, PARTIAL)
+            self.result.actions.append(
+                f"removed {progress_name}: snapshot {index} is already complete (a commit finished "
+                "but had not yet removed its progress record)"
+            )
+        elif not has_data:
+            self.roll_forward(partial, loose_bin=loose_bin)
+        else:
+            self.resume(partial, prefix_digest)
+
+    def roll_forward(self, partial, *, loose_bin: bool) -> None:
+        index = partial.index
+        data_path = self.path(index, BIN)
+        if loose_bin and data_path.stat().st_size == partial.size:
+            actual = hasher_digest(_hash_prefix(data_path, partial.size, self.block_size))
+            if actual == partial.digest:
+                snapshot = StoredSnapshot(
+                    index=index,
+                    term=partial.term,
+                    size=partial.size,
+                    digest=partial.digest,
+                    snapshot_id=partial.snapshot_id,
+                    conf_state=partial.conf_state,
+                    created_at=self.clock(),
+                    location=str(data_path),
+                )
+                write_atomically(
+                    self.path(index, META), snapshot_to_json(snapshot), no_faults, written="", renamed=""
+                )
+                self.result.snapshots[index] = snapshot
+                self.remove(index, PROGRESS)
+                self.result.actions.append(
+                    f"completed snapshot {index}: its commit was interrupted after the data was "
+                    "renamed; size and digest verified, metadata written"
+                )
+                return
+        self.remove(index, PROGRESS)
+        self.result.problems.append(
+            f"{file_name(index, PROGRESS)} has no partial data {file_name(index, PARTIAL)} and no "
+            f"verified {data_path.name} of {partial.size} bytes with digest {partial.digest}; removed"
+        )
+
+    def resume(self, partial, prefix_digest: str) -> None:
+        index = partial.index
+        partial_path = self.path(index, PARTIAL)
+        actual_size = partial_path.stat().st_size
+        if actual_size < partial.offset:
+            self.remove(index, PROGRESS, PARTIAL)
+            self.result.problems.append(
+                f"{partial_path.name} has {actual_size} bytes, its progress record says {partial.offset} "
+                "were written; partial transfer removed"
+            )
+            return
+        hasher = _hash_prefix(partial_path, partial.offset, self.block_size)
+        if hasher_digest(hasher) != prefix_digest:
+            self.remove(index, PROGRESS, PARTIAL)
+            self.result.problems.append(
+                f"{partial_path.name}: the first {partial.offset} bytes have digest {hasher_digest(hasher)}, "
+                f"the progress record expects {prefix_digest}; partial transfer removed"
+            )
+            return
+        if actual_size > partial.offset:
+            with open(partial_path, "r+b") as file:
+                file.truncate(partial.offset)
+                file.flush()
+                os.fsync(file.fileno())
+            self.result.actions.append(
+                f"truncated {partial_path.name} from {actual_size} to {partial.offset} bytes: bytes "
+                "past the last recorded offset were never acknowledged"
+            )
+        self.result.transfers[index] = Transfer(partial=partial, hasher=hasher)
+
+
+def recover(directory: Path, *, block_size: int, clock: Callable[[], float]) -> Recovered:
+    """Load complete snapshots and resumable transfers from ``directory``; see the module docs."""
+    return _Recovery(directory, block_size, clock).run()
