@@ -51,44 +51,81 @@ class Writer:
 
 
 class Reader:
-    """Reads fields back in the order they were written."""
+    """Reads fields back in the order they were written.
 
-    def __init__(self, data: bytes, what: str = "data") -> None:
-        self._data = memoryview(data)
-        self._offset = 0
+    ``data`` is either bytes or an iterable of byte chunks (a snapshot being
+    streamed from a store): then only the chunks needed for the current
+    field are held in memory, so restoring a large snapshot never needs the
+    whole of it at once.
+    """
+
+    def __init__(self, data, what: str = "data") -> None:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self._chunks = iter(())
+            self._buffer = bytes(data)  # no copy for bytes; never appended to
+        else:
+            self._chunks = iter(data)
+            self._buffer = bytearray()
+        self._position = 0  # read position inside _buffer
+        self._consumed = 0  # bytes dropped from the front of _buffer so far
         self._what = what
 
     @property
     def offset(self) -> int:
         """Bytes read so far."""
-        return self._offset
+        return self._consumed + self._position
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of input held in memory right now."""
+        return len(self._buffer)
 
     def fail(self, at: int, expected: str, found: str) -> DecodeError:
         """An error naming byte ``at``, what was expected there, and what was found."""
         return DecodeError(f"{self._what}: at byte {at} expected {expected}, found {found}")
 
+    def _fail(self, expected: str, found: str) -> DecodeError:
+        return self.fail(self.offset, expected, found)
+
+    def _available(self, count: int) -> int:
+        """Make up to ``count`` unread bytes available; returns how many are."""
+        buffer = self._buffer
+        if type(buffer) is not bytearray:
+            return min(count, len(buffer) - self._position)
+        if self._position > 65536 and self._position * 2 > len(buffer):
+            # Drop what was read, so memory follows the current field, not the input.
+            del buffer[: self._position]
+            self._consumed += self._position
+            self._position = 0
+        while len(buffer) - self._position < count:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            buffer += chunk
+        return min(count, len(buffer) - self._position)
+
+    def _remaining(self) -> int:
+        rest = sum(len(chunk) for chunk in self._chunks)  # only to say how much was left
+        return len(self._buffer) - self._position + rest
+
     @property
     def at_end(self) -> bool:
-        return self._offset >= len(self._data)
-
-    def _fail(self, expected: str, found: str) -> DecodeError:
-        return DecodeError(f"{self._what}: at byte {self._offset} expected {expected}, found {found}")
+        return self._available(1) == 0
 
     def _tag(self, tag: bytes, name: str) -> None:
-        if self._offset >= len(self._data):
+        if self._available(1) == 0:
             raise self._fail(name, "end of data")
-        found = bytes(self._data[self._offset : self._offset + 1])
+        found = bytes(self._buffer[self._position : self._position + 1])
         if found != tag:
             raise self._fail(f"{name} (tag {tag!r})", f"tag {found!r}")
-        self._offset += 1
+        self._position += 1
 
-    def _take(self, count: int, name: str) -> memoryview:
-        end = self._offset + count
-        if end > len(self._data):
-            raise self._fail(f"{count} bytes of {name}", f"{len(self._data) - self._offset} left")
-        view = self._data[self._offset : end]
-        self._offset = end
-        return view
+    def _take(self, count: int, name: str) -> bytes:
+        if self._available(count) < count:
+            raise self._fail(f"{count} bytes of {name}", f"{self._remaining()} left")
+        start = self._position
+        self._position += count
+        return bytes(self._buffer[start : self._position])
 
     def int(self) -> int:
         self._tag(TAG_INT, "an integer")
@@ -97,19 +134,19 @@ class Reader:
     def bytes(self) -> bytes:
         self._tag(TAG_BYTES, "bytes")
         (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
-        return bytes(self._take(length, "bytes"))
+        return self._take(length, "bytes")
 
     def text(self) -> str:
         self._tag(TAG_TEXT, "text")
         (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
-        start = self._offset
+        start = self.offset
         raw = self._take(length, "text")
         try:
-            return bytes(raw).decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError as error:
             bad = start + error.start
             raise self.fail(bad, "UTF-8 text", f"invalid byte 0x{raw[error.start]:02x}") from None
 
     def expect_end(self) -> None:
         if not self.at_end:
-            raise self._fail("end of data", f"{len(self._data) - self._offset} more bytes")
+            raise self._fail("end of data", f"{self._remaining()} more bytes")

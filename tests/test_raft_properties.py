@@ -58,17 +58,21 @@ def _is_up(net: Network, node: int) -> bool:
 
 @attrs.frozen
 class Propose:
-    """Propose ``data`` at the leader, or at node ``fallback`` if no leader is known."""
+    """Propose ``data`` at a leader: ``node`` if it leads, else the newest leader.
+
+    With no leader at all, propose at ``node`` anyway. Letting a deposed leader
+    that has not noticed yet take proposals is what grows divergent log tails.
+    """
 
     data: bytes
-    fallback: int
+    node: int
 
     def apply(self, net: Network) -> None:
-        node = net.leader_id()
-        if node is None:
-            if not _is_up(net, self.fallback):
-                return
-            node = self.fallback
+        node = self.node
+        if not (_is_up(net, node) and net.node(node).raft.role is Role.LEADER):
+            node = net.leader_id() or node
+        if not _is_up(net, node):
+            return
         try:
             net.propose(node, self.data)
         except ProposalDroppedError:
@@ -214,7 +218,7 @@ def run(net: Network, action) -> None:
 
 
 FAULTS = st.one_of(
-    st.builds(Propose, data=PAYLOADS, fallback=NODE_IDS),
+    st.builds(Propose, data=PAYLOADS, node=NODE_IDS),
     st.builds(Tick, node=NODE_IDS, times=st.integers(1, 20)),
     st.builds(TickAll, times=st.integers(1, 10)),
     st.builds(Deliver, position=POSITIONS),
@@ -267,9 +271,9 @@ class RaftMachine(RuleBasedStateMachine):
             for i in self.net.live_ids()
         )
 
-    @rule(data=PAYLOADS, fallback=NODE_IDS)
-    def propose(self, data: bytes, fallback: int) -> None:
-        run(self.net, Propose(data, fallback))
+    @rule(data=PAYLOADS, node=NODE_IDS)
+    def propose(self, data: bytes, node: int) -> None:
+        run(self.net, Propose(data, node))
 
     @rule(node=NODE_IDS, times=st.integers(1, 20))
     def tick(self, node: int, times: int) -> None:

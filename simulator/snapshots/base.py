@@ -192,7 +192,7 @@ class BaseSnapshotStore:
             digest=staged.digest,
             snapshot_id=snapshot_id or default_snapshot_id(index, term, staged.digest),
             conf_state=conf_state,
-            created_at=self._clock(),
+            created_at=float(self._clock()),
             location=self._location(index),
         )
         self._publish_staged(staged, snapshot)
@@ -273,7 +273,7 @@ class BaseSnapshotStore:
             digest=partial.digest,
             snapshot_id=partial.snapshot_id,
             conf_state=partial.conf_state,
-            created_at=self._clock(),
+            created_at=float(self._clock()),
             location=self._location(partial.index),
         )
         self._publish_partial(transfer, snapshot)

@@ -34,8 +34,20 @@ import attrs
 
 from .base import DEFAULT_CHUNK_SIZE, BaseSnapshotStore, RangeReader, Staged
 from .errors import SnapshotCorruptError
-from .files import BIN, META, PARTIAL, PROGRESS, TMP, FaultInjector, file_name, fsync_directory, no_faults
-from .files import remove_if_present, write_atomically
+from .files import (
+    BIN,
+    META,
+    PARTIAL,
+    PROGRESS,
+    TMP,
+    FaultInjector,
+    file_name,
+    fsync_directory,
+    fsync_file,
+    no_faults,
+    remove_if_present,
+    write_atomically,
+)
 from .metadata import StoredSnapshot, hasher_digest, new_hasher, partial_to_json, snapshot_to_json
 from .recovery import recover
 from .writer import Transfer
@@ -89,6 +101,8 @@ class DiskSnapshotStore(BaseSnapshotStore):
     """A :class:`~simulator.snapshots.SnapshotStore` in ``snapshot_dir`` (created if missing).
 
     Opening recovers the directory (see :mod:`~simulator.snapshots.recovery`).
+    ``durable=False`` skips fsync (same write order and renames): for
+    simulations and tests where the host itself never loses power.
     Afterwards ``problems`` lists entries that were ignored as corrupt or
     incomplete, and ``recovery_actions`` what was cleaned up or completed.
     """
@@ -100,12 +114,14 @@ class DiskSnapshotStore(BaseSnapshotStore):
         clock: Callable[[], float] = time.time,
         *,
         fault_injector: FaultInjector | None = None,
+        durable: bool = True,
     ) -> None:
         super().__init__(chunk_size=chunk_size, clock=clock)
         self.snapshot_dir = Path(os.path.abspath(snapshot_dir))
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
         self._step = fault_injector or no_faults
-        recovered = recover(self.snapshot_dir, block_size=self.chunk_size, clock=clock)
+        recovered = recover(self.snapshot_dir, block_size=self.chunk_size, clock=clock, durable=durable)
         self._snapshots = recovered.snapshots
         self._transfers = recovered.transfers
         #: Corrupt or incomplete entries found on opening, ignored (one message each).
@@ -120,7 +136,10 @@ class DiskSnapshotStore(BaseSnapshotStore):
         return self.snapshot_dir / file_name(index, kind)
 
     def _sync_directory(self) -> None:
-        fsync_directory(self.snapshot_dir)
+        fsync_directory(self.snapshot_dir, durable=self.durable)
+
+    def _write_atomically(self, path: Path, data: bytes, *, written: str, renamed: str) -> None:
+        write_atomically(path, data, self._step, written=written, renamed=renamed, durable=self.durable)
 
     # -- complete snapshots -----------------------------------------------------
 
@@ -143,7 +162,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
                 raise
             file.flush()
             self._step("data_written")
-            os.fsync(file.fileno())
+            fsync_file(file, durable=self.durable)
         self._step("data_fsynced")
         return Staged(size=size, digest=hasher_digest(hasher), handle=temporary)
 
@@ -157,10 +176,9 @@ class DiskSnapshotStore(BaseSnapshotStore):
         self._write_metadata(snapshot)
 
     def _write_metadata(self, snapshot: StoredSnapshot) -> None:
-        write_atomically(
+        self._write_atomically(
             self._path(snapshot.index, META),
             snapshot_to_json(snapshot),
-            self._step,
             written="meta_tmp_written",
             renamed="meta_renamed",
         )
@@ -183,8 +201,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
 
     def _begin_transfer(self, transfer: Transfer) -> None:
         with open(self._path(transfer.partial.index, PARTIAL), "wb") as file:
-            file.flush()
-            os.fsync(file.fileno())
+            fsync_file(file, durable=self.durable)
         self._sync_directory()
         self._step("partial_created")
         self._record_progress(transfer)
@@ -196,7 +213,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
             file.truncate()  # drop bytes of an earlier append that was never recorded
             file.flush()
             self._step("partial_appended")
-            os.fsync(file.fileno())
+            fsync_file(file, durable=self.durable)
         self._step("partial_fsynced")
         # Data is durable before the record that points past it: a crash in between
         # leaves extra bytes, which reopening truncates, never a record of missing bytes.
@@ -208,10 +225,9 @@ class DiskSnapshotStore(BaseSnapshotStore):
     def _write_progress(self, transfer: Transfer, offset: int, prefix_digest: str) -> None:
         partial = transfer.partial
         record = partial_to_json(attrs.evolve(partial, offset=offset), prefix_digest=prefix_digest)
-        write_atomically(
+        self._write_atomically(
             self._path(partial.index, PROGRESS),
             record,
-            self._step,
             written="progress_tmp_written",
             renamed="progress_written",
         )

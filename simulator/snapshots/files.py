@@ -11,6 +11,9 @@ One snapshot directory holds, per index ``N`` (zero-padded to 16 digits)::
 Every file becomes visible under its final name only through ``os.replace``
 of a temporary file that was flushed and fsynced, followed by an fsync of
 the directory, so a crash leaves either the old file or the new one.
+With ``durable=False`` the fsyncs are skipped and everything else (write
+order, renames) stays the same: right for simulations and tests where the
+host never loses power, since simulated crashes stop between steps anyway.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 BIN, META, PARTIAL, PROGRESS = ".bin", ".meta.json", ".partial", ".partial.json"
 TMP = ".tmp"
@@ -45,8 +49,17 @@ def is_temporary(name: str) -> bool:
     return _TMP_NAME.fullmatch(name) is not None
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make renames and removals in ``directory`` durable."""
+def fsync_file(file: BinaryIO, *, durable: bool) -> None:
+    """Flush ``file`` to the OS and, if ``durable``, to the disk."""
+    file.flush()
+    if durable:
+        os.fsync(file.fileno())
+
+
+def fsync_directory(directory: Path, *, durable: bool) -> None:
+    """Make renames and removals in ``directory`` durable (nothing to do unless ``durable``)."""
+    if not durable:
+        return
     descriptor = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -54,7 +67,9 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomically(path: Path, data: bytes, step: FaultInjector, *, written: str, renamed: str) -> None:
+def write_atomically(
+    path: Path, data: bytes, step: FaultInjector, *, written: str, renamed: str, durable: bool
+) -> None:
     """Replace ``path`` with ``data``: temporary file, fsync, rename, directory fsync.
 
     ``step(written)`` runs once the temporary file is durable, ``step(renamed)``
@@ -63,11 +78,10 @@ def write_atomically(path: Path, data: bytes, step: FaultInjector, *, written: s
     temporary = path.with_name(path.name + TMP)
     with open(temporary, "wb") as file:
         file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+        fsync_file(file, durable=durable)
     step(written)
     os.replace(temporary, path)
-    fsync_directory(path.parent)
+    fsync_directory(path.parent, durable=durable)
     step(renamed)
 
 

@@ -28,10 +28,30 @@ from pathlib import Path
 
 import attrs
 
-from .files import BIN, META, PARTIAL, PROGRESS, file_name, fsync_directory, is_temporary, no_faults, parse_name
-from .files import remove_if_present, write_atomically
-from .metadata import MetadataError, StoredSnapshot, new_hasher, hasher_digest
-from .metadata import partial_from_json, snapshot_from_json, snapshot_to_json
+from .files import (
+    BIN,
+    META,
+    PARTIAL,
+    PROGRESS,
+    file_name,
+    fsync_directory,
+    fsync_file,
+    is_temporary,
+    no_faults,
+    parse_name,
+    remove_if_present,
+    write_atomically,
+)
+from .metadata import (
+    MetadataError,
+    PartialSnapshot,
+    StoredSnapshot,
+    hasher_digest,
+    new_hasher,
+    partial_from_json,
+    snapshot_from_json,
+    snapshot_to_json,
+)
 from .writer import Transfer
 
 
@@ -60,8 +80,9 @@ def _hash_prefix(path: Path, length: int, block_size: int):
 
 
 class _Recovery:
-    def __init__(self, directory: Path, block_size: int, clock: Callable[[], float]) -> None:
+    def __init__(self, directory: Path, block_size: int, clock: Callable[[], float], durable: bool) -> None:
         self.directory = directory
+        self.durable = durable
         self.block_size = block_size
         self.clock = clock
         self.result = Recovered()
@@ -108,7 +129,7 @@ class _Recovery:
                 "compaction was interrupted); ignored, expected both files for a complete snapshot"
             )
         if self.changed:
-            fsync_directory(self.directory)
+            fsync_directory(self.directory, durable=self.durable)
         return self.result
 
     def load_complete(self, index: int, *, has_data: bool) -> None:
@@ -162,7 +183,7 @@ class _Recovery:
         else:
             self.resume(partial, prefix_digest)
 
-    def roll_forward(self, partial, *, loose_bin: bool) -> None:
+    def roll_forward(self, partial: PartialSnapshot, *, loose_bin: bool) -> None:
         index = partial.index
         data_path = self.path(index, BIN)
         if loose_bin and data_path.stat().st_size == partial.size:
@@ -175,11 +196,16 @@ class _Recovery:
                     digest=partial.digest,
                     snapshot_id=partial.snapshot_id,
                     conf_state=partial.conf_state,
-                    created_at=self.clock(),
+                    created_at=float(self.clock()),
                     location=str(data_path),
                 )
                 write_atomically(
-                    self.path(index, META), snapshot_to_json(snapshot), no_faults, written="", renamed=""
+                    self.path(index, META),
+                    snapshot_to_json(snapshot),
+                    no_faults,
+                    written="",
+                    renamed="",
+                    durable=self.durable,
                 )
                 self.result.snapshots[index] = snapshot
                 self.remove(index, PROGRESS)
@@ -194,7 +220,7 @@ class _Recovery:
             f"verified {data_path.name} of {partial.size} bytes with digest {partial.digest}; removed"
         )
 
-    def resume(self, partial, prefix_digest: str) -> None:
+    def resume(self, partial: PartialSnapshot, prefix_digest: str) -> None:
         index = partial.index
         partial_path = self.path(index, PARTIAL)
         actual_size = partial_path.stat().st_size
@@ -216,8 +242,7 @@ class _Recovery:
         if actual_size > partial.offset:
             with open(partial_path, "r+b") as file:
                 file.truncate(partial.offset)
-                file.flush()
-                os.fsync(file.fileno())
+                fsync_file(file, durable=self.durable)
             self.result.actions.append(
                 f"truncated {partial_path.name} from {actual_size} to {partial.offset} bytes: bytes "
                 "past the last recorded offset were never acknowledged"
@@ -225,6 +250,6 @@ class _Recovery:
         self.result.transfers[index] = Transfer(partial=partial, hasher=hasher)
 
 
-def recover(directory: Path, *, block_size: int, clock: Callable[[], float]) -> Recovered:
+def recover(directory: Path, *, block_size: int, clock: Callable[[], float], durable: bool) -> Recovered:
     """Load complete snapshots and resumable transfers from ``directory``; see the module docs."""
-    return _Recovery(directory, block_size, clock).run()
+    return _Recovery(directory, block_size, clock, durable).run()

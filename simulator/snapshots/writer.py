@@ -47,6 +47,10 @@ class Transfer:
         return hasher_digest(self.hasher)
 
 
+def _bytes(count: int) -> str:
+    return f"{count} byte" if count == 1 else f"{count} bytes"
+
+
 class SnapshotWriter:
     """Writes one snapshot chunk by chunk, resumably; get one from ``store.open_writer``.
 
@@ -122,9 +126,9 @@ class SnapshotWriter:
             raise TypeError(f"chunk offset must be an integer, got {offset!r}")
         if offset != partial.offset:
             if offset < partial.offset:
-                why = f"overlaps the {partial.offset - offset} bytes before it already written"
+                why = f"overlaps {_bytes(partial.offset - offset)} already written"
             else:
-                why = f"would leave a gap of {offset - partial.offset} bytes"
+                why = f"would leave a gap of {_bytes(offset - partial.offset)}"
             raise SnapshotChunkError(
                 f"snapshot {partial.index}: chunk at offset {partial.offset} expected, got {offset} ({why})"
             )
