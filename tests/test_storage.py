@@ -28,13 +28,8 @@ from simulator.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
-from simulator.raft.storage import (
-    MemStorage,
-    MemStorageWithSnapshot,
-    RaftState,
-    Storage,
-    snapshot_digest,
-)
+from simulator.raft.snapshot_storage import MemStorageWithSnapshot, snapshot_digest
+from simulator.raft.storage import MemStorage, RaftState, Storage
 
 VOTERS = ConfState(voters=(1, 2, 3))
 

@@ -36,7 +36,8 @@ from .messages import (
 from .progress import ProgressState
 from .raft import Role
 from .raw_node import PeerProgress, RaftStatistics, RawNode, Ready, SnapshotStatus, SoftState
-from .storage import MemStorage, MemStorageWithSnapshot, RaftState, Storage, snapshot_digest
+from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, snapshot_digest
+from .storage import MemStorage, RaftState, Storage
 
 __all__ = [
     "CAMPAIGN_TRANSFER",
@@ -67,6 +68,7 @@ __all__ = [
     "ReadyMisuseError",
     "Role",
     "Snapshot",
+    "SnapshotDataStore",
     "SnapshotMetadata",
     "SnapshotOutOfDateError",
     "SnapshotStatus",

@@ -116,6 +116,15 @@ class BaseSnapshotStore:
         return b"".join(self.stream_snapshot(index))
 
     def _verified_chunks(self, snapshot: StoredSnapshot, offset: int) -> Iterator[bytes]:
+        # Runs at the first next(): the snapshot may have been compacted since the call.
+        # Once reading has begun, the stream holds the data (an open file, a bytes
+        # object) and finishes even if compaction deletes the snapshot meanwhile.
+        if self._snapshots.get(snapshot.index) is not snapshot:
+            available = sorted(self._snapshots)
+            raise SnapshotNotFoundError(
+                f"snapshot {snapshot.index} was deleted after stream_snapshot was called and before "
+                f"its first chunk was read; available: {available if available else 'none'}"
+            )
         # The digest covers the whole snapshot, so a stream that starts later first
         # hashes the bytes before ``offset`` (read chunk by chunk, never yielded).
         reader = self._open_reader(snapshot)

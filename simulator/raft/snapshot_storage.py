@@ -1,0 +1,207 @@
+"""``MemStorageWithSnapshot``: ``MemStorage`` plus the snapshot's data (the seed's starting point).
+
+By default the data is held in memory, exactly as the seed describes. Given
+a ``data_store`` (any object with the :class:`SnapshotDataStore` methods, such
+as ``simulator.snapshots.DiskSnapshotStore``), the data lives there instead
+and memory holds none of it (seed phase 1, item 2): snapshots survive
+restarts, and a leader streams them from the store chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import attrs
+
+from .errors import SnapshotTemporarilyUnavailableError
+from .messages import ConfState, Snapshot, SnapshotMetadata
+from .storage import MemStorage
+
+
+def snapshot_digest(data: bytes) -> str:
+    """The digest a snapshot's data is identified and verified by."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def snapshot_id_for(term: int, index: int, digest: str) -> str:
+    """Names a snapshot by what it is: the same state gives the same id on every node."""
+    return f"{term}-{index}-{digest[7:19]}"
+
+
+class SnapshotDataStore(Protocol):
+    """The part of a snapshot store this storage uses (``simulator.snapshots.SnapshotStore``)."""
+
+    def save_snapshot(self, index, data, *, term, conf_state=None, snapshot_id=None) -> str: ...
+
+    def has_snapshot(self, index: int) -> bool: ...
+
+    def snapshot_metadata(self, index: int): ...
+
+    def stream_snapshot(self, index: int, offset: int = 0) -> Iterator[bytes]: ...
+
+    def read_snapshot(self, index: int) -> bytes: ...
+
+    def compact_snapshots(self, keep_count: int) -> list[int]: ...
+
+
+@attrs.define(eq=False)
+class MemStorageWithSnapshot(MemStorage):
+    """``MemStorage`` that also keeps the snapshot *data*; see the module docstring.
+
+    ``embed_data`` chooses what :meth:`snapshot` hands the leader: the full
+    snapshot, for embedded transfer, or metadata only (``data=None``, with
+    size, digest and id filled in), for out-of-band streaming. Either way
+    :meth:`snapshot_data` returns the bytes for a given snapshot.
+    """
+
+    embed_data: bool = True
+    data_store: SnapshotDataStore | None = None
+    #: Snapshots the data store keeps (the newest ones); older ones are deleted.
+    keep_snapshots: int = 2
+    _snapshot_data: bytes | None = None
+
+    @classmethod
+    def new_with_conf_state(
+        cls, conf_state: ConfState, *, embed_data: bool = True, data_store=None
+    ) -> MemStorageWithSnapshot:
+        storage = super().new_with_conf_state(conf_state)
+        storage.embed_data = embed_data
+        storage.data_store = data_store
+        return storage
+
+    # -- what is held ---------------------------------------------------------------
+
+    def _holds_data(self) -> bool:
+        metadata = self._snapshot_metadata
+        if self._snapshot_data is not None:
+            return True
+        store = self.data_store
+        return (
+            store is not None
+            and metadata.index > 0
+            and store.has_snapshot(metadata.index)
+            and store.snapshot_metadata(metadata.index).digest == metadata.digest
+        )
+
+    def _data(self) -> bytes | None:
+        if self._snapshot_data is not None:
+            return self._snapshot_data
+        if self._holds_data():
+            return self.data_store.read_snapshot(self._snapshot_metadata.index)
+        return None
+
+    def snapshot(self, request_index: int, to: int) -> Snapshot:
+        metadata = super().snapshot(request_index, to).metadata
+        if metadata.index > 0 and not self._holds_data():
+            raise SnapshotTemporarilyUnavailableError(
+                f"snapshot {metadata.index} has metadata but its data is not held yet"
+            )
+        return Snapshot(metadata, self._data() if self.embed_data else None)
+
+    def full_snapshot(self) -> Snapshot:
+        """The newest snapshot with its data (read whole from the store, if one is used)."""
+        return Snapshot(self._snapshot_metadata, self._data())
+
+    def snapshot_chunks(self) -> Iterable[bytes] | None:
+        """The newest snapshot's data as chunks (streamed from the store), or ``None``."""
+        if self._snapshot_data is not None:
+            return [self._snapshot_data]
+        if self._holds_data():
+            return self.data_store.stream_snapshot(self._snapshot_metadata.index)
+        return None
+
+    def snapshot_data(self, snapshot_id: str) -> bytes:
+        """Data of the snapshot named ``snapshot_id``; ``KeyError`` if it is not the one held."""
+        if snapshot_id != self._snapshot_metadata.snapshot_id or not self._holds_data():
+            raise KeyError(
+                f"snapshot {snapshot_id!r} is not held; held: "
+                f"{self._snapshot_metadata.snapshot_id or 'none'!r}"
+            )
+        return self._data()
+
+    @property
+    def snapshot_data_size(self) -> int:
+        """Bytes of snapshot data this storage holds in memory (none when a store holds it)."""
+        return 0 if self._snapshot_data is None else len(self._snapshot_data)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def create_snapshot(
+        self, index: int, conf_state: ConfState | None = None, data: bytes | None = None
+    ) -> Snapshot:
+        if data is None:
+            raise ValueError("MemStorageWithSnapshot.create_snapshot needs the snapshot data")
+        data = bytes(data)
+        snapshot = super().create_snapshot(index, conf_state, data)
+        self._keep(snapshot.metadata, data)
+        return snapshot
+
+    def _keep(self, metadata: SnapshotMetadata, data: bytes) -> None:
+        if self.data_store is None:
+            self._snapshot_data = data
+            return
+        self._snapshot_data = None
+        store = self.data_store
+        if not (store.has_snapshot(metadata.index)
+                and store.snapshot_metadata(metadata.index).digest == metadata.digest):
+            store.save_snapshot(metadata.index, data, term=metadata.term,
+                                conf_state=metadata.conf_state, snapshot_id=metadata.snapshot_id)
+        store.compact_snapshots(self.keep_snapshots)
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Install metadata only; the data held so far belongs to an older snapshot, so drop it."""
+        super().apply_snapshot(snapshot)
+        self._snapshot_data = None
+
+    def apply_snapshot_with_data(self, snapshot: Snapshot) -> None:
+        """Install a snapshot and keep its data; refuses data that does not match the metadata."""
+        if snapshot.data is None:
+            raise ValueError(
+                f"snapshot {snapshot.index} has no data; fetch it before apply_snapshot_with_data"
+            )
+        expected = snapshot.metadata
+        if expected.size and expected.size != len(snapshot.data):
+            raise ValueError(
+                f"snapshot {snapshot.index} data is {len(snapshot.data)} bytes, "
+                f"metadata says {expected.size}"
+            )
+        if expected.digest and expected.digest != snapshot_digest(snapshot.data):
+            raise ValueError(
+                f"snapshot {snapshot.index} data digest is {snapshot_digest(snapshot.data)}, "
+                f"metadata says {expected.digest}"
+            )
+        data = bytes(snapshot.data)
+        self.apply_snapshot(snapshot)
+        self._keep(snapshot.metadata, data)
+
+    def apply_snapshot_from_store(self, snapshot: Snapshot) -> None:
+        """Install a snapshot whose data was already received into the data store."""
+        metadata = snapshot.metadata
+        store = self.data_store
+        if store is None:
+            raise ValueError(f"snapshot {metadata.index}: no data store to take the data from")
+        if not store.has_snapshot(metadata.index):
+            raise ValueError(f"snapshot {metadata.index} is not in the data store; receive it first")
+        held = store.snapshot_metadata(metadata.index).digest
+        if held != metadata.digest:
+            raise ValueError(
+                f"snapshot {metadata.index} in the store has digest {held}, metadata says {metadata.digest}"
+            )
+        self.apply_snapshot(snapshot)
+        store.compact_snapshots(self.keep_snapshots)
+
+    def _metadata_for(
+        self, index: int, term: int, conf_state: ConfState, data: bytes | None
+    ) -> SnapshotMetadata:
+        assert data is not None
+        digest = snapshot_digest(data)
+        return SnapshotMetadata(
+            index=index,
+            term=term,
+            conf_state=conf_state,
+            size=len(data),
+            digest=digest,
+            snapshot_id=snapshot_id_for(term, index, digest),
+        )

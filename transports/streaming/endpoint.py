@@ -1,0 +1,456 @@
+"""One node's end of out-of-band snapshot streaming: receiving, and sending to followers.
+
+The endpoint turns the decisions of :mod:`.protocol` into actions through a
+:class:`StreamHost` (the node it belongs to): sending stream messages,
+arming timers, writing verified chunks to the node's
+:class:`~simulator.snapshots.SnapshotStore`, handing a complete snapshot to
+Raft, and telling the leader's Raft how a transfer ended.
+
+Receiving (follower)::
+
+    metadata-only snapshot message ─▶ open_writer (resumes a partial) ─▶ request(offset)
+    chunk ─▶ verify ─▶ write durably ─▶ ack ─▶ … ─▶ commit (sha256) ─▶ Raft installs ─▶ ack(installed)
+
+Sending (leader)::
+
+    request(offset) ─▶ stream_snapshot(index, offset) ─▶ chunks, ``chunks_in_flight`` at a
+    time, paced by ``rate_limit`` ─▶ ack(installed) ─▶ report_snapshot(FINISH)
+
+Failures resume from the receiver's verified offset; a snapshot that is gone
+or superseded ends the transfer and is reported as FAILURE, and Raft retries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+import attrs
+
+from simulator.raft import Message, SnapshotStatus
+from simulator.snapshots import (
+    SnapshotDigestError,
+    SnapshotNotFoundError,
+    SnapshotStore,
+    SnapshotStoreError,
+)
+
+from ..modes import Streaming
+from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest
+from .protocol import IncomingTransfer, OutgoingTransfer, Outcome, SnapshotOffer, Verdict
+from .registry import TransferRegistry
+
+
+@attrs.frozen
+class StreamTimer:
+    """Inbox item: wake the endpoint. ``generation`` ignores timers of a finished transfer."""
+
+    purpose: str  # "receive_idle", "send_next", "send_idle"
+    peer: int
+    snapshot_id: str
+    generation: int
+
+
+class StreamHost(Protocol):
+    """What the endpoint needs from its node."""
+
+    def now(self) -> float: ...
+
+    def send(self, message) -> None: ...
+
+    def schedule(self, delay: float, item) -> None: ...
+
+    def install(self, message: Message) -> None:
+        """Step a snapshot message into Raft; its data is in the node's store."""
+
+    def step(self, message: Message) -> None:
+        """Step a message into Raft as it is."""
+
+    def report_snapshot(self, to: int, status: SnapshotStatus) -> None: ...
+
+    def committed_index(self) -> int: ...
+
+    def event(self, kind: str, **fields) -> None: ...
+
+    def hold_memory(self, extra: int) -> None:
+        """Note that ``extra`` bytes of snapshot data are in memory right now."""
+
+
+class StreamingEndpoint:
+    """See the module docstring. One per node, living as long as the node's process."""
+
+    def __init__(
+        self,
+        node_id: int,
+        mode: Streaming,
+        store: SnapshotStore,
+        host: StreamHost,
+        registry: TransferRegistry,
+    ) -> None:
+        self.node_id = node_id
+        self.mode = mode
+        self.store = store
+        self.host = host
+        self.registry = registry
+        self.incoming: IncomingTransfer | None = None
+        self._writer = None
+        self._offer_message: Message | None = None
+        self._idle_retries = 0
+        self._generation = 0
+        self.outgoing: dict[int, OutgoingTransfer] = {}
+        self._streams: dict[int, tuple[int, object]] = {}  # peer -> (offset, chunk iterator)
+        self._next_send_at: dict[int, float] = {}
+        self._waiting: dict[int, SnapshotRequest] = {}  # over the concurrency limit
+        self.counters: Counter = Counter()
+
+    # -- receiving ----------------------------------------------------------------
+
+    def on_offer(self, message: Message) -> None:
+        """A metadata-only snapshot message arrived from the leader."""
+        metadata = message.snapshot.metadata
+        if metadata.index <= self.host.committed_index():
+            # Raft refuses it (or just moves commit) without needing the data.
+            self.host.step(message)
+            return
+        try:
+            offer = SnapshotOffer(
+                source=message.from_,
+                index=metadata.index,
+                term=metadata.term,
+                size=metadata.size,
+                digest=metadata.digest,
+                snapshot_id=metadata.snapshot_id,
+            )
+        except ValueError as error:
+            self.counters["malformed_offer"] += 1
+            self.host.event("transfer_refused", reason=str(error))
+            return
+        active = self.incoming
+        if active is not None:
+            if active.offer.snapshot_id == offer.snapshot_id:
+                self._offer_message = message
+                if active.offer.source != offer.source:
+                    active.change_source(offer.source)
+                    self.host.event(
+                        "transfer_resumed", source=offer.source, index=offer.index,
+                        offset=active.verified_offset, reason="new leader holds the same snapshot",
+                    )
+                    self._request(active)
+                return
+            if offer.index <= active.offer.index:
+                self.counters["older_offer_ignored"] += 1
+                return
+            self._finish_incoming(Outcome.SUPERSEDED, f"snapshot {offer.index} supersedes it")
+            self._writer.abort()
+        self._start_incoming(offer, message)
+
+    def _start_incoming(self, offer: SnapshotOffer, message: Message) -> None:
+        now = self.host.now()
+        try:
+            writer = self.store.open_writer(
+                offer.index,
+                term=offer.term,
+                size=offer.size,
+                digest=offer.digest,
+                conf_state=message.snapshot.metadata.conf_state,
+                snapshot_id=offer.snapshot_id,
+            )
+        except SnapshotStoreError as error:
+            if self.store.has_snapshot(offer.index) and (
+                self.store.snapshot_metadata(offer.index).digest == offer.digest
+            ):
+                self.host.install(message)  # received before a crash; only the install was missing
+                return
+            self.host.event("transfer_refused", index=offer.index, reason=str(error))
+            return
+        self._writer = writer
+        self._offer_message = message
+        self._idle_retries = 0
+        self._generation += 1
+        transfer = IncomingTransfer(
+            me=self.node_id,
+            offer=offer,
+            verified_offset=writer.offset,
+            started_at=now,
+            last_progress_at=now,
+        )
+        self.incoming = transfer
+        record = self.registry.start(
+            from_=offer.source, to=self.node_id, snapshot_index=offer.index,
+            snapshot_id=offer.snapshot_id, mode="streaming", size=offer.size, now=now,
+        )
+        record.bytes_done = writer.offset
+        if writer.offset:
+            self.host.event("transfer_resumed", source=offer.source, index=offer.index,
+                            offset=writer.offset, reason="partial snapshot kept on disk")
+        else:
+            self.host.event("transfer_started", source=offer.source, index=offer.index, size=offer.size)
+        if transfer.complete:
+            self._complete()
+            return
+        self._request(transfer)
+
+    def _request(self, transfer: IncomingTransfer) -> None:
+        request = transfer.request()
+        self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
+                        offset=request.offset)
+        self.host.send(request)
+        self._arm_receive_timer(transfer)
+
+    def _arm_receive_timer(self, transfer: IncomingTransfer) -> None:
+        self.host.schedule(
+            self.mode.idle_timeout,
+            StreamTimer("receive_idle", transfer.offer.source, transfer.offer.snapshot_id, self._generation),
+        )
+
+    def on_chunk(self, chunk: SnapshotChunk) -> None:
+        transfer = self.incoming
+        if transfer is None or chunk.snapshot_id != transfer.offer.snapshot_id:
+            self.counters["stray_chunk"] += 1
+            return
+        self.host.hold_memory(len(chunk.data))
+        verdict, detail = transfer.check_chunk(chunk)
+        record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
+        if verdict is Verdict.DUPLICATE:
+            self.counters["duplicate_chunk"] += 1
+            return
+        if verdict is Verdict.REJECT:
+            self.counters["rejected_chunk"] += 1
+            self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=detail)
+            if chunk.offset >= transfer.verified_offset:
+                # Ask again from what we have; later chunks of this window are useless.
+                transfer.retries += 1
+                if record is not None:
+                    record.retries += 1
+                self._request(transfer)
+            return
+        try:
+            self._writer.write(chunk.offset, chunk.data)
+        except SnapshotStoreError as error:
+            self.counters["write_failed"] += 1
+            self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=str(error))
+            return
+        now = self.host.now()
+        transfer.advance(len(chunk.data), now)
+        self._idle_retries = 0
+        if record is not None:
+            record.bytes_done = transfer.verified_offset
+            record.updated_at = now
+        self.host.send(SnapshotAck(from_=self.node_id, to=chunk.from_,
+                                   snapshot_id=chunk.snapshot_id, offset=transfer.verified_offset))
+        if transfer.complete:
+            self._complete()
+
+    def _complete(self) -> None:
+        transfer = self.incoming
+        try:
+            self._writer.commit()
+        except SnapshotDigestError as error:
+            # Every chunk passed its checksum yet the whole does not match: start over.
+            self.host.event("transfer_digest_mismatch", index=transfer.offer.index, reason=str(error))
+            offer, message = transfer.offer, self._offer_message
+            self.incoming = None
+            self._start_incoming(offer, message)
+            return
+        message = self._offer_message
+        source = transfer.offer.source
+        self._finish_incoming(Outcome.INSTALLED, "verified and installed")
+        self.host.install(message)
+        self.host.send(SnapshotAck(from_=self.node_id, to=source, snapshot_id=transfer.offer.snapshot_id,
+                                   offset=transfer.offer.size, installed=True))
+
+    def _finish_incoming(self, outcome: Outcome, reason: str) -> None:
+        transfer = self.incoming
+        record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
+        if record is not None:
+            record.outcome = outcome
+            record.updated_at = self.host.now()
+        self.host.event(f"transfer_{outcome.value}", source=transfer.offer.source,
+                        index=transfer.offer.index, retries=transfer.retries, reason=reason)
+        self.incoming = None
+        self._generation += 1
+
+    def _on_receive_idle(self, timer: StreamTimer) -> None:
+        transfer = self.incoming
+        if transfer is None or timer.generation != self._generation:
+            return
+        if self.host.now() - transfer.last_progress_at < self.mode.idle_timeout:
+            self._arm_receive_timer(transfer)
+            return
+        self._idle_retries += 1
+        if self._idle_retries > self.mode.max_idle_retries:
+            # Keep the partial data: a later offer of the same snapshot resumes it.
+            self._finish_incoming(Outcome.ABORTED, f"no progress after {self.mode.max_idle_retries} retries")
+            return
+        record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
+        if record is not None:
+            record.retries += 1
+        transfer.retries += 1
+        self.host.event("transfer_retry", source=transfer.offer.source, index=transfer.offer.index,
+                        offset=transfer.verified_offset, attempt=self._idle_retries)
+        self._request(transfer)
+
+    def on_abort(self, abort: SnapshotAbort) -> None:
+        transfer = self.incoming
+        if transfer is None or abort.snapshot_id != transfer.offer.snapshot_id:
+            return
+        self._finish_incoming(Outcome.ABORTED, abort.reason)
+        self._writer.abort()  # the sender no longer has it: the partial is of no use
+
+    # -- sending ----------------------------------------------------------------
+
+    def on_request(self, request: SnapshotRequest) -> None:
+        peer = request.from_
+        transfer = self.outgoing.get(peer)
+        if transfer is None or transfer.snapshot_id != request.snapshot_id:
+            if transfer is not None:
+                self._end_outgoing(peer, SnapshotStatus.FAILURE, "replaced by a request for another snapshot")
+            problem = self._check_held(request)
+            if problem is not None:
+                self.host.send(SnapshotAbort(from_=self.node_id, to=peer,
+                                             snapshot_id=request.snapshot_id, reason=problem))
+                self.host.event("transfer_refused", to=peer, index=request.snapshot_index, reason=problem)
+                self.host.report_snapshot(peer, SnapshotStatus.FAILURE)
+                return
+            if len(self.outgoing) >= self.mode.max_concurrent_per_sender:
+                self._waiting[peer] = request
+                self.counters["request_queued"] += 1
+                return
+            transfer = self._new_outgoing(request)
+        error = transfer.on_request(request, self.host.now())
+        if error is not None:
+            self._abort_outgoing(peer, error)
+            return
+        self._streams.pop(peer, None)
+        self._pump(peer)
+
+    def _check_held(self, request: SnapshotRequest) -> str | None:
+        if not self.store.has_snapshot(request.snapshot_index):
+            held = [s.index for s in self.store.list_snapshots()]
+            return f"snapshot {request.snapshot_index} is no longer held (held: {held or 'none'})"
+        stored = self.store.snapshot_metadata(request.snapshot_index)
+        if stored.snapshot_id != request.snapshot_id or stored.term != request.snapshot_term:
+            return (f"snapshot {request.snapshot_index} held is {stored.snapshot_id!r} of term "
+                    f"{stored.term}, request named {request.snapshot_id!r} of term {request.snapshot_term}")
+        return None
+
+    def _new_outgoing(self, request: SnapshotRequest) -> OutgoingTransfer:
+        stored = self.store.snapshot_metadata(request.snapshot_index)
+        now = self.host.now()
+        transfer = OutgoingTransfer(
+            me=self.node_id, to=request.from_, snapshot_index=stored.index, snapshot_term=stored.term,
+            snapshot_id=stored.snapshot_id, total_size=stored.size, chunk_size=self.mode.chunk_size,
+            window=self.mode.chunks_in_flight, last_activity_at=now,
+        )
+        self.outgoing[request.from_] = transfer
+        self.registry.start(from_=self.node_id, to=request.from_, snapshot_index=stored.index,
+                            snapshot_id=stored.snapshot_id, mode="streaming", size=stored.size, now=now)
+        self.host.schedule(self._send_timeout, StreamTimer("send_idle", request.from_, stored.snapshot_id, 0))
+        return transfer
+
+    @property
+    def _send_timeout(self) -> float:
+        return self.mode.idle_timeout * (self.mode.max_idle_retries + 1)
+
+    def _pump(self, peer: int) -> None:
+        """Send chunks while the window and the rate limit allow."""
+        transfer = self.outgoing.get(peer)
+        while transfer is not None and transfer.wants_chunk():
+            now = self.host.now()
+            allowed_at = self._next_send_at.get(peer, now)
+            if allowed_at > now:
+                self.host.schedule(allowed_at - now,
+                                   StreamTimer("send_next", peer, transfer.snapshot_id, 0))
+                return
+            try:
+                data = self._read_chunk(peer, transfer)
+            except SnapshotStoreError as error:
+                # Compacted away, or corrupt on disk: end it; Raft will offer a newer one.
+                self._abort_outgoing(peer, f"cannot read snapshot {transfer.snapshot_index}: {error}")
+                return
+            chunk = transfer.make_chunk(data)
+            self.host.hold_memory(len(data))
+            self.registry.sent(peer, transfer.snapshot_id, chunk.offset, len(data), now)
+            self.host.send(chunk)
+            if self.mode.rate_limit is not None:
+                self._next_send_at[peer] = now + len(data) / self.mode.rate_limit
+
+    def _read_chunk(self, peer: int, transfer: OutgoingTransfer) -> bytes:
+        position, stream = self._streams.get(peer, (None, None))
+        if position != transfer.next_offset:
+            stream = iter(self.store.stream_snapshot(transfer.snapshot_index, transfer.next_offset))
+        data = next(stream, b"")
+        self._streams[peer] = (transfer.next_offset + len(data), stream)
+        return data
+
+    def on_ack(self, ack: SnapshotAck) -> None:
+        transfer = self.outgoing.get(ack.from_)
+        if transfer is None or ack.snapshot_id != transfer.snapshot_id:
+            return
+        transfer.on_ack(ack.offset, self.host.now())
+        if ack.installed:
+            self._end_outgoing(ack.from_, SnapshotStatus.FINISH, "installed")
+        else:
+            self._pump(ack.from_)
+
+    def _abort_outgoing(self, peer: int, reason: str) -> None:
+        transfer = self.outgoing.get(peer)
+        if transfer is not None:
+            self.host.send(SnapshotAbort(from_=self.node_id, to=peer,
+                                         snapshot_id=transfer.snapshot_id, reason=reason))
+        self._end_outgoing(peer, SnapshotStatus.FAILURE, reason)
+
+    def _end_outgoing(self, peer: int, status: SnapshotStatus, reason: str) -> None:
+        transfer = self.outgoing.pop(peer, None)
+        self._streams.pop(peer, None)
+        self._next_send_at.pop(peer, None)
+        if transfer is not None:
+            self.host.event("transfer_sent" if status is SnapshotStatus.FINISH else "transfer_failed",
+                            to=peer, index=transfer.snapshot_index, bytes_sent=transfer.bytes_sent,
+                            reason=reason)
+            self.host.report_snapshot(peer, status)
+        # A freed slot serves the longest-waiting request (lowest peer id first: deterministic).
+        if self._waiting and len(self.outgoing) < self.mode.max_concurrent_per_sender:
+            next_peer = min(self._waiting)
+            self.on_request(self._waiting.pop(next_peer))
+
+    def _on_send_idle(self, timer: StreamTimer) -> None:
+        transfer = self.outgoing.get(timer.peer)
+        if transfer is None or transfer.snapshot_id != timer.snapshot_id:
+            return
+        idle = self.host.now() - transfer.last_activity_at
+        if idle >= self._send_timeout:
+            self._end_outgoing(timer.peer, SnapshotStatus.FAILURE, f"receiver silent for {idle:.3f} s")
+        else:
+            self.host.schedule(self._send_timeout - idle, timer)
+
+    # -- dispatch -----------------------------------------------------------------
+
+    def on_timer(self, timer: StreamTimer) -> None:
+        if timer.purpose == "receive_idle":
+            self._on_receive_idle(timer)
+        elif timer.purpose == "send_next":
+            self._pump(timer.peer)
+        else:
+            self._on_send_idle(timer)
+
+    def on_stream_message(self, message) -> None:
+        if isinstance(message, SnapshotChunk):
+            self.on_chunk(message)
+        elif isinstance(message, SnapshotAck):
+            self.on_ack(message)
+        elif isinstance(message, SnapshotRequest):
+            self.on_request(message)
+        elif isinstance(message, SnapshotAbort):
+            self.on_abort(message)
+        else:
+            self.counters["unknown_stream_message"] += 1
+
+    def crashed(self) -> None:
+        """The node's process died: in-memory transfer state is gone (the store stays)."""
+        self.incoming = None
+        self._writer = None
+        self.outgoing.clear()
+        self._streams.clear()
+        self._waiting.clear()
+        self._generation += 1

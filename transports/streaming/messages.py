@@ -1,0 +1,105 @@
+"""The out-of-band snapshot stream's messages (the seed's ``SnapshotTransfer`` service).
+
+They travel over the same links as Raft messages — sharing latency,
+bandwidth and faults — but are not Raft messages: the Raft core never sees
+them. ``kind`` names them in transport statistics and the trace.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+import attrs
+
+#: Bytes a header of any stream message counts for on the wire.
+HEADER_BYTES = 64
+
+
+def chunk_checksum(data: bytes) -> int:
+    """CRC-32 of a chunk: cheap, and enough to catch corruption on the wire.
+
+    The whole snapshot is verified once more against its sha256 digest
+    before it is installed.
+    """
+    return zlib.crc32(data)
+
+
+@attrs.frozen
+class SnapshotRequest:
+    """Receiver to sender: "send me snapshot ``snapshot_id`` from ``offset`` on"."""
+
+    kind: ClassVar[str] = "snapshot_request"
+
+    from_: int
+    to: int
+    snapshot_index: int
+    snapshot_term: int
+    snapshot_id: str
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + len(self.snapshot_id)
+
+
+@attrs.frozen
+class SnapshotChunk:
+    """Sender to receiver: ``data`` at ``offset`` of a snapshot of ``total_size`` bytes."""
+
+    kind: ClassVar[str] = "snapshot_chunk"
+
+    from_: int
+    to: int
+    snapshot_index: int
+    snapshot_term: int
+    snapshot_id: str
+    offset: int
+    total_size: int
+    is_final: bool
+    checksum: int
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + len(self.snapshot_id) + len(self.data)
+
+
+@attrs.frozen
+class SnapshotAck:
+    """Receiver to sender: everything before ``offset`` is verified and durable.
+
+    ``installed`` marks the last ack: the snapshot passed its digest check
+    and was handed to Raft.
+    """
+
+    kind: ClassVar[str] = "snapshot_ack"
+
+    from_: int
+    to: int
+    snapshot_id: str
+    offset: int
+    installed: bool = False
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + len(self.snapshot_id)
+
+
+@attrs.frozen
+class SnapshotAbort:
+    """Either side: this transfer is over without success, and why."""
+
+    kind: ClassVar[str] = "snapshot_abort"
+
+    from_: int
+    to: int
+    snapshot_id: str
+    reason: str
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + len(self.snapshot_id) + len(self.reason)
+
+
+STREAM_MESSAGES = (SnapshotRequest, SnapshotChunk, SnapshotAck, SnapshotAbort)

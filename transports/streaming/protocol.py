@@ -1,0 +1,270 @@
+"""Bookkeeping of one snapshot transfer, without I/O (like h11: events in, decisions out).
+
+Theory of operation. A receiver learns of a snapshot from a metadata-only
+Raft snapshot message: a :class:`SnapshotOffer`. It keeps an
+:class:`IncomingTransfer` whose ``verified_offset`` is the number of bytes
+it has checked and written durably; it always asks the sender for data from
+exactly there (:meth:`IncomingTransfer.request`). Each arriving chunk gets a
+verdict from :meth:`IncomingTransfer.check_chunk`:
+
+=============  ==========================================================
+``ACCEPT``     next in line and intact: write it, then :meth:`advance`
+``DUPLICATE``  already have it (a retransmission): ignore, count it
+``REJECT``     gap, overlap, bad checksum, wrong snapshot, too long:
+               ignore, count the reason, ask again from the verified offset
+=============  ==========================================================
+
+The sender keeps an :class:`OutgoingTransfer`: where the next chunk starts,
+what was acknowledged, how many chunks are in flight. A request resets it
+to the requested offset, which is how a transfer resumes after a cut
+stream, a timeout, a crash, or a change of leader.
+
+Nothing here reads a clock: callers pass ``now``. Nothing here touches a
+store: callers read and write the bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, deque
+
+import attrs
+
+from .messages import SnapshotChunk, SnapshotRequest, chunk_checksum
+
+
+@attrs.frozen
+class SnapshotOffer:
+    """What a metadata-only snapshot message promises: which bytes, from whom."""
+
+    source: int
+    index: int
+    term: int
+    size: int
+    digest: str
+    snapshot_id: str
+
+    def __attrs_post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"snapshot size must be >= 0, got {self.size}")
+        if not self.snapshot_id or not self.digest:
+            raise ValueError(
+                f"snapshot {self.index} offer needs a snapshot_id and digest for streaming, "
+                f"got id={self.snapshot_id!r} digest={self.digest!r}"
+            )
+
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"
+    DUPLICATE = "duplicate"
+    REJECT = "reject"
+
+
+class Outcome(enum.Enum):
+    IN_PROGRESS = "in_progress"
+    INSTALLED = "installed"
+    SUPERSEDED = "superseded"
+    ABORTED = "aborted"
+
+
+@attrs.define(eq=False)
+class IncomingTransfer:
+    """The receiver's side of one transfer; see the module docstring."""
+
+    me: int
+    offer: SnapshotOffer
+    verified_offset: int
+    started_at: float
+    last_progress_at: float
+    retries: int = 0
+    duplicate_bytes: int = 0
+    rejections: Counter = attrs.Factory(Counter)
+
+    @property
+    def complete(self) -> bool:
+        return self.verified_offset == self.offer.size
+
+    def request(self) -> SnapshotRequest:
+        offer = self.offer
+        return SnapshotRequest(
+            from_=self.me,
+            to=offer.source,
+            snapshot_index=offer.index,
+            snapshot_term=offer.term,
+            snapshot_id=offer.snapshot_id,
+            offset=self.verified_offset,
+        )
+
+    def retry(self) -> SnapshotRequest:
+        """No progress for too long (cut stream, lost request): ask again."""
+        self.retries += 1
+        return self.request()
+
+    def change_source(self, source: int) -> None:
+        """A new leader holds the same snapshot: continue the same transfer from it."""
+        self.offer = attrs.evolve(self.offer, source=source)
+
+    def check_chunk(self, chunk: SnapshotChunk) -> tuple[Verdict, str]:
+        offer = self.offer
+        expected = self.verified_offset
+        size = len(chunk.data)
+        if chunk.snapshot_id != offer.snapshot_id:
+            return self._reject(
+                "wrong snapshot", f"chunk of snapshot {chunk.snapshot_id!r}, expected {offer.snapshot_id!r}"
+            )
+        if chunk.total_size != offer.size:
+            return self._reject(
+                "wrong total size",
+                f"chunk says the snapshot has {chunk.total_size} bytes, the offer said {offer.size}",
+            )
+        if size > 0 and chunk.offset + size <= expected:
+            self.duplicate_bytes += size
+            return Verdict.DUPLICATE, f"bytes {chunk.offset}..{chunk.offset + size} already verified"
+        if chunk.offset != expected:
+            what = "overlap" if chunk.offset < expected else "gap"
+            return self._reject(what, f"chunk at offset {expected} expected, got {chunk.offset}")
+        if chunk.offset + size > offer.size:
+            return self._reject(
+                "too long",
+                f"chunk ends at byte {chunk.offset + size}, more than total_size {offer.size}",
+            )
+        if size == 0 and offer.size > 0:
+            return self._reject("empty chunk", f"empty chunk at offset {chunk.offset}")
+        if chunk.is_final != (chunk.offset + size == offer.size):
+            return self._reject(
+                "bad final flag",
+                f"is_final={chunk.is_final} on a chunk ending at {chunk.offset + size} of {offer.size}",
+            )
+        actual = chunk_checksum(chunk.data)
+        if actual != chunk.checksum:
+            return self._reject(
+                "bad checksum",
+                f"chunk at offset {chunk.offset} has checksum {actual:#010x}, expected {chunk.checksum:#010x}",
+            )
+        return Verdict.ACCEPT, "ok"
+
+    def _reject(self, reason: str, detail: str) -> tuple[Verdict, str]:
+        self.rejections[reason] += 1
+        return Verdict.REJECT, detail
+
+    def advance(self, count: int, now: float) -> None:
+        """``count`` more bytes were verified and written durably."""
+        self.verified_offset += count
+        self.last_progress_at = now
+
+
+@attrs.define(eq=False)
+class OutgoingTransfer:
+    """The sender's side of one transfer; see the module docstring."""
+
+    me: int
+    to: int
+    snapshot_index: int
+    snapshot_term: int
+    snapshot_id: str
+    total_size: int
+    chunk_size: int
+    window: int
+    last_activity_at: float
+    next_offset: int = 0
+    acked_offset: int = 0
+    final_sent: bool = False
+    chunks_sent: int = 0
+    bytes_sent: int = 0
+    in_flight: deque = attrs.Factory(deque)  # end offsets of unacknowledged chunks
+
+    def __attrs_post_init__(self) -> None:
+        if self.chunk_size <= 0:
+            raise ValueError(f"chunk_size must be a positive number of bytes, got {self.chunk_size}")
+        if self.window <= 0:
+            raise ValueError(f"chunks in flight must be >= 1, got {self.window}")
+
+    def on_request(self, request: SnapshotRequest, now: float) -> str | None:
+        """Start (or restart) at the requested offset; returns why it cannot, or None."""
+        if request.snapshot_id != self.snapshot_id:
+            return f"snapshot {request.snapshot_id!r} requested, this transfer sends {self.snapshot_id!r}"
+        if not 0 <= request.offset <= self.total_size:
+            return f"offset must lie in [0, {self.total_size}], got {request.offset}"
+        self.next_offset = request.offset
+        self.acked_offset = request.offset
+        self.final_sent = False
+        self.in_flight.clear()
+        self.last_activity_at = now
+        return None
+
+    def on_ack(self, offset: int, now: float) -> None:
+        if offset > self.acked_offset:
+            self.acked_offset = offset
+            self.last_activity_at = now
+        while self.in_flight and self.in_flight[0] <= offset:
+            self.in_flight.popleft()
+
+    def wants_chunk(self) -> bool:
+        if self.final_sent or len(self.in_flight) >= self.window:
+            return False
+        return self.next_offset < self.total_size or self.total_size == 0
+
+    def make_chunk(self, data: bytes) -> SnapshotChunk:
+        """Wrap the bytes read at ``next_offset`` (at most ``chunk_size``) as the next chunk."""
+        if len(data) > self.chunk_size:
+            raise ValueError(f"chunk of {len(data)} bytes exceeds chunk_size {self.chunk_size}")
+        offset = self.next_offset
+        end = offset + len(data)
+        if end > self.total_size or (not data and self.total_size > 0):
+            raise ValueError(
+                f"store returned {len(data)} bytes at offset {offset} of a {self.total_size}-byte snapshot"
+            )
+        self.next_offset = end
+        self.final_sent = end == self.total_size
+        self.in_flight.append(end)
+        self.chunks_sent += 1
+        self.bytes_sent += len(data)
+        return SnapshotChunk(
+            from_=self.me,
+            to=self.to,
+            snapshot_index=self.snapshot_index,
+            snapshot_term=self.snapshot_term,
+            snapshot_id=self.snapshot_id,
+            offset=offset,
+            total_size=self.total_size,
+            is_final=self.final_sent,
+            checksum=chunk_checksum(data),
+            data=data,
+        )
+
+
+@attrs.frozen
+class TransferProgress:
+    """One transfer as the cluster reports it (progress bars, notebooks, JSON)."""
+
+    from_: int
+    to: int
+    snapshot_index: int
+    snapshot_id: str
+    mode: str
+    size: int
+    bytes_done: int
+    bytes_sent: int
+    resent_bytes: int
+    retries: int
+    started_at: float
+    updated_at: float
+    outcome: Outcome
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.size == 0 else self.bytes_done / self.size
+
+    @property
+    def rate(self) -> float:
+        """Verified bytes per second of virtual time since the start."""
+        elapsed = self.updated_at - self.started_at
+        return self.bytes_done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate, or None before any progress."""
+        if self.outcome is not Outcome.IN_PROGRESS:
+            return 0.0
+        rate = self.rate
+        return (self.size - self.bytes_done) / rate if rate > 0 else None

@@ -1,0 +1,94 @@
+"""Every snapshot transfer of a run, embedded or streamed, for progress bars and reports.
+
+One :class:`TransferRecord` per (receiver, snapshot id): a transfer that is
+cut, retried, resumed after a crash, or continued by a new leader stays the
+same record, so its ``bytes_sent`` and ``resent_bytes`` say what the failures
+cost. ``resent_bytes`` counts bytes sent again at offsets some sender had
+already sent for this transfer.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .protocol import Outcome, TransferProgress
+
+
+@attrs.define(eq=False)
+class TransferRecord:
+    from_: int
+    to: int
+    snapshot_index: int
+    snapshot_id: str
+    mode: str
+    size: int
+    started_at: float
+    updated_at: float
+    bytes_done: int = 0
+    bytes_sent: int = 0
+    resent_bytes: int = 0
+    retries: int = 0
+    frontier: int = 0  # highest end offset any sender sent
+    outcome: Outcome = Outcome.IN_PROGRESS
+
+    def progress(self) -> TransferProgress:
+        return TransferProgress(
+            from_=self.from_,
+            to=self.to,
+            snapshot_index=self.snapshot_index,
+            snapshot_id=self.snapshot_id,
+            mode=self.mode,
+            size=self.size,
+            bytes_done=self.bytes_done,
+            bytes_sent=self.bytes_sent,
+            resent_bytes=self.resent_bytes,
+            retries=self.retries,
+            started_at=self.started_at,
+            updated_at=self.updated_at,
+            outcome=self.outcome,
+        )
+
+
+class TransferRegistry:
+    """The run's transfers, in the order they started."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[int, str], TransferRecord] = {}
+
+    def start(self, *, from_, to, snapshot_index, snapshot_id, mode, size, now) -> TransferRecord:
+        """The record for this (receiver, snapshot), new or continued."""
+        record = self._records.get((to, snapshot_id))
+        if record is None or record.outcome is not Outcome.IN_PROGRESS and record.outcome is not Outcome.ABORTED:
+            record = TransferRecord(
+                from_=from_,
+                to=to,
+                snapshot_index=snapshot_index,
+                snapshot_id=snapshot_id,
+                mode=mode,
+                size=size,
+                started_at=now,
+                updated_at=now,
+            )
+            self._records[(to, snapshot_id)] = record
+        else:
+            record.from_ = from_
+            record.outcome = Outcome.IN_PROGRESS
+            record.updated_at = now
+        return record
+
+    def get(self, to: int, snapshot_id: str) -> TransferRecord | None:
+        return self._records.get((to, snapshot_id))
+
+    def sent(self, to: int, snapshot_id: str, offset: int, length: int, now: float) -> None:
+        record = self._records.get((to, snapshot_id))
+        if record is None:
+            return
+        record.bytes_sent += length
+        end = offset + length
+        if offset < record.frontier:
+            record.resent_bytes += min(end, record.frontier) - offset
+        record.frontier = max(record.frontier, end)
+        record.updated_at = now
+
+    def progress(self) -> list[TransferProgress]:
+        return [record.progress() for record in self._records.values()]
