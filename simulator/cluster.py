@@ -29,13 +29,15 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from transports import InMemoryClusterTransport, LinkConfig
+from transports import Embedded, InMemoryClusterTransport, LinkConfig, SnapshotMode, Streaming
+from transports.streaming import TransferProgress, TransferRegistry
 
 from . import faults
 from .client import Client, ClientMixin
 from .invariants import InvariantViolation
 from .monitor import InvariantMonitor
 from .node import CompactionPolicy, NodeRunner, Tick
+from .snapshot_handling import NodeSnapshots
 from .raft import ConfState, Config, MemStorageWithSnapshot, Role
 from .state_machines import StateMachine, WorkflowExecutor
 from .trace import CLUSTER, SCENARIO, Trace
@@ -56,6 +58,8 @@ class Cluster(ClientMixin):
         config: Callable[[int], Config] | None = None,
         compaction: CompactionPolicy = CompactionPolicy(),
         record_messages: bool = True,
+        snapshot_mode: SnapshotMode | None = None,
+        transport: InMemoryClusterTransport | None = None,
     ) -> None:
         self._check_options(nodes, {"tick_interval": tick_interval})
         self._nursery = nursery
@@ -68,7 +72,16 @@ class Cluster(ClientMixin):
         self.trace = Trace(record_messages=record_messages, start_time=self.start_time)
         self.trace.bind_clock(trio.current_time)
         self.monitor = InvariantMonitor(context=lambda: self.trace.excerpt(15))
-        self.transport = InMemoryClusterTransport(seed=seed, link=link, observer=self.trace)
+        if transport is None:
+            transport = InMemoryClusterTransport(seed=seed, link=link)
+        elif link is not None:
+            transport.set_default_link(link)
+        transport.observer = self.trace
+        transport._on_batch = self.trace.on_batch
+        self.transport = transport
+        self.snapshot_mode = snapshot_mode or transport.snapshot_mode or Embedded()
+        transport.snapshot_mode = self.snapshot_mode
+        self.transfers_registry = TransferRegistry()
         self._opening_link = self.transport.default_link
         self.runners: dict[int, NodeRunner] = {}
         self._paused: dict[int, list] = {}  # node -> items that arrived while paused
@@ -126,10 +139,16 @@ class Cluster(ClientMixin):
     # -- nodes -------------------------------------------------------------------
 
     def _create_node(self, node_id: int, conf_state: ConfState) -> NodeRunner:
+        mode = self.snapshot_mode
+        store = mode.store(node_id) if isinstance(mode, Streaming) else None
         runner = NodeRunner(
             node_id=node_id,
             config=self.config_for(node_id),
-            storage=MemStorageWithSnapshot.new_with_conf_state(conf_state),
+            # Streaming: the snapshot data lives in the node's store, not in memory,
+            # and the leader offers metadata only.
+            storage=MemStorageWithSnapshot.new_with_conf_state(
+                conf_state, embed_data=store is None, data_store=store
+            ),
             make_state_machine=self.make_state_machine,
             send=self.transport.send,
             trace=self.trace,
@@ -137,7 +156,9 @@ class Cluster(ClientMixin):
             compaction=self.compaction,
             rng=random.Random(f"{self.seed}/node/{node_id}"),
             on_role_change=self._on_role_change,
+            schedule=lambda at, item: self.transport.schedule(node_id, at, item),
         )
+        runner.snapshots = NodeSnapshots(runner, mode, self.transfers_registry, store)
         self.runners[node_id] = runner
         self._tick_rngs[node_id] = random.Random(f"{self.seed}/ticks/{node_id}")
         return runner
@@ -209,6 +230,21 @@ class Cluster(ClientMixin):
 
     def storage(self, node_id: int) -> MemStorageWithSnapshot:
         return self._runner(node_id).storage
+
+    def store(self, node_id: int):
+        """Node's ``SnapshotStore`` (Streaming mode), or ``None``."""
+        return self._runner(node_id).snapshots.store
+
+    def transfers(self) -> list[TransferProgress]:
+        """Every snapshot transfer so far, embedded or streamed, in the order they started."""
+        return self.transfers_registry.progress()
+
+    def snapshot_memory(self) -> dict[int, tuple[int, int]]:
+        """Per node: (bytes of snapshot data in memory now, the most at any moment)."""
+        return {
+            node_id: (runner.snapshots.memory.current, runner.snapshots.memory.peak)
+            for node_id, runner in sorted(self.runners.items())
+        }
 
     def now(self) -> float:
         """Virtual seconds since the cluster opened."""

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import attrs
 
 from .invariants import InvariantViolation
-from .raft import CompactedError, Entry, RawNode, Role, Snapshot, snapshot_digest
+from .raft import CompactedError, Entry, RawNode, Role, snapshot_digest
 
 
 @attrs.frozen
@@ -201,21 +201,21 @@ class InvariantMonitor:
                 f"node {node_id} snapshot at index {index} differs from one made there before",
             )
 
-    def snapshot_installed(self, node_id: int, snapshot: Snapshot, machine) -> None:
+    def snapshot_installed(self, node_id: int, index: int, digest: str) -> None:
+        """``digest`` is of the data installed (checked against it before installing)."""
         self.checks += 1
-        if snapshot.index > self.max_commit:
+        if index > self.max_commit:
             raise self._violation(
                 "snapshot covers committed entries only",
-                f"node {node_id} installed a snapshot at {snapshot.index}, beyond any commit "
+                f"node {node_id} installed a snapshot at {index}, beyond any commit "
                 f"({self.max_commit})",
             )
-        digest = snapshot_digest(snapshot.data)
-        known = self.snapshots.get(snapshot.index)
+        known = self.snapshots.get(index)
         if known is not None and known != digest:
             raise self._violation(
                 "installed snapshot equals the leader's state",
-                f"node {node_id} installed snapshot {snapshot.index} with digest {digest}, "
+                f"node {node_id} installed snapshot {index} with digest {digest}, "
                 f"the snapshot made at that index has {known}",
             )
-        self.highest_applied[node_id] = max(self.highest_applied.get(node_id, 0), snapshot.index)
-        self._check_commit(node_id, max(snapshot.index, self.highest_commit.get(node_id, 0)))
+        self.highest_applied[node_id] = max(self.highest_applied.get(node_id, 0), index)
+        self._check_commit(node_id, max(index, self.highest_commit.get(node_id, 0)))

@@ -32,8 +32,10 @@ from .raft import (
     Ready,
     Role,
 )
+from .snapshot_handling import NodeSnapshots
 from .state_machines import StateMachine
 from .trace import Trace
+from transports.streaming import StreamTimer
 
 
 @attrs.frozen
@@ -117,6 +119,9 @@ class NodeRunner:
     last_role: Role | None = None
     incarnation: int = 0
     on_role_change: Callable[[int, Role, int, int], None] | None = None
+    #: ``schedule(at, item)``: hand ``item`` to this node's inbox at time ``at``.
+    schedule: Callable | None = None
+    snapshots: NodeSnapshots | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -133,9 +138,10 @@ class NodeRunner:
     def start(self) -> None:
         """Boot from storage: restore the state machine from the stored snapshot."""
         machine = self.make_state_machine()
-        snapshot = self.storage.full_snapshot()
-        if snapshot.index > 0 and snapshot.data is not None:
-            machine.restore_from_snapshot(snapshot.data)
+        snapshot = self.storage.snapshot_metadata
+        chunks = self.storage.snapshot_chunks()
+        if snapshot.index > 0 and chunks is not None:
+            machine.restore_from_snapshot(chunks)
         self.state_machine = machine
         # The state machine already holds everything up to the snapshot, even if
         # the log still keeps some entries before it: apply only what follows.
@@ -152,6 +158,7 @@ class NodeRunner:
         self.state_machine = None
         self.last_role = None
         self.monitor.node_stopped(self.node_id)
+        self.snapshots.crashed()
         for ticket in self.waiting.values():
             ticket.fail(f"node {self.node_id} crashed before the entry was applied")
         self.waiting.clear()
@@ -169,8 +176,10 @@ class NodeRunner:
             node.tick()
         elif isinstance(item, ClientCommand):
             self._propose(node, item)
+        elif isinstance(item, StreamTimer):
+            self.snapshots.on_timer(item)
         else:
-            node.step(item.message)
+            self.snapshots.receive(item.message)
         self.process_ready()
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
@@ -212,15 +221,13 @@ class NodeRunner:
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
         for message in ready.messages:
-            if message.snapshot is not None:
-                self._event("snapshot_sent", to=message.to, index=message.snapshot.index,
-                            size=message.snapshot.metadata.size)
-            self.send(message)
+            self.send(self.snapshots.outgoing(message))
         for entry in ready.committed_entries:
             self._apply(node, entry)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)
         self._maybe_compact(node)
+        self.snapshots.hold_memory(0)
 
     def _role_changed(self, node: RawNode) -> None:
         raft = node.raft
@@ -238,18 +245,11 @@ class NodeRunner:
 
     def _install_snapshot(self, ready: Ready) -> None:
         snapshot = ready.snapshot
-        if snapshot.data is None:
-            raise RuntimeError(
-                f"node {self.node_id} got snapshot {snapshot.index} without data; "
-                "the transport must fetch the data before handing it over"
-            )
-        machine = self.make_state_machine()
-        machine.restore_from_snapshot(snapshot.data)  # raises on corrupt data: nothing installed
-        self.storage.apply_snapshot_with_data(snapshot)
-        self.state_machine = machine
-        self.monitor.snapshot_installed(self.node_id, snapshot, machine)
+        # Raises on corrupt or missing data, before anything is replaced.
+        self.state_machine = self.snapshots.install_from_ready(snapshot)
+        self.monitor.snapshot_installed(self.node_id, snapshot.index, snapshot.metadata.digest)
         self._event("snapshot_installed", index=snapshot.index, term=snapshot.term,
-                    size=len(snapshot.data))
+                    size=snapshot.metadata.size)
 
     def _apply(self, node: RawNode, entry: Entry) -> None:
         machine = self.state_machine

@@ -63,8 +63,10 @@ class TraceRecord:
         return f"{self.time:12.6f} {who:>7} {self.kind:<18} {details}".rstrip()
 
 
-def message_fields(message: Message) -> dict[str, object]:
+def message_fields(message) -> dict[str, object]:
     """The parts of a message worth recording."""
+    if type(message) is not Message:
+        return _stream_fields(message)
     fields: dict[str, object] = {
         "type": message.msg_type.value,
         "from": message.from_,
@@ -82,6 +84,19 @@ def message_fields(message: Message) -> dict[str, object]:
         fields["reject"] = True
     if message.snapshot is not None:
         fields["snapshot_index"] = message.snapshot.index
+    fields["size"] = message.size
+    return fields
+
+
+def _stream_fields(message) -> dict[str, object]:
+    fields: dict[str, object] = {"type": message.kind, "from": message.from_, "to": message.to}
+    for name in ("snapshot_index", "offset", "total_size", "is_final", "installed", "reason"):
+        value = getattr(message, name, None)
+        if value is not None and value is not False:
+            fields[name] = value
+    data = getattr(message, "data", None)
+    if data is not None:
+        fields["bytes"] = len(data)
     fields["size"] = message.size
     return fields
 

@@ -8,9 +8,25 @@ modes (``Embedded``, ``Streaming``) plug in here.
 
 from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
+from .modes import Embedded, SnapshotMode, Streaming
+from .streaming import (
+    SnapshotAbort,
+    SnapshotAck,
+    SnapshotChunk,
+    SnapshotRequest,
+    TransferProgress,
+)
 
 __all__ = [
     "Constant",
+    "Embedded",
+    "SnapshotAbort",
+    "SnapshotAck",
+    "SnapshotChunk",
+    "SnapshotMode",
+    "SnapshotRequest",
+    "Streaming",
+    "TransferProgress",
     "Exponential",
     "InMemoryClusterTransport",
     "LinkConfig",

@@ -120,8 +120,11 @@ class InMemoryClusterTransport:
         seed: int = 0,
         link: LinkConfig | None = None,
         observer: TransportObserver | None = None,
+        snapshot_mode=None,
     ) -> None:
         self.seed = seed
+        #: How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it.
+        self.snapshot_mode = snapshot_mode
         self.default_link = link if link is not None else LinkConfig()
         self.observer = observer if observer is not None else TransportObserver()
         # Optional hook: observers that do not care about batches may leave it out.
@@ -135,6 +138,36 @@ class InMemoryClusterTransport:
         self._wakeup = trio.Event()
         self._sleeping_until = math.inf
         self.delivered_items = 0
+
+    @classmethod
+    def with_embedded_snapshots(cls, **options) -> InMemoryClusterTransport:
+        """The seed's ``new_with_embedded_snapshots``: snapshot data rides in the Raft message."""
+        from .modes import Embedded
+
+        return cls(snapshot_mode=Embedded(), **options)
+
+    @classmethod
+    def with_streaming_snapshots(
+        cls, *, store=None, chunk_size: int | None = None, **options
+    ) -> InMemoryClusterTransport:
+        """The seed's ``new_with_streaming_snapshots``: data streams out of band from ``store``.
+
+        ``store`` maps a node id to that node's ``SnapshotStore`` (default: one
+        in-memory store per node); the other ``Streaming`` options may be given too.
+        """
+        from .modes import Streaming
+
+        mode_options = {
+            key: options.pop(key)
+            for key in ("chunks_in_flight", "rate_limit", "max_concurrent_per_sender",
+                        "idle_timeout", "max_idle_retries")
+            if key in options
+        }
+        if store is not None:
+            mode_options["store"] = store
+        if chunk_size is not None:
+            mode_options["chunk_size"] = chunk_size
+        return cls(snapshot_mode=Streaming(**mode_options), **options)
 
     # -- nodes ----------------------------------------------------------------
 
@@ -201,7 +234,7 @@ class InMemoryClusterTransport:
         config = self.link_config(src, dst)
         link = self._link(src, dst)
         size = message.size
-        kind = message.msg_type.value
+        kind = message_kind(message)
         link.sent += 1
         link.sent_bytes += size
         link.kind_messages[kind] += 1
@@ -393,6 +426,12 @@ class InMemoryClusterTransport:
             messages_duplicated=sum(s.messages_duplicated for _, s in links),
             links=tuple(links),
         )
+
+
+def message_kind(message) -> str:
+    """``append``, ``snapshot``, ``snapshot_chunk``...: how statistics and the trace name it."""
+    kind = getattr(message, "kind", None)
+    return kind if kind is not None else message.msg_type.value
 
 
 def all_links(node_ids: Iterable[int]) -> list[Link]:

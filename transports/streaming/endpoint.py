@@ -378,7 +378,10 @@ class StreamingEndpoint:
     def _read_chunk(self, peer: int, transfer: OutgoingTransfer) -> bytes:
         position, stream = self._streams.get(peer, (None, None))
         if position != transfer.next_offset:
-            stream = iter(self.store.stream_snapshot(transfer.snapshot_index, transfer.next_offset))
+            stream = rechunk(
+                self.store.stream_snapshot(transfer.snapshot_index, transfer.next_offset),
+                transfer.chunk_size,
+            )
         data = next(stream, b"")
         self._streams[peer] = (transfer.next_offset + len(data), stream)
         return data
@@ -454,3 +457,18 @@ class StreamingEndpoint:
         self._streams.clear()
         self._waiting.clear()
         self._generation += 1
+
+
+def rechunk(pieces, size: int):
+    """Regroup the store's pieces into chunks of exactly ``size`` bytes (the last may be shorter).
+
+    The transfer's chunk size is the mode's, whatever size the store reads in.
+    """
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)

@@ -1,0 +1,172 @@
+"""A node's part in snapshot transfer: which mode, what it holds in memory, how it installs.
+
+:class:`NodeSnapshots` sits between a :class:`~simulator.node.NodeRunner` and
+the transfer machinery of the ``transports`` layer:
+
+- it is the :class:`~transports.streaming.StreamHost` a node's
+  ``StreamingEndpoint`` acts through (send, arm a timer, hand a verified
+  snapshot to Raft, report to the leader's Raft);
+- it routes what the node receives: metadata-only snapshot messages and
+  stream messages to the endpoint, everything else to Raft;
+- it installs snapshots from a ``Ready`` (from the message's bytes when
+  embedded, streamed from the node's store when not) and records embedded
+  transfers in the run's transfer registry;
+- it keeps :class:`SnapshotMemory`: the most snapshot bytes the node held in
+  memory at once (storage, messages, chunks), the figure that shows what
+  Embedded costs as snapshots grow and what Streaming saves.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from transports import Embedded, Streaming
+from transports.streaming import (
+    Outcome,
+    StreamingEndpoint,
+    StreamTimer,
+    TransferRegistry,
+)
+
+from .raft import Message, MessageType, Snapshot, SnapshotStatus
+
+
+@attrs.define
+class SnapshotMemory:
+    """Bytes of snapshot data a node holds in memory: now, and the most at any moment.
+
+    Counted: snapshot data kept by the node's storage, snapshot data in a
+    message being sent or received, chunks being sent or received. Not
+    counted: the state machine's own live state, bytes in a snapshot store
+    (it stands for disk or an object store), and the transient bytes of
+    serializing a new snapshot of the node's own state.
+    """
+
+    current: int = 0
+    peak: int = 0
+
+    def observe(self, held: int) -> None:
+        self.current = held
+        if held > self.peak:
+            self.peak = held
+
+
+class NodeSnapshots:
+    """See the module docstring. One per node; survives the node's crashes like its disk."""
+
+    def __init__(self, runner, mode: Embedded | Streaming, registry: TransferRegistry, store=None) -> None:
+        self.runner = runner
+        self.mode = mode
+        self.registry = registry
+        self.store = store
+        self.memory = SnapshotMemory()
+        self.endpoint = (
+            StreamingEndpoint(runner.node_id, mode, store, self, registry)
+            if isinstance(mode, Streaming)
+            else None
+        )
+
+    # -- routing ------------------------------------------------------------------
+
+    def receive(self, message) -> None:
+        """Hand a delivered message to Raft or to the stream endpoint."""
+        if type(message) is not Message:
+            if self.endpoint is not None:
+                self.endpoint.on_stream_message(message)
+            return
+        if message.msg_type is MessageType.SNAPSHOT and message.snapshot is not None:
+            if message.snapshot.data is None and self.endpoint is not None:
+                self.endpoint.on_offer(message)
+                return
+            if message.snapshot.data is not None:
+                self.hold_memory(len(message.snapshot.data))
+        self.runner.node.step(message)
+
+    def on_timer(self, timer: StreamTimer) -> None:
+        if self.endpoint is not None:
+            self.endpoint.on_timer(timer)
+
+    def outgoing(self, message: Message) -> Message:
+        """A message the node is about to send; records and sizes snapshot transfers."""
+        snapshot = message.snapshot
+        if snapshot is None:
+            return message
+        metadata = snapshot.metadata
+        self.runner._event("snapshot_sent", to=message.to, index=metadata.index, size=metadata.size,
+                           mode=self.mode.name)
+        if snapshot.data is not None:
+            if isinstance(self.mode, Embedded) and self.mode.wire_copy:
+                # What a serializer does: one more copy of the whole snapshot.
+                message = attrs.evolve(message, snapshot=attrs.evolve(snapshot, data=bytes(bytearray(snapshot.data))))
+                self.hold_memory(len(snapshot.data))
+            now = self.now()
+            self.registry.start(from_=self.runner.node_id, to=message.to, snapshot_index=metadata.index,
+                                snapshot_id=metadata.snapshot_id, mode="embedded", size=len(snapshot.data),
+                                now=now)
+            self.registry.sent(message.to, metadata.snapshot_id, 0, len(snapshot.data), now)
+        return message
+
+    # -- installing -----------------------------------------------------------------
+
+    def install_from_ready(self, snapshot: Snapshot) -> object:
+        """Restore a fresh state machine from ``snapshot`` and install it in storage.
+
+        Raises (keeping everything as it was) if the data is corrupt or missing.
+        """
+        runner = self.runner
+        machine = runner.make_state_machine()
+        storage = runner.storage
+        metadata = snapshot.metadata
+        if snapshot.data is not None:
+            machine.restore_from_snapshot(snapshot.data)
+            storage.apply_snapshot_with_data(snapshot)
+        else:
+            if self.store is None or not self.store.has_snapshot(metadata.index):
+                raise RuntimeError(
+                    f"node {runner.node_id} got snapshot {metadata.index} without data and its "
+                    "store does not hold it; the transport must fetch the data first"
+                )
+            machine.restore_from_snapshot(self.store.stream_snapshot(metadata.index))
+            storage.apply_snapshot_from_store(snapshot)
+        record = self.registry.get(runner.node_id, metadata.snapshot_id)
+        if record is not None and record.mode == "embedded":
+            record.bytes_done = metadata.size
+            record.outcome = Outcome.INSTALLED
+            record.updated_at = self.now()
+        self.hold_memory(0)
+        return machine
+
+    def crashed(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.crashed()
+        self.memory.current = self.runner.storage.snapshot_data_size
+
+    # -- StreamHost ---------------------------------------------------------------
+
+    def now(self) -> float:
+        return trio.current_time() - self.runner.trace.start_time
+
+    def send(self, message) -> None:
+        self.runner.send(message)
+
+    def schedule(self, delay: float, item) -> None:
+        self.runner.schedule(trio.current_time() + delay, item)
+
+    def install(self, message: Message) -> None:
+        self.runner.node.step(message)
+
+    def step(self, message: Message) -> None:
+        self.runner.node.step(message)
+
+    def report_snapshot(self, to: int, status: SnapshotStatus) -> None:
+        self.runner.node.report_snapshot(to, status)
+
+    def committed_index(self) -> int:
+        return self.runner.node.raft.raft_log.committed
+
+    def event(self, kind: str, **fields) -> None:
+        self.runner._event(kind, **fields)
+
+    def hold_memory(self, extra: int) -> None:
+        self.memory.observe(self.runner.storage.snapshot_data_size + extra)
