@@ -30,13 +30,14 @@ from contextlib import asynccontextmanager
 import trio
 
 from transports import Embedded, InMemoryClusterTransport, LinkConfig, SnapshotMode, Streaming
+from transports.chunk_faults import ChunkFault
 from transports.streaming import TransferProgress, TransferRegistry
 
 from . import faults
 from .client import Client, ClientMixin
 from .invariants import InvariantViolation
 from .monitor import InvariantMonitor
-from .node import CompactionPolicy, NodeRunner, Tick
+from .node import CompactionPolicy, LeaderTransfer, NodeRunner, Tick
 from .snapshot_handling import NodeSnapshots
 from .raft import ConfState, Config, MemStorageWithSnapshot, Role
 from .state_machines import StateMachine, WorkflowExecutor
@@ -82,6 +83,7 @@ class Cluster(ClientMixin):
         self.snapshot_mode = snapshot_mode or transport.snapshot_mode or Embedded()
         transport.snapshot_mode = self.snapshot_mode
         self.transfers_registry = TransferRegistry()
+        transport.on_crash = self._crash_from_chunk_fault
         self._opening_link = self.transport.default_link
         self.runners: dict[int, NodeRunner] = {}
         self._paused: dict[int, list] = {}  # node -> items that arrived while paused
@@ -356,6 +358,52 @@ class Cluster(ClientMixin):
 
     def is_paused(self, node_id: int) -> bool:
         return node_id in self._paused
+
+    # -- transfer faults --------------------------------------------------------------
+
+    def fail_chunk(
+        self,
+        k: int,
+        action: str,
+        *,
+        to: int | None = None,
+        delay: float = 0.0,
+        restart_after: float | None = None,
+    ) -> None:
+        """Do ``action`` to chunk ``k`` of the snapshot streams (to node ``to``, if given).
+
+        Actions: drop, duplicate, corrupt, delay (by ``delay`` s), cut (the
+        stream after chunk k, until the receiver asks again), crash_sender,
+        crash_receiver (restarted after ``restart_after`` s, if given).
+        Chunks are counted from when the fault is added; it fires once.
+        """
+        self.transport.add_chunk_fault(
+            ChunkFault(k=k, action=action, to=to, delay=delay, restart_after=restart_after)
+        )
+        self._fault("fail_chunk", k=k, action=action, to=to)
+
+    def _crash_from_chunk_fault(self, node_id: int, restart_after: float | None, reason: str) -> None:
+        # Not in the middle of the node's own reaction: right after this instant's deliveries.
+        def crash_now() -> None:
+            if self.runners[node_id].is_up:
+                self._fault("chunk_fault_crash", node_id=node_id, reason=reason)
+                self.crash(node_id)
+                if restart_after is not None:
+                    self.at(self.now() + restart_after, self._restart_if_down, node_id)
+
+        self.at(self.now(), crash_now)
+
+    def _restart_if_down(self, node_id: int) -> None:
+        if not self.runners[node_id].is_up and node_id not in self._removed:
+            self.restart(node_id)
+
+    def transfer_leader(self, to: int) -> None:
+        """Ask the current leader to hand leadership to ``to`` (Raft's leader transfer)."""
+        leader = self.leader_id()
+        if leader is None:
+            raise RuntimeError("no leader to transfer leadership from")
+        self._fault("transfer_leader", src=leader, to=to)
+        self.transport.schedule(leader, trio.current_time(), LeaderTransfer(to))
 
     def compact(self, node_id: int) -> int:
         """Snapshot ``node_id``'s state machine now and compact its log; returns the index."""

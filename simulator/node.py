@@ -63,6 +63,13 @@ class ClientCommand:
 
 
 @attrs.frozen
+class LeaderTransfer:
+    """Inbox item: hand leadership to ``to`` (if this node leads)."""
+
+    to: int
+
+
+@attrs.frozen
 class CompactionPolicy:
     """When a node snapshots its state machine and discards log entries.
 
@@ -176,6 +183,8 @@ class NodeRunner:
             node.tick()
         elif isinstance(item, ClientCommand):
             self._propose(node, item)
+        elif isinstance(item, LeaderTransfer):
+            node.transfer_leader(item.to)
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
         else:

@@ -6,6 +6,7 @@ duplication and reordering, in a deterministic order. The snapshot transfer
 modes (``Embedded``, ``Streaming``) plug in here.
 """
 
+from .chunk_faults import ChunkFault
 from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
 from .modes import Embedded, SnapshotMode, Streaming
@@ -18,6 +19,7 @@ from .streaming import (
 )
 
 __all__ = [
+    "ChunkFault",
     "Constant",
     "Embedded",
     "SnapshotAbort",

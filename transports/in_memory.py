@@ -33,7 +33,9 @@ import attrs
 import trio
 import trio.testing
 
+from .chunk_faults import ChunkFault, ChunkFaults
 from .links import LinkConfig
+from .streaming.messages import SnapshotChunk, SnapshotRequest
 
 if TYPE_CHECKING:
     from simulator.raft import Message
@@ -125,6 +127,9 @@ class InMemoryClusterTransport:
         self.seed = seed
         #: How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it.
         self.snapshot_mode = snapshot_mode
+        self.chunk_faults = ChunkFaults()
+        #: ``on_crash(node, restart_after, reason)``: carries out crash_* chunk faults.
+        self.on_crash = None
         self.default_link = link if link is not None else LinkConfig()
         self.observer = observer if observer is not None else TransportObserver()
         # Optional hook: observers that do not care about batches may leave it out.
@@ -227,8 +232,29 @@ class InMemoryClusterTransport:
 
     # -- sending ---------------------------------------------------------------
 
+    def add_chunk_fault(self, fault: ChunkFault) -> None:
+        """Arm a fault for chunk k of the snapshot streams (see ``transports.chunk_faults``)."""
+        self.chunk_faults.add(fault)
+
     def send(self, message: Message) -> None:
         """Put ``message`` on the wire now; it arrives later, once, twice, or never."""
+        if self.chunk_faults:
+            kind = type(message)
+            if kind is SnapshotRequest:
+                self.chunk_faults.on_request(message)
+            elif kind is SnapshotChunk:
+                verdict = self.chunk_faults.on_chunk(message)
+                if not verdict.copies:
+                    self._transmit(message, 0.0, fault=verdict.reason)
+                for copy, delay in verdict.copies:
+                    self._transmit(copy, delay)
+                for node, restart_after in verdict.crash:
+                    if self.on_crash is not None:
+                        self.on_crash(node, restart_after, verdict.reason)
+                return
+        self._transmit(message, 0.0)
+
+    def _transmit(self, message: Message, extra_delay: float, fault: str | None = None) -> None:
         now = trio.current_time()
         src, dst = message.from_, message.to
         config = self.link_config(src, dst)
@@ -250,6 +276,10 @@ class InMemoryClusterTransport:
         # The bytes occupy the link even if they are lost on the way.
         start = max(now, link.busy_until)
         link.busy_until = start + config.transmission_time(size)
+        if fault is not None:
+            link.dropped += 1
+            self.observer.on_drop(message, fault)
+            return
         if (src, dst) in self._blocked:
             link.dropped += 1
             self.observer.on_drop(message, "link blocked")
@@ -258,7 +288,7 @@ class InMemoryClusterTransport:
             link.dropped += 1
             self.observer.on_drop(message, "lost")
             return
-        arrival = link.busy_until + latency
+        arrival = link.busy_until + latency + extra_delay
         if held_back:
             arrival += config.latency.sample(rng)
         else:

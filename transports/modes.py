@@ -63,8 +63,10 @@ class Streaming:
     - ``max_concurrent_per_sender``: transfers a node streams at once; the
       rest wait their turn.
     - ``idle_timeout``: seconds without progress before the receiver asks
-      again from its verified offset. A transfer that keeps making progress
-      is never timed out, however large.
+      again from its verified offset; a sender that hears nothing from its
+      receiver for three such periods gives up and tells Raft, which offers
+      the snapshot again. A transfer that keeps making progress is never
+      timed out, however large.
     - ``max_idle_retries``: consecutive retries without progress before the
       receiver gives up (its partial data is kept for a later resume).
     """

@@ -197,9 +197,9 @@ class StreamingEndpoint:
         self.host.send(request)
         self._arm_receive_timer(transfer)
 
-    def _arm_receive_timer(self, transfer: IncomingTransfer) -> None:
+    def _arm_receive_timer(self, transfer: IncomingTransfer, delay: float | None = None) -> None:
         self.host.schedule(
-            self.mode.idle_timeout,
+            self.mode.idle_timeout if delay is None else delay,
             StreamTimer("receive_idle", transfer.offer.source, transfer.offer.snapshot_id, self._generation),
         )
 
@@ -274,8 +274,10 @@ class StreamingEndpoint:
         transfer = self.incoming
         if transfer is None or timer.generation != self._generation:
             return
-        if self.host.now() - transfer.last_progress_at < self.mode.idle_timeout:
-            self._arm_receive_timer(transfer)
+        idle = self.host.now() - transfer.last_progress_at
+        if idle < self.mode.idle_timeout:
+            # Progress since the timer was armed: wait out the rest of a full idle period.
+            self._arm_receive_timer(transfer, self.mode.idle_timeout - idle)
             return
         self._idle_retries += 1
         if self._idle_retries > self.mode.max_idle_retries:
@@ -350,7 +352,10 @@ class StreamingEndpoint:
 
     @property
     def _send_timeout(self) -> float:
-        return self.mode.idle_timeout * (self.mode.max_idle_retries + 1)
+        # A live receiver asks again every idle_timeout without progress; three
+        # silent periods mean it is gone (or restarted and forgot): tell Raft,
+        # which offers the snapshot again, and the receiver resumes its partial.
+        return 3 * self.mode.idle_timeout
 
     def _pump(self, peer: int) -> None:
         """Send chunks while the window and the rate limit allow."""
