@@ -333,6 +333,7 @@ class Cluster(ClientMixin):
         if node_id in self._removed:
             raise RuntimeError(f"node {node_id} was removed from the cluster")
         self._fault("restart", node_id=node_id)
+        runner.snapshots.reopen_store()
         self._spawn(node_id)
 
     def pause(self, node_id: int) -> None:

@@ -30,6 +30,7 @@ from transports.streaming import (
 )
 
 from .raft import Message, MessageType, Snapshot, SnapshotStatus
+from .snapshots import DiskSnapshotStore
 
 
 @attrs.define
@@ -136,6 +137,24 @@ class NodeSnapshots:
             record.updated_at = self.now()
         self.hold_memory(0)
         return machine
+
+    def reopen_store(self) -> None:
+        """The process restarts: a disk store is opened afresh on its folder, recovering
+        the newest complete snapshot and resumable partials (a memory store simply stays)."""
+        store = self.store
+        if not isinstance(store, DiskSnapshotStore):
+            return
+        store = DiskSnapshotStore(store.snapshot_dir, chunk_size=store.chunk_size, durable=store.durable)
+        self.store = store
+        self.runner.storage.data_store = store
+        if self.endpoint is not None:
+            self.endpoint.store = store
+        self.runner._event(
+            "store_reopened",
+            snapshots=[snapshot.index for snapshot in store.list_snapshots()],
+            partials=[partial.index for partial in store.partial_transfers()],
+            problems=len(store.problems),
+        )
 
     def crashed(self) -> None:
         if self.endpoint is not None:
