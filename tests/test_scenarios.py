@@ -34,3 +34,15 @@ def test_node_join_rejects_bad_arguments(capsys):
         node_join.main(["--workflows", "0"])
     assert exit.value.code == 2
     assert "--workflows must be >= 1" in capsys.readouterr().err
+
+
+def test_node_join_streaming_moves_the_snapshot_in_chunks_with_little_memory(capsys):
+    args = ["--seed", "3", "--workflows", "150", "--payload", "2048", "--chunk-size", "16384"]
+    assert node_join.main([*args, "--mode", "streaming"]) == 0
+    streaming = capsys.readouterr().out
+    assert "streaming transfer:" in streaming
+    assert "held in memory at once: 16,384" in streaming
+    assert node_join.main([*args, "--mode", "embedded"]) == 0
+    embedded = capsys.readouterr().out
+    assert "embedded transfer:" in embedded
+    assert "held in memory at once: 16,384" not in embedded
