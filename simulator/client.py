@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from .node import ClientCommand, ProposalTicket
-from .raft import ConfChange, ConfChangeType, ConfState, Role
+from .raft import ConfChange, ConfChangeType, ConfState
 from .trace import CLUSTER, SCENARIO
 from transports.in_memory import CLIENT
 

@@ -27,7 +27,6 @@ from .raft import (
     Entry,
     EntryType,
     MemStorageWithSnapshot,
-    ProposalDroppedError,
     RawNode,
     Ready,
     Role,

@@ -352,7 +352,7 @@ class RaftMachine(RuleBasedStateMachine):
 
 
 TestRaftMachine = RaftMachine.TestCase
-TestRaftMachine.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
+TestRaftMachine.settings = settings(max_examples=800, stateful_step_count=100, deadline=None)
 
 
 # -- liveness after healing -------------------------------------------------------------
@@ -374,7 +374,7 @@ def _settled_leader(net: Network) -> int | None:
     return leader.id
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     seed=st.integers(min_value=0, max_value=2**16),
     size=st.sampled_from([3, 5]),

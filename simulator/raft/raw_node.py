@@ -44,7 +44,8 @@ from .messages import (
     Snapshot,
 )
 from .progress import ProgressState
-from .raft import MALFORMED, UNKNOWN_SENDER, Raft, Role
+from .raft import Raft, Role
+from .reasons import LOCAL_FROM_NETWORK, MALFORMED, MISADDRESSED, UNKNOWN_SENDER
 from .storage import Storage
 
 MT = MessageType
@@ -164,10 +165,10 @@ class RawNode:
             return
         if message.is_local:
             # Local kinds come from tick()/report_*(); from the network they are forged.
-            self.raft.rejections["local_message_from_network"] += 1
+            self.raft.rejections[LOCAL_FROM_NETWORK] += 1
             return
         if message.to != self.id or message.from_ in (INVALID_ID, self.id):
-            self.raft.rejections["misaddressed"] += 1
+            self.raft.rejections[MISADDRESSED] += 1
             return
         if message.is_response and message.from_ not in self.raft.prs.progress:
             self.raft.rejections[UNKNOWN_SENDER] += 1

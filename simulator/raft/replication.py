@@ -17,6 +17,15 @@ import attrs
 from .errors import CompactedError, ProposalDroppedError, SnapshotTemporarilyUnavailableError
 from .messages import INVALID_ID, Entry, EntryType, Message, MessageType
 from .progress import ProgressState
+from .reasons import (
+    CONF_CHANGE_DROPPED,
+    MALFORMED,
+    PROPOSAL_DROPPED,
+    SNAPSHOT_UNAVAILABLE,
+    TRANSFER_TO_NON_VOTER,
+    UNKNOWN_SENDER,
+    WRONG_ROLE,
+)
 
 MT = MessageType
 
@@ -89,7 +98,7 @@ class LeaderReplication:
             snapshot = self.raft_log.snapshot(progress.next_index - 1, to)
         except SnapshotTemporarilyUnavailableError:
             # Storage is still making one; the next heartbeat response retries.
-            self._reject("snapshot_temporarily_unavailable")
+            self._reject(SNAPSHOT_UNAVAILABLE)
             return False
         if snapshot.is_empty:
             raise AssertionError(f"storage returned an empty snapshot for node {to}")
@@ -137,12 +146,12 @@ class LeaderReplication:
             return  # votes arriving after we already won
         if kind in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
             # Another leader in our own term would break election safety; refuse.
-            self._reject("unexpected_for_role")
+            self._reject(WRONG_ROLE)
             return
 
         progress = self.prs.progress.get(m.from_)
         if progress is None:
-            self._reject("unknown_sender")
+            self._reject(UNKNOWN_SENDER)
             return
         if kind is MT.APPEND_RESPONSE:
             progress.recent_active = True
@@ -170,17 +179,17 @@ class LeaderReplication:
             if progress.state is ProgressState.REPLICATE:
                 progress.become_probe()
         else:
-            self._reject("unexpected_for_role")
+            self._reject(WRONG_ROLE)
 
     def _propose(self, m: Message) -> None:
         if not m.entries:
-            self._reject("malformed")
+            self._reject(MALFORMED)
             raise ProposalDroppedError("a proposal needs at least one entry")
         if self.id not in self.prs.progress:
-            self._reject("proposal_dropped")
+            self._reject(PROPOSAL_DROPPED)
             raise ProposalDroppedError(f"node {self.id} leads but was removed from the cluster")
         if self.lead_transferee is not None:
-            self._reject("proposal_dropped")
+            self._reject(PROPOSAL_DROPPED)
             raise ProposalDroppedError(
                 f"leadership is being transferred to node {self.lead_transferee}"
             )
@@ -190,7 +199,7 @@ class LeaderReplication:
                 continue
             if self.pending_conf_index > self.raft_log.applied:
                 # One membership change at a time: keep the slot, drop the change.
-                self._reject("conf_change_dropped_while_pending")
+                self._reject(CONF_CHANGE_DROPPED)
                 entries[position] = Entry(term=0, index=0)
             else:
                 self.pending_conf_index = self.raft_log.last_index() + position + 1
@@ -210,7 +219,7 @@ class LeaderReplication:
                 self.send_append(m.from_)
             return
         if m.index > log.last_index():
-            self._reject("malformed")  # acknowledges entries we never had
+            self._reject(MALFORMED)  # acknowledges entries we never had
             return
         was_paused = progress.is_paused()
         if not progress.maybe_update(m.index):
@@ -239,7 +248,7 @@ class LeaderReplication:
     def _transfer_leader(self, transferee: int) -> None:
         progress = self.prs.progress.get(transferee)
         if progress is None or progress.is_learner:
-            self._reject("transfer_to_non_voter")
+            self._reject(TRANSFER_TO_NON_VOTER)
             return
         if self.lead_transferee is not None:
             if self.lead_transferee == transferee:

@@ -17,7 +17,6 @@ covers them.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Protocol, runtime_checkable
 
 import attrs

@@ -30,7 +30,6 @@ import attrs
 from simulator.raft import Message, SnapshotStatus
 from simulator.snapshots import (
     SnapshotDigestError,
-    SnapshotNotFoundError,
     SnapshotStore,
     SnapshotStoreError,
 )
@@ -236,6 +235,8 @@ class StreamingEndpoint:
         if record is not None:
             record.bytes_done = transfer.verified_offset
             record.updated_at = now
+        self.host.event("transfer_progress", source=chunk.from_, index=transfer.offer.index,
+                        offset=transfer.verified_offset, size=transfer.offer.size)
         self.host.send(SnapshotAck(from_=self.node_id, to=chunk.from_,
                                    snapshot_id=chunk.snapshot_id, offset=transfer.verified_offset))
         if transfer.complete:

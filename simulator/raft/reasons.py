@@ -1,0 +1,21 @@
+"""Why a message was ignored or refused: the keys of ``RaftStatistics.rejections``.
+
+One name per reason, shared by every part of the core, so a test or a
+report can ask for ``rejected(MALFORMED)`` without spelling it twice.
+"""
+
+STALE_TERM = "stale_term"
+VOTE_IN_LEASE = "vote_ignored_in_leader_lease"
+MALFORMED = "malformed"
+MISADDRESSED = "misaddressed"
+LOCAL_FROM_NETWORK = "local_message_from_network"
+UNKNOWN_SENDER = "unknown_sender"
+APPEND_MISMATCH = "append_log_mismatch"
+APPEND_CONFLICTS_COMMITTED = "append_conflicts_with_committed"
+COMMIT_PAST_LOG = "commit_past_log"
+PROPOSAL_DROPPED = "proposal_dropped"
+CONF_CHANGE_DROPPED = "conf_change_dropped_while_pending"
+SNAPSHOT_NOT_NEWER = "snapshot_not_newer"
+SNAPSHOT_UNAVAILABLE = "snapshot_temporarily_unavailable"
+TRANSFER_TO_NON_VOTER = "transfer_to_non_voter"
+WRONG_ROLE = "unexpected_for_role"
