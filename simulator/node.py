@@ -223,15 +223,21 @@ class NodeRunner:
         if ready.entries:
             storage.append(ready.entries)
         if ready.hard_state is not None:
+            previous_commit = storage.hard_state.commit
             storage.set_hard_state(ready.hard_state)
-            if ready.hard_state.commit:
-                self.monitor.committed(self.node_id, node, ready.hard_state.commit)
+            # The monitor sees every hard state: a commit index going back is a violation.
+            self.monitor.committed(self.node_id, node, ready.hard_state.commit)
+            if ready.hard_state.commit > previous_commit:
+                self._event("commit", index=ready.hard_state.commit)
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
         for message in ready.messages:
             self.send(self.snapshots.outgoing(message))
         for entry in ready.committed_entries:
             self._apply(node, entry)
+        if ready.committed_entries:
+            self._event("apply", first=ready.committed_entries[0].index,
+                        last=ready.committed_entries[-1].index)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)
         self._maybe_compact(node)
@@ -300,7 +306,9 @@ class NodeRunner:
             return held
         data = self.state_machine.create_snapshot(applied)
         self.monitor.snapshot_created(self.node_id, applied, data)
-        self.storage.create_snapshot(applied, node.raft.conf_state, data)
+        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, data)
+        self._event("snapshot_created", index=applied, term=snapshot.term, size=len(data),
+                    snapshot_id=snapshot.metadata.snapshot_id)
         compact_to = max(applied + 1 - self.compaction.keep_entries, self.storage.first_index())
         self.storage.compact(compact_to)
         self._event("compaction", index=applied, size=len(data), first_index=self.storage.first_index())

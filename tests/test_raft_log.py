@@ -277,7 +277,7 @@ def test_commit_to_past_the_last_index_is_refused():
     [
         (4, 2, 4, True),  # the entry is of the term: commits it and all before
         (3, 2, 3, True),
-        (2, 1, 2, True),  # (a previous leader's rule; maybe_commit only compares)
+        (2, 1, 2, True),  # any term, as long as the entry at index is of it
         (4, 1, 0, False),  # entry 4 is of term 2, not 1: §5.4.2
         (2, 2, 0, False),  # entry 2 is of term 1
         (6, 2, 0, False),  # beyond the log

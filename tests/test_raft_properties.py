@@ -9,8 +9,8 @@ the Python that builds it and whose ``apply`` performs it on a
   fault. The harness runs the :class:`~simulator.invariants.InvariantChecker`
   after every step (election safety, log matching, leader completeness,
   state machine safety, monotonic commit / applied), so a breach fails the
-  step with ``InvariantViolation``; the ``@invariant`` methods add the
-  per-node bookkeeping the checker does not look at.
+  step with ``InvariantViolation``; the ``@invariant`` adds the per-node
+  bookkeeping the checker does not look at.
 - :func:`test_cluster_commits_again_once_faults_heal`: a drawn schedule of
   faults, then heal everything and check the cluster makes progress again.
 
@@ -352,6 +352,9 @@ class RaftMachine(RuleBasedStateMachine):
 
 
 TestRaftMachine = RaftMachine.TestCase
+# About 15 s here; with it the liveness test below, the file takes 20-25 s. Longer
+# programs find deeper bugs but shrink slowly (minutes), so programs stay at 100 steps.
+# No deadline: one step can run a whole election, and its time varies with the queue.
 TestRaftMachine.settings = settings(max_examples=800, stateful_step_count=100, deadline=None)
 
 
@@ -406,11 +409,11 @@ def test_cluster_commits_again_once_faults_heal(seed, size, first_leader, schedu
     net.propose(leader, b"final")
     net.stabilize()
 
+    assert net.live_ids() == list(range(1, size + 1))
     expected = net.nodes[leader].state_machine.history
-    assert expected[-1][1] == b"final"
+    assert expected[-1] == (net.node(leader).raft.raft_log.last_index(), b"final")
     for node_id in net.live_ids():
         assert net.nodes[node_id].state_machine.history == expected, f"node {node_id}"
-    assert net.live_ids() == list(range(1, size + 1))
 
 
 # -- the checker catches what it should ------------------------------------------------------
