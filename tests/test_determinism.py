@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor
@@ -15,10 +16,10 @@ from simulator.schedules import apply_schedule, random_fault_schedule, steady_lo
 PROGRAM = Path(__file__).parent / "programs" / "faulty_run.py"
 
 
-def run_in_subprocess(seed: int, hash_seed: str) -> str:
+def run_in_subprocess(seed: int, hash_seed: str, mode: str = "embedded") -> str:
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
     completed = subprocess.run(
-        [sys.executable, str(PROGRAM), str(seed), "40"],
+        [sys.executable, str(PROGRAM), str(seed), "40", mode],
         env=env,
         capture_output=True,
         text=True,
@@ -28,9 +29,10 @@ def run_in_subprocess(seed: int, hash_seed: str) -> str:
     return completed.stdout.strip()
 
 
-def test_faulty_run_replays_byte_for_byte_under_any_hash_seed():
-    first = run_in_subprocess(3, "1")
-    second = run_in_subprocess(3, "2")
+@pytest.mark.parametrize("mode", ["embedded", "streaming"])
+def test_faulty_run_replays_byte_for_byte_under_any_hash_seed(mode):
+    first = run_in_subprocess(3, "1", mode)
+    second = run_in_subprocess(3, "2", mode)
     assert first == second
     digest, committed, events = first.split()
     assert committed != "0" and int(events) > 1000

@@ -16,7 +16,13 @@ import pytest
 
 from simulator.raft.errors import CompactedError, UnavailableError
 from simulator.raft.log import RaftLog, Unstable
-from simulator.raft.messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+from simulator.raft.messages import (
+    ConfState,
+    Entry,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+)
 from simulator.raft.progress import (
     Inflights,
     Progress,
