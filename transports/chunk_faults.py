@@ -86,9 +86,13 @@ class ChunkFaults:
         copies = [(chunk, 0.0)]
         crashes = []
         reasons = []
+        lost = False
+        # Every armed fault sees every chunk, even one another fault loses: chunk k
+        # is the k-th chunk *sent*, whatever became of the ones before.
         for armed in self._armed:
             if armed.cutting == (chunk.from_, chunk.to):
-                return ChunkVerdict((), (), "stream cut")
+                lost = True
+                reasons.append("stream cut")
             fault = armed.fault
             if armed.done or (fault.to is not None and fault.to != chunk.to):
                 continue
@@ -99,8 +103,8 @@ class ChunkFaults:
             action = fault.action
             reasons.append(f"{action} chunk {fault.k}")
             if action == "drop":
-                return ChunkVerdict((), tuple(crashes), reasons[-1])
-            if action == "duplicate":
+                lost = True
+            elif action == "duplicate":
                 copies.append((copies[0][0], 0.0))
             elif action == "corrupt":
                 copies = [(_flip_a_byte(copy), delay) for copy, delay in copies]
@@ -112,7 +116,7 @@ class ChunkFaults:
                 crashes.append((chunk.from_, fault.restart_after))
             else:
                 crashes.append((chunk.to, fault.restart_after))
-        return ChunkVerdict(tuple(copies), tuple(crashes), "; ".join(reasons))
+        return ChunkVerdict(() if lost else tuple(copies), tuple(crashes), "; ".join(reasons))
 
 
 def _flip_a_byte(chunk: SnapshotChunk) -> SnapshotChunk:

@@ -40,6 +40,10 @@ from .protocol import IncomingTransfer, OutgoingTransfer, Outcome, SnapshotOffer
 from .registry import TransferRegistry
 
 
+#: Times a receiver starts over after the whole snapshot failed its digest check.
+MAX_DIGEST_RESTARTS = 3
+
+
 @attrs.frozen
 class StreamTimer:
     """Inbox item: wake the endpoint. ``generation`` ignores timers of a finished transfer."""
@@ -96,6 +100,8 @@ class StreamingEndpoint:
         self._offer_message: Message | None = None
         self._idle_retries = 0
         self._generation = 0
+        self._asked_from: int | None = None  # verified offset of the last re-request after a reject
+        self._digest_restarts = 0
         self.outgoing: dict[int, OutgoingTransfer] = {}
         self._streams: dict[int, tuple[int, object]] = {}  # peer -> (offset, chunk iterator)
         self._next_send_at: dict[int, float] = {}
@@ -165,6 +171,7 @@ class StreamingEndpoint:
         self._writer = writer
         self._offer_message = message
         self._idle_retries = 0
+        self._asked_from = None
         self._generation += 1
         transfer = IncomingTransfer(
             me=self.node_id,
@@ -197,6 +204,8 @@ class StreamingEndpoint:
         self._arm_receive_timer(transfer)
 
     def _arm_receive_timer(self, transfer: IncomingTransfer, delay: float | None = None) -> None:
+        # Only the newest timer counts: earlier ones find a newer generation and do nothing.
+        self._generation += 1
         self.host.schedule(
             self.mode.idle_timeout if delay is None else delay,
             StreamTimer("receive_idle", transfer.offer.source, transfer.offer.snapshot_id, self._generation),
@@ -216,8 +225,12 @@ class StreamingEndpoint:
         if verdict is Verdict.REJECT:
             self.counters["rejected_chunk"] += 1
             self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=detail)
-            if chunk.offset >= transfer.verified_offset:
-                # Ask again from what we have; later chunks of this window are useless.
+            at_verified = chunk.offset == transfer.verified_offset
+            if at_verified or (chunk.offset > transfer.verified_offset
+                               and self._asked_from != transfer.verified_offset):
+                # Ask again from what we have. The rest of the window will arrive as
+                # gaps; one request covers them all, so they do not ask again.
+                self._asked_from = transfer.verified_offset
                 transfer.retries += 1
                 if record is not None:
                     record.retries += 1
@@ -247,12 +260,18 @@ class StreamingEndpoint:
         try:
             self._writer.commit()
         except SnapshotDigestError as error:
-            # Every chunk passed its checksum yet the whole does not match: start over.
+            # Every chunk passed its checksum yet the whole does not match: start over,
+            # a few times (a wrong digest in the offer would fail forever).
             self.host.event("transfer_digest_mismatch", index=transfer.offer.index, reason=str(error))
+            self._digest_restarts += 1
+            if self._digest_restarts > MAX_DIGEST_RESTARTS:
+                self._finish_incoming(Outcome.ABORTED, f"digest mismatch {self._digest_restarts} times")
+                return
             offer, message = transfer.offer, self._offer_message
             self.incoming = None
             self._start_incoming(offer, message)
             return
+        self._digest_restarts = 0
         message = self._offer_message
         source = transfer.offer.source
         self._finish_incoming(Outcome.INSTALLED, "verified and installed")
@@ -297,6 +316,8 @@ class StreamingEndpoint:
         transfer = self.incoming
         if transfer is None or abort.snapshot_id != transfer.offer.snapshot_id:
             return
+        if abort.from_ != transfer.offer.source:
+            return  # a former source gave up; the transfer continues from the current one
         self._finish_incoming(Outcome.ABORTED, abort.reason)
         self._writer.abort()  # the sender no longer has it: the partial is of no use
 
@@ -418,9 +439,9 @@ class StreamingEndpoint:
                             to=peer, index=transfer.snapshot_index, bytes_sent=transfer.bytes_sent,
                             reason=reason)
             self.host.report_snapshot(peer, status)
-        # A freed slot serves the longest-waiting request (lowest peer id first: deterministic).
+        # A freed slot serves the longest-waiting request (dicts keep arrival order).
         if self._waiting and len(self.outgoing) < self.mode.max_concurrent_per_sender:
-            next_peer = min(self._waiting)
+            next_peer = next(iter(self._waiting))
             self.on_request(self._waiting.pop(next_peer))
 
     def _on_send_idle(self, timer: StreamTimer) -> None:

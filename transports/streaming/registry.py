@@ -53,7 +53,8 @@ class TransferRegistry:
     """The run's transfers, in the order they started."""
 
     def __init__(self) -> None:
-        self._records: dict[tuple[int, str], TransferRecord] = {}
+        self._records: dict[tuple[int, str], TransferRecord] = {}  # the current one per key
+        self._started: list[TransferRecord] = []  # all of them, in start order
 
     def start(self, *, from_, to, snapshot_index, snapshot_id, mode, size, now) -> TransferRecord:
         """The record for this (receiver, snapshot), new or continued."""
@@ -70,6 +71,7 @@ class TransferRegistry:
                 updated_at=now,
             )
             self._records[(to, snapshot_id)] = record
+            self._started.append(record)
         else:
             record.from_ = from_
             record.outcome = Outcome.IN_PROGRESS
@@ -91,4 +93,4 @@ class TransferRegistry:
         record.updated_at = now
 
     def progress(self) -> list[TransferProgress]:
-        return [record.progress() for record in self._records.values()]
+        return [record.progress() for record in self._started]
