@@ -184,6 +184,9 @@ class NodeSnapshots:
     def committed_index(self) -> int:
         return self.runner.node.raft.raft_log.committed
 
+    def log_first_index(self) -> int:
+        return self.runner.storage.first_index()
+
     def event(self, kind: str, **fields) -> None:
         self.runner._event(kind, **fields)
 

@@ -909,6 +909,9 @@ class FakeHost:
     def committed_index(self) -> int:
         return self.committed
 
+    def log_first_index(self) -> int:
+        return 1  # the fake leader's log reaches back to the start: no transfer is superseded
+
     def event(self, kind: str, **fields) -> None:
         self.events.append((kind, fields))
 
@@ -1217,7 +1220,7 @@ def test_a_snapshot_compacted_mid_transfer_is_aborted_on_the_next_request():
     net.advance(1.0)  # the follower's idle timer asks again from 4
 
     (abort,) = leader.host.sent_of(SnapshotAbort)
-    assert abort.reason.startswith("cannot read snapshot 10: ")
+    assert abort.reason == "snapshot 10 was compacted away (held: [20])"
     assert leader.host.reports == [(2, SnapshotStatus.FAILURE)]
     assert leader.host.of_kind("transfer_failed")[0]["reason"] == abort.reason
     assert follower.endpoint.incoming is None

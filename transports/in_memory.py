@@ -34,7 +34,7 @@ import trio
 import trio.testing
 
 from .chunk_faults import ChunkFault, ChunkFaults
-from .links import LinkConfig
+from .links import MIN_LATENCY, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
 
 if TYPE_CHECKING:
@@ -321,6 +321,11 @@ class InMemoryClusterTransport:
         """
         if kind not in (TIMER, CLIENT):
             raise ValueError(f"schedule() is for TIMER or CLIENT items, got kind {kind}")
+        if kind == TIMER:
+            # A timer is never due in the instant it is armed: one armed while the
+            # instant's items are delivered would otherwise be delivered at once,
+            # and a timer re-arming itself so would loop within that instant.
+            at = max(at, trio.current_time() + MIN_LATENCY)
         if order is None:
             self._local_sequence[node_id] += 1
             order = (0, self._local_sequence[node_id])

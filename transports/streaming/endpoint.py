@@ -40,6 +40,10 @@ from .protocol import IncomingTransfer, OutgoingTransfer, Outcome, SnapshotOffer
 from .registry import TransferRegistry
 
 
+#: Virtual times are floats: a timer armed for "the rest of the period" may come
+#: back a rounding error early. Closer than this counts as on time.
+TIME_EPSILON = 1e-9
+
 #: Times a receiver starts over after the whole snapshot failed its digest check.
 MAX_DIGEST_RESTARTS = 3
 
@@ -72,6 +76,9 @@ class StreamHost(Protocol):
     def report_snapshot(self, to: int, status: SnapshotStatus) -> None: ...
 
     def committed_index(self) -> int: ...
+
+    def log_first_index(self) -> int:
+        """First index still in the node's Raft log (entries before it were compacted)."""
 
     def event(self, kind: str, **fields) -> None: ...
 
@@ -295,7 +302,7 @@ class StreamingEndpoint:
         if transfer is None or timer.generation != self._generation:
             return
         idle = self.host.now() - transfer.last_progress_at
-        if idle < self.mode.idle_timeout:
+        if idle < self.mode.idle_timeout - TIME_EPSILON:
             # Progress since the timer was armed: wait out the rest of a full idle period.
             self._arm_receive_timer(transfer, self.mode.idle_timeout - idle)
             return
@@ -382,6 +389,11 @@ class StreamingEndpoint:
     def _pump(self, peer: int) -> None:
         """Send chunks while the window and the rate limit allow."""
         transfer = self.outgoing.get(peer)
+        if transfer is not None and transfer.wants_chunk():
+            problem = self._superseded(transfer)
+            if problem is not None:
+                self._abort_outgoing(peer, problem)
+                return
         while transfer is not None and transfer.wants_chunk():
             now = self.host.now()
             allowed_at = self._next_send_at.get(peer, now)
@@ -401,6 +413,25 @@ class StreamingEndpoint:
             self.host.send(chunk)
             if self.mode.rate_limit is not None:
                 self._next_send_at[peer] = now + len(data) / self.mode.rate_limit
+
+    def _superseded(self, transfer: OutgoingTransfer) -> str | None:
+        """Why finishing this transfer is pointless now, or None.
+
+        Its snapshot was compacted away; or a newer one exists and the log no
+        longer continues right after this one, so the follower would need the
+        newer snapshot anyway. (While the log still continues, finishing the
+        older transfer is the faster way to catch up, and it goes on.)
+        """
+        index = transfer.snapshot_index
+        if not self.store.has_snapshot(index):
+            held = [snapshot.index for snapshot in self.store.list_snapshots()]
+            return f"snapshot {index} was compacted away (held: {held or 'none'})"
+        latest = self.store.latest()
+        first = self.host.log_first_index()
+        if latest is not None and latest.index > index and first > index + 1:
+            return (f"snapshot {latest.index} supersedes {index}: the log starts at {first}, "
+                    f"so entries after {index} are gone")
+        return None
 
     def _read_chunk(self, peer: int, transfer: OutgoingTransfer) -> bytes:
         position, stream = self._streams.get(peer, (None, None))
@@ -449,7 +480,7 @@ class StreamingEndpoint:
         if transfer is None or transfer.snapshot_id != timer.snapshot_id:
             return
         idle = self.host.now() - transfer.last_activity_at
-        if idle >= self._send_timeout:
+        if idle >= self._send_timeout - TIME_EPSILON:
             self._end_outgoing(timer.peer, SnapshotStatus.FAILURE, f"receiver silent for {idle:.3f} s")
         else:
             self.host.schedule(self._send_timeout - idle, timer)
