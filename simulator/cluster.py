@@ -13,10 +13,13 @@ Run it with :func:`simulator.run` (virtual time: an hour of cluster life
 in seconds) or under pytest-trio's ``autojump_clock``; outside a
 ``MockClock`` it runs at wall speed, which is what live demos want.
 
-Each node is a trio task reading its inbox (see
-``transports.InMemoryClusterTransport``); the cluster starts, crashes,
-pauses and restarts those tasks, shapes the network, and records a trace.
-Every change a node makes is checked by an :class:`InvariantMonitor`; a
+Each node is a :class:`~simulator.node.NodeRunner` whose inbox the
+transport's one delivery task feeds, in a total order (see
+``transports.InMemoryClusterTransport``): one task instead of one per node,
+so trio's scheduling decides nothing and whole stretches of virtual time
+pass without a trip through the scheduler. The cluster starts, crashes,
+pauses and restarts nodes, shapes the network, and records a trace. Every
+change a node makes is checked by an :class:`InvariantMonitor`; a
 violation stops the run with :class:`InvariantViolation`.
 """
 
@@ -77,8 +80,7 @@ class Cluster(ClientMixin):
             transport = InMemoryClusterTransport(seed=seed, link=link)
         elif link is not None:
             transport.set_default_link(link)
-        transport.observer = self.trace
-        transport._on_batch = self.trace.on_batch
+        transport.set_observer(self.trace)
         self.transport = transport
         self.snapshot_mode = snapshot_mode or transport.snapshot_mode or Embedded()
         transport.snapshot_mode = self.snapshot_mode

@@ -12,12 +12,20 @@ with the link's own random generator, whether the message is lost or
 duplicated and when it arrives (latency, plus time spent queued behind
 earlier messages on a bandwidth-limited link), and files it in a heap.
 :meth:`InMemoryClusterTransport.serve` is the one task that delivers. At
-each instant it first waits until every other task is blocked — nodes
-have finished reacting to the previous instant, scenario code has applied
-its faults — and only then hands out everything due, in order.
+each instant it first waits until every other task is blocked — scenario
+code has applied its faults, clients have submitted their commands — and
+only then hands out everything due, in order; nodes react synchronously.
+On a virtual clock it then moves straight on to the next instant for as
+long as no other task could act before it (see ``_fast_forward``).
 
-Latency is always positive (``links.MIN_LATENCY``), so nothing sent at an
-instant is due in that same instant.
+Latency is always positive (``links.MIN_LATENCY``), and a timer is never
+due in the instant it was armed, so nothing put in the heap while an
+instant is delivered is due in that same instant.
+
+Why not one trio task per node reading a memory channel? Measured on the
+standard workload, that ran at about half the speed (20 k against 41 k
+delivered messages per wall second), and trio's scheduler would still have
+had to be kept from deciding anything.
 """
 
 from __future__ import annotations
@@ -131,9 +139,7 @@ class InMemoryClusterTransport:
         #: ``on_crash(node, restart_after, reason)``: carries out crash_* chunk faults.
         self.on_crash = None
         self.default_link = link if link is not None else LinkConfig()
-        self.observer = observer if observer is not None else TransportObserver()
-        # Optional hook: observers that do not care about batches may leave it out.
-        self._on_batch = getattr(self.observer, "on_batch", None) or (lambda: None)
+        self.set_observer(observer if observer is not None else TransportObserver())
         self._link_overrides: dict[Link, LinkConfig] = {}
         self._links: dict[Link, _LinkState] = {}
         self._blocked: set[Link] = set()
@@ -143,6 +149,12 @@ class InMemoryClusterTransport:
         self._wakeup = trio.Event()
         self._sleeping_until = math.inf
         self.delivered_items = 0
+
+    def set_observer(self, observer: TransportObserver) -> None:
+        """Who hears about sends, drops, deliveries (the trace, usually)."""
+        self.observer = observer
+        # Optional hook: observers that do not care about batches may leave it out.
+        self._on_batch = getattr(observer, "on_batch", None) or (lambda: None)
 
     @classmethod
     def with_embedded_snapshots(cls, **options) -> InMemoryClusterTransport:
