@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
 from simulator.schedules import steady_load
 from simulator.testing import Network

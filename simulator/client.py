@@ -18,10 +18,11 @@ from __future__ import annotations
 import attrs
 import trio
 
+from transports.in_memory import CLIENT
+
 from .node import ClientCommand, ProposalTicket
 from .raft import ConfChange, ConfChangeType, ConfState
 from .trace import CLUSTER, SCENARIO
-from transports.in_memory import CLIENT
 
 
 class ProposalTimeoutError(Exception):

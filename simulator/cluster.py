@@ -32,7 +32,13 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from transports import Embedded, InMemoryClusterTransport, LinkConfig, SnapshotMode, Streaming
+from transports import (
+    Embedded,
+    InMemoryClusterTransport,
+    LinkConfig,
+    SnapshotMode,
+    Streaming,
+)
 from transports.chunk_faults import ChunkFault
 from transports.streaming import TransferProgress, TransferRegistry
 
@@ -41,8 +47,8 @@ from .client import Client, ClientMixin
 from .invariants import InvariantViolation
 from .monitor import InvariantMonitor
 from .node import CompactionPolicy, LeaderTransfer, NodeRunner, Tick
+from .raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .snapshot_handling import NodeSnapshots
-from .raft import ConfState, Config, MemStorageWithSnapshot, Role
 from .state_machines import StateMachine, WorkflowExecutor
 from .trace import CLUSTER, SCENARIO, Trace
 

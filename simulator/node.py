@@ -20,6 +20,8 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from transports.streaming import StreamTimer
+
 from .monitor import InvariantMonitor
 from .raft import (
     ConfChange,
@@ -27,6 +29,7 @@ from .raft import (
     Entry,
     EntryType,
     MemStorageWithSnapshot,
+    RaftError,
     RawNode,
     Ready,
     Role,
@@ -34,7 +37,6 @@ from .raft import (
 from .snapshot_handling import NodeSnapshots
 from .state_machines import StateMachine
 from .trace import Trace
-from transports.streaming import StreamTimer
 
 
 @attrs.frozen
@@ -177,9 +179,7 @@ class NodeRunner:
     def handle(self, item) -> None:
         node = self.node
         if isinstance(item, Tick):
-            if item.incarnation != self.incarnation:
-                return
-            node.tick()
+            node.tick()  # the cluster already dropped ticks of an earlier life
         elif isinstance(item, ClientCommand):
             self._propose(node, item)
         elif isinstance(item, LeaderTransfer):
@@ -201,7 +201,7 @@ class NodeRunner:
                 node.propose_conf_change(command.conf_change)
             else:
                 node.propose(command.data)
-        except Exception as error:  # ProposalDropped, ConfChangePending, InvalidConfChange
+        except RaftError as error:  # dropped, a membership change pending, or invalid
             ticket.fail(f"node {self.node_id} refused the proposal: {error}")
             return
         ticket.index = raft.raft_log.last_index()

@@ -31,8 +31,8 @@ import attrs
 
 from .invariants import InvariantChecker, NodeView
 from .raft import (
-    Config,
     ConfChange,
+    Config,
     ConfState,
     Entry,
     EntryType,

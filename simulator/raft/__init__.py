@@ -35,7 +35,14 @@ from .messages import (
 )
 from .progress import ProgressState
 from .raft import Role
-from .raw_node import PeerProgress, RaftStatistics, RawNode, Ready, SnapshotStatus, SoftState
+from .raw_node import (
+    PeerProgress,
+    RaftStatistics,
+    RawNode,
+    Ready,
+    SnapshotStatus,
+    SoftState,
+)
 from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, snapshot_digest
 from .storage import MemStorage, RaftState, Storage
 

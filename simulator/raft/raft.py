@@ -23,6 +23,7 @@ import attrs
 
 from .config import Config
 from .errors import ProposalDroppedError
+from .follower import FollowerLog
 from .log import RaftLog
 from .messages import (
     CAMPAIGN_TRANSFER,
@@ -38,7 +39,6 @@ from .messages import (
     _ReprEnum,
 )
 from .progress import ProgressTracker, VoteResult
-from .follower import FollowerLog
 from .reasons import (
     MALFORMED,
     PROPOSAL_DROPPED,

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import attrs
 
-from .errors import CompactedError, ProposalDroppedError, SnapshotTemporarilyUnavailableError
+from .errors import (
+    CompactedError,
+    ProposalDroppedError,
+    SnapshotTemporarilyUnavailableError,
+)
 from .messages import INVALID_ID, Entry, EntryType, Message, MessageType
 from .progress import ProgressState
 from .reasons import (

@@ -48,7 +48,13 @@ from .files import (
     remove_if_present,
     write_atomically,
 )
-from .metadata import StoredSnapshot, hasher_digest, new_hasher, partial_to_json, snapshot_to_json
+from .metadata import (
+    StoredSnapshot,
+    hasher_digest,
+    new_hasher,
+    partial_to_json,
+    snapshot_to_json,
+)
 from .recovery import recover
 from .writer import Transfer
 

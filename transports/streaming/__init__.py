@@ -11,8 +11,8 @@ from .messages import (
 )
 from .protocol import (
     IncomingTransfer,
-    OutgoingTransfer,
     Outcome,
+    OutgoingTransfer,
     SnapshotOffer,
     TransferProgress,
     Verdict,

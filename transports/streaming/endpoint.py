@@ -36,9 +36,14 @@ from simulator.snapshots import (
 
 from ..modes import Streaming
 from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest
-from .protocol import IncomingTransfer, OutgoingTransfer, Outcome, SnapshotOffer, Verdict
+from .protocol import (
+    IncomingTransfer,
+    Outcome,
+    OutgoingTransfer,
+    SnapshotOffer,
+    Verdict,
+)
 from .registry import TransferRegistry
-
 
 #: Virtual times are floats: a timer armed for "the rest of the period" may come
 #: back a rounding error early. Closer than this counts as on time.
