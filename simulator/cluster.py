@@ -80,13 +80,14 @@ class Cluster(ClientMixin):
         self.compaction = compaction
         self.start_time = trio.current_time()
         self.trace = Trace(record_messages=record_messages, start_time=self.start_time)
-        self.trace.bind_clock(trio.current_time)
+
         self.monitor = InvariantMonitor(context=lambda: self.trace.excerpt(15))
         if transport is None:
             transport = InMemoryClusterTransport(seed=seed, link=link)
         elif link is not None:
             transport.set_default_link(link)
         transport.set_observer(self.trace)
+        self.trace.bind_clock(transport.current_time)
         self.transport = transport
         self.snapshot_mode = snapshot_mode or transport.snapshot_mode or Embedded()
         transport.snapshot_mode = self.snapshot_mode
@@ -191,7 +192,7 @@ class Cluster(ClientMixin):
         if isinstance(item, Tick):
             if item.incarnation != runner.incarnation:
                 return  # a tick of this node's previous life
-            self.transport.schedule(runner.node_id, trio.current_time() + self.tick_interval, item)
+            self.transport.schedule(runner.node_id, self.transport.current_time() + self.tick_interval, item)
         runner.handle(item)
 
     def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:

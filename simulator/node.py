@@ -172,7 +172,7 @@ class NodeRunner:
         self.waiting.clear()
 
     def _event(self, kind: str, **fields) -> None:
-        self.trace.event(trio.current_time(), self.node_id, kind, **fields)
+        self.trace.node_event(self.node_id, kind, **fields)
 
     # -- reacting ---------------------------------------------------------------
 

@@ -19,7 +19,6 @@ the transfer machinery of the ``transports`` layer:
 from __future__ import annotations
 
 import attrs
-import trio
 
 from transports import Embedded, Streaming
 from transports.streaming import (
@@ -164,13 +163,14 @@ class NodeSnapshots:
     # -- StreamHost ---------------------------------------------------------------
 
     def now(self) -> float:
-        return trio.current_time() - self.runner.trace.start_time
+        trace = self.runner.trace
+        return trace.clock() - trace.start_time
 
     def send(self, message) -> None:
         self.runner.send(message)
 
     def schedule(self, delay: float, item) -> None:
-        self.runner.schedule(trio.current_time() + delay, item)
+        self.runner.schedule(self.runner.trace.clock() + delay, item)
 
     def install(self, message: Message) -> None:
         self.runner.node.step(message)

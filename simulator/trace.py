@@ -122,12 +122,25 @@ class Trace:
         self._counters: Counter = Counter()
         self._hash = hashlib.sha256()
         self._hashed = 0
+        self._last_now: float | None = None
+        self._last_time = 0.0
+        self._clock = lambda: 0.0
         self.listeners: list = []
 
     # -- recording ------------------------------------------------------------
 
     def event(self, now: float, node: int, kind: str, phase: int = NODE, **fields) -> None:
-        time = round(now - self.start_time, 9)
+        self._add(now, node, kind, phase, fields)
+
+    def node_event(self, node: int, kind: str, **fields) -> None:
+        """An event of ``node``'s own, now."""
+        self._add(self._clock(), node, kind, NODE, fields)
+
+    def _add(self, now: float, node: int, kind: str, phase: int, fields) -> None:
+        if now != self._last_now:  # most events share their instant with the previous one
+            self._last_now = now
+            self._last_time = round(now - self.start_time, 9)
+        time = self._last_time
         if time != self._pending_time:
             self.flush()
             self._pending_time = time
@@ -172,23 +185,32 @@ class Trace:
         """``clock()`` returns the current virtual time; the transport hooks use it."""
         self._clock = clock
 
+    def clock(self) -> float:
+        """The current (absolute) time, as the bound clock tells it."""
+        return self._clock()
+
+    # Message events keep the message itself and build their fields only when
+    # the trace is read: most runs record far more than anyone reads.
+
     def on_send(self, message: Message, arrival: float) -> None:
         if self.record_messages:
-            self.event(self._clock(), message.from_, "send", NODE, arrives=round(arrival - self.start_time, 9), **message_fields(message))
+            arrives = {"arrives": round(arrival - self.start_time, 9)}
+            self._add(self._clock(), message.from_, "send", NODE, _MessageFields(message, arrives))
 
     def on_drop(self, message: Message, reason: str) -> None:
         if self.record_messages:
             phase = TRANSPORT if reason == "destination down" else NODE
             node = message.to if phase == TRANSPORT else message.from_
-            self.event(self._clock(), node, "drop", phase, reason=reason, **message_fields(message))
+            self._add(self._clock(), node, "drop", phase, _MessageFields(message, {"reason": reason}))
 
     def on_duplicate(self, message: Message, arrival: float) -> None:
         if self.record_messages:
-            self.event(self._clock(), message.from_, "duplicate", NODE, arrives=round(arrival - self.start_time, 9), **message_fields(message))
+            arrives = {"arrives": round(arrival - self.start_time, 9)}
+            self._add(self._clock(), message.from_, "duplicate", NODE, _MessageFields(message, arrives))
 
     def on_deliver(self, message: Message) -> None:
         if self.record_messages:
-            self.event(self._clock(), message.to, "deliver", TRANSPORT, **message_fields(message))
+            self._add(self._clock(), message.to, "deliver", TRANSPORT, _MessageFields(message, None))
 
     # -- reading --------------------------------------------------------------
 
@@ -196,7 +218,7 @@ class Trace:
         """The current instant's events as they would be published, without publishing."""
         first_seq = len(self._rows) + 1
         return [
-            TraceRecord(self._pending_time, node, first_seq + offset, kind, tuple(fields.items()))
+            TraceRecord(self._pending_time, node, first_seq + offset, kind, _items(fields))
             for offset, (_, _, node, _, kind, fields) in enumerate(self._sorted_pending())
         ]
 
@@ -248,9 +270,28 @@ class Trace:
         return "\n".join(record.to_text() for record in self.records[-last:])
 
 
+class _MessageFields:
+    """A message event's fields, built from the message when first read."""
+
+    __slots__ = ("message", "extra")
+
+    def __init__(self, message, extra: dict | None) -> None:
+        self.message = message
+        self.extra = extra
+
+    def items(self):
+        fields = dict(self.extra) if self.extra else {}
+        fields.update(message_fields(self.message))
+        return fields.items()
+
+
+def _items(fields) -> tuple:
+    return tuple(fields.items())
+
+
 def _record(row: tuple) -> TraceRecord:
     time, node, seq, kind, fields = row
-    return TraceRecord(time, node, seq, kind, tuple(fields.items()))
+    return TraceRecord(time, node, seq, kind, _items(fields))
 
 
 def read_jsonl(path) -> list[TraceRecord]:
