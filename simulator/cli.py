@@ -89,11 +89,18 @@ def _run_one(info, options, *, out, story: bool, trace_path=None, live: bool = F
     from simulator.narration import narrate
     from simulator.scenario import run_scenario
 
+    views = []
+
     def attach(cluster) -> None:
         if live:
-            from simulator.live_view import attach_live_view
+            from rich.console import Console
 
-            attach_live_view(cluster, out)
+            from simulator.live_view import LiveView
+
+            # The caller saw out.isatty(); rich is told so, whatever the environment says.
+            view = LiveView(cluster, Console(file=out, force_terminal=True), scenario=info.name)
+            views.append(view)
+            view.start()
         elif story:
             def tell(record) -> None:
                 sentence = narrate(record)
@@ -103,7 +110,11 @@ def _run_one(info, options, *, out, story: bool, trace_path=None, live: bool = F
             cluster.trace.listeners.append(tell)
 
     story_run = functools.partial(run_scenario, on_cluster=attach, trace_path=trace_path)
-    return run(story_run, info, options, realtime=options.realtime)
+    try:
+        return run(story_run, info, options, realtime=options.realtime)
+    finally:
+        for view in views:  # after the run: the final frame, then the summary below it
+            view.stop()
 
 
 def _print_summary(result, out) -> None:
