@@ -1,0 +1,85 @@
+"""Leader change during transfer: the leader crashes while sending a snapshot; the new leader finishes the job.
+
+Three nodes take about five chunks' worth of workflows (5 MiB unless
+``--chunk-size`` says otherwise) and each compacts its log at the same
+index, so all three hold the same snapshot. A fourth node joins and the
+leader starts sending it that snapshot; in the middle, the leader crashes.
+
+What to watch: the survivors notice the silence and elect a new
+leader. The newcomer is still a learner; it keeps what it has and waits
+for whoever leads next. In streaming mode the new leader holds the very
+same snapshot, so when the newcomer asks it for the rest, it continues the
+same transfer from the newcomer's verified offset (chunk ``--param k=...``
+was the last the old leader sent); at most one chunk is sent twice. In
+embedded mode the crash came after the whole snapshot had been handed to
+the network as one message, which still arrives; the newcomer installs it,
+and the new leader, which knows nothing of it, finds out from the
+newcomer's reply to its first append and goes on from there.
+
+Finally the old leader restarts and catches up as a follower.
+"""
+
+import trio
+
+from simulator import CompactionPolicy, WorkflowExecutor
+from transports import Constant, LinkConfig, Streaming
+
+WORKFLOWS = 20
+CLUSTER = {
+    "nodes": 3,
+    "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000),
+    # Every node snapshots after the 20 workflows (and the first leader's empty entry).
+    "compaction": CompactionPolicy(every=WORKFLOWS + 1),
+}
+PARAMS = {"k": 2}
+
+
+async def scenario(sim):
+    cluster = sim.cluster
+    # Sized in chunks of --chunk-size in both modes, so that `raftsim compare` compares one workload.
+    chunk_size = sim.options.chunk_size or Streaming().chunk_size
+    payload = max(0, 5 * chunk_size // WORKFLOWS - 128)  # a snapshot a little under five chunks
+    leader = await cluster.wait_for_leader()
+    sim.say(f"n{leader} leads; the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
+    for number in range(WORKFLOWS):
+        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], bytes([number]) * payload),
+                              timeout=60)
+    await cluster.wait_caught_up()
+    ids = {cluster.storage(n).snapshot_metadata.snapshot_id for n in cluster.node_ids}
+    sim.say(f"all {len(cluster.node_ids)} nodes hold the same snapshot: {len(ids) == 1}")
+
+    newcomer = max(cluster.node_ids) + 1
+    if sim.mode == "streaming":
+        cluster.fail_chunk(sim.params["k"], "crash_sender", to=newcomer)
+        await cluster.add_node(timeout=60)
+    else:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cluster.add_node)
+            with trio.fail_after(30):
+                while not any(t.to == newcomer for t in cluster.transfers()):  # look every millisecond
+                    await trio.sleep(0.001)
+            [message] = [r for r in cluster.trace.of_kind("send")
+                         if (r.get("to"), r.get("type")) == (newcomer, "snapshot")]
+            await trio.sleep((message.get("arrives") - cluster.now()) / 2)  # half way there
+            cluster.crash(leader)
+            sim.say(f"n{leader} had handed the whole snapshot to the network as one message at "
+                    f"{message.time:.3f} s; it is still on its way and arrives at {message.get('arrives'):.3f} s")
+    await cluster.wait_caught_up(timeout=30)
+
+    new_leader = cluster.leader_id()
+    transfers = [t for t in cluster.transfers() if t.to == newcomer]
+    for transfer in transfers:
+        sim.say(f"transfer of snapshot {transfer.snapshot_index} to n{newcomer}: {transfer.outcome.value}, "
+                f"last sent by n{transfer.from_}, {transfer.bytes_sent:,} bytes sent for "
+                f"{transfer.size:,}, {transfer.resent_bytes:,} of them twice")
+    sim.check(new_leader not in (None, leader), f"n{new_leader} took over from n{leader}")
+    sim.check([t.outcome.value for t in transfers] == ["installed"],
+              f"n{newcomer} installed the snapshot, once")
+    if sim.mode == "streaming":
+        sim.check(transfers[0].from_ == new_leader and transfers[0].resent_bytes <= chunk_size,
+                  f"n{new_leader} finished the same transfer, re-sending at most one chunk")
+
+    cluster.restart(leader)
+    await cluster.check_liveness(within=30)
+    sim.check(len({cluster.state_machine(n).digest() for n in cluster.node_ids}) == 1,
+              f"all {len(cluster.node_ids)} nodes, the restarted n{leader} too, hold the same state")
