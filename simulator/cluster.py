@@ -46,7 +46,7 @@ from . import faults
 from .client import Client, ClientMixin
 from .invariants import InvariantViolation
 from .monitor import InvariantMonitor
-from .node import CompactionPolicy, LeaderTransfer, NodeRunner, Tick
+from .node import CompactionPolicy, LeaderTransfer, NodeRunner, SnapshotReport, Tick
 from .raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .snapshot_handling import NodeSnapshots
 from .state_machines import StateMachine, WorkflowExecutor
@@ -93,6 +93,7 @@ class Cluster(ClientMixin):
         transport.snapshot_mode = self.snapshot_mode
         self.transfers_registry = TransferRegistry()
         transport.on_crash = self._crash_from_chunk_fault
+        transport.on_snapshot_fate = self._embedded_snapshot_fate
         self._opening_link = self.transport.default_link
         self.runners: dict[int, NodeRunner] = {}
         self._paused: dict[int, list] = {}  # node -> items that arrived while paused
@@ -402,6 +403,16 @@ class Cluster(ClientMixin):
                     self.at(self.now() + restart_after, self._restart_if_down, node_id)
 
         self.at(self.now(), crash_now)
+
+    def _embedded_snapshot_fate(self, message, delivered: bool) -> None:
+        # What an embedded transport tells the leader's Raft: the snapshot message
+        # got there (FINISH) or did not (FAILURE, and Raft tries again later).
+        sender = self.runners.get(message.from_)
+        if sender is not None and sender.is_up:
+            self.transport.schedule(
+                message.from_, self.transport.current_time(),
+                SnapshotReport(message.to, delivered, sender.incarnation),
+            )
 
     def _restart_if_down(self, node_id: int) -> None:
         if not self.runners[node_id].is_up and node_id not in self._removed:

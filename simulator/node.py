@@ -33,6 +33,7 @@ from .raft import (
     RawNode,
     Ready,
     Role,
+    SnapshotStatus,
 )
 from .snapshot_handling import NodeSnapshots
 from .state_machines import StateMachine
@@ -68,6 +69,15 @@ class LeaderTransfer:
     """Inbox item: hand leadership to ``to`` (if this node leads)."""
 
     to: int
+
+
+@attrs.frozen
+class SnapshotReport:
+    """Inbox item: how sending a snapshot message to ``to`` ended (for Raft's ``report_snapshot``)."""
+
+    to: int
+    delivered: bool
+    incarnation: int
 
 
 @attrs.frozen
@@ -184,6 +194,11 @@ class NodeRunner:
             self._propose(node, item)
         elif isinstance(item, LeaderTransfer):
             node.transfer_leader(item.to)
+        elif isinstance(item, SnapshotReport):
+            if item.incarnation == self.incarnation:
+                node.report_snapshot(
+                    item.to, SnapshotStatus.FINISH if item.delivered else SnapshotStatus.FAILURE
+                )
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
         else:

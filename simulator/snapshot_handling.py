@@ -95,6 +95,8 @@ class NodeSnapshots:
         metadata = snapshot.metadata
         self.runner._event("snapshot_sent", to=message.to, index=metadata.index, size=metadata.size,
                            mode=self.mode.name)
+        if snapshot.data is None and self.endpoint is not None:
+            self.endpoint.offered(message.to, metadata.snapshot_id)
         if snapshot.data is not None:
             if isinstance(self.mode, Embedded) and self.mode.wire_copy:
                 # What a serializer does: one more copy of the whole snapshot.

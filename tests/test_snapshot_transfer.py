@@ -758,3 +758,26 @@ def test_embedded_and_streaming_give_every_node_the_same_state(seed, workflows, 
     streaming = final_digests(Streaming(chunk_size=chunk_size), seed, workflows, payload_sizes)
     assert embedded == streaming
     assert sorted(embedded) == [1, 2, 3, 4] and len(set(embedded.values())) == 1
+
+
+async def test_embedded_snapshot_lost_with_its_receiver_is_reported_and_sent_again(autojump_clock):
+    """The leader hears that the embedded snapshot never arrived (FAILURE) and offers it again."""
+    link = LinkConfig(latency=Constant(0.001), bandwidth=1_000_000)
+    async with loaded_cluster(snapshot_mode=Embedded(), link=link, payload_size=20_000) as cluster:
+        leader = cluster.leader_id()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: cluster.add_node(timeout=60))
+            newcomer = max(cluster.runners) + 1
+            await cluster.wait_until(
+                lambda: any(r.kind == "snapshot_sent" and r.get("to") == newcomer
+                            for r in cluster.trace.records),
+                timeout=30, what="the snapshot on its way",
+            )
+            cluster.crash(newcomer)
+            # Down until after the 2 MB message would have arrived: it is dropped.
+            await trio.sleep(3)
+            cluster.restart(newcomer)
+        sent = [r for r in cluster.trace.of_kind("snapshot_sent") if r.get("to") == newcomer]
+        assert len(sent) >= 2
+        assert cluster.statistics(leader).event("snapshot_failures_reported") >= 1
+        await assert_converged(cluster)

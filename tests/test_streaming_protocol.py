@@ -1285,10 +1285,11 @@ def test_after_max_idle_retries_the_receiver_gives_up_and_keeps_its_partial():
     follower.endpoint.on_offer(offer_message(1, 2))
     net.deliver()
 
-    net.advance(3.0)
+    # Each fruitless retry doubles the wait: retries at 1, 3 (1 + 2) and 7 (3 + 4) s.
+    net.advance(7.0)
     assert [f["attempt"] for f in follower.host.of_kind("transfer_retry")] == [1, 2, 3]
     assert follower.host.of_kind("transfer_aborted") == []
-    net.advance(1.0)
+    net.advance(8.0)
 
     assert follower.host.of_kind("transfer_aborted") == [
         {"source": 1, "index": 10, "retries": 3, "reason": "no progress after 3 retries"}]

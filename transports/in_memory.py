@@ -138,6 +138,10 @@ class InMemoryClusterTransport:
         self.chunk_faults = ChunkFaults()
         #: ``on_crash(node, restart_after, reason)``: carries out crash_* chunk faults.
         self.on_crash = None
+        #: ``on_snapshot_fate(message, delivered)``: a Raft message carrying snapshot data
+        #: arrived or was lost. Raft needs to hear it (``report_snapshot``), or the
+        #: leader would wait for that follower forever.
+        self.on_snapshot_fate = None
         self.default_link = link if link is not None else LinkConfig()
         self.set_observer(observer if observer is not None else TransportObserver())
         self._link_overrides: dict[Link, LinkConfig] = {}
@@ -267,6 +271,11 @@ class InMemoryClusterTransport:
                 return
         self._transmit(message, 0.0)
 
+    def _embedded_snapshot_fate(self, message, delivered: bool) -> None:
+        snapshot = getattr(message, "snapshot", None)
+        if snapshot is not None and snapshot.data is not None and self.on_snapshot_fate is not None:
+            self.on_snapshot_fate(message, delivered)
+
     def current_time(self) -> float:
         """``trio.current_time()``, but cheap while a batch is delivered (all of it is at one instant)."""
         batch_time = self._batch_time
@@ -297,14 +306,17 @@ class InMemoryClusterTransport:
         if fault is not None:
             link.dropped += 1
             self.observer.on_drop(message, fault)
+            self._embedded_snapshot_fate(message, False)
             return
         if (src, dst) in self._blocked:
             link.dropped += 1
             self.observer.on_drop(message, "link blocked")
+            self._embedded_snapshot_fate(message, False)
             return
         if lost:
             link.dropped += 1
             self.observer.on_drop(message, "lost")
+            self._embedded_snapshot_fate(message, False)
             return
         arrival = link.busy_until + latency + extra_delay
         if held_back:
@@ -426,9 +438,11 @@ class InMemoryClusterTransport:
                 if inbox is None:
                     link.dropped += 1
                     self.observer.on_drop(item.message, "destination down")
+                    self._embedded_snapshot_fate(item.message, False)
                     continue
                 link.delivered += 1
                 self.observer.on_deliver(item.message)
+                self._embedded_snapshot_fate(item.message, True)
             elif inbox is None:
                 # A timer or client command for a node that is down: tell the
                 # client (if any) instead of letting it wait forever.

@@ -63,7 +63,9 @@ class Streaming:
     - ``max_concurrent_per_sender``: transfers a node streams at once; the
       rest wait their turn.
     - ``idle_timeout``: seconds without progress before the receiver asks
-      again from its verified offset; a sender that hears nothing from its
+      again from its verified offset (longer when the link is slow: at least
+      twice the last chunk's time; doubled after each fruitless retry, up to
+      8 times); a sender that hears nothing from its
       receiver for three such periods gives up and tells Raft, which offers
       the snapshot again. A transfer that keeps making progress is never
       timed out, however large.

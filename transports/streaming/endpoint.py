@@ -57,7 +57,7 @@ MAX_DIGEST_RESTARTS = 3
 class StreamTimer:
     """Inbox item: wake the endpoint. ``generation`` ignores timers of a finished transfer."""
 
-    purpose: str  # "receive_idle", "send_next", "send_idle"
+    purpose: str  # "receive_idle", "send_next", "send_idle", "offer_timeout"
     peer: int
     snapshot_id: str
     generation: int
@@ -118,6 +118,7 @@ class StreamingEndpoint:
         self._streams: dict[int, tuple[int, object]] = {}  # peer -> (offset, chunk iterator)
         self._next_send_at: dict[int, float] = {}
         self._waiting: dict[int, SnapshotRequest] = {}  # over the concurrency limit
+        self._offers: dict[int, str] = {}  # peer -> snapshot id offered, not yet requested
         self.counters: Counter = Counter()
 
     # -- receiving ----------------------------------------------------------------
@@ -152,6 +153,15 @@ class StreamingEndpoint:
                         "transfer_resumed", source=offer.source, index=offer.index,
                         offset=active.verified_offset, reason="new leader holds the same snapshot",
                     )
+                    self._request(active)
+                elif self._idle_retries > 0:
+                    # Stalled, and the leader just reached us again: ask now rather
+                    # than when the (backed-off) retry timer says.
+                    self.host.event(
+                        "transfer_resumed", source=offer.source, index=offer.index,
+                        offset=active.verified_offset, reason="the leader offered it again",
+                    )
+                    self._idle_retries = 0
                     self._request(active)
                 return
             if offer.index <= active.offer.index:
@@ -215,11 +225,14 @@ class StreamingEndpoint:
         self.host.send(request)
         self._arm_receive_timer(transfer)
 
+    def _patience(self, transfer: IncomingTransfer) -> float:
+        return transfer.patience(self.mode.idle_timeout, self._idle_retries)
+
     def _arm_receive_timer(self, transfer: IncomingTransfer, delay: float | None = None) -> None:
         # Only the newest timer counts: earlier ones find a newer generation and do nothing.
         self._generation += 1
         self.host.schedule(
-            self.mode.idle_timeout if delay is None else delay,
+            self._patience(transfer) if delay is None else delay,
             StreamTimer("receive_idle", transfer.offer.source, transfer.offer.snapshot_id, self._generation),
         )
 
@@ -255,7 +268,7 @@ class StreamingEndpoint:
             self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=str(error))
             return
         now = self.host.now()
-        transfer.advance(len(chunk.data), now)
+        transfer.advance(len(chunk.data), now, measure=self._idle_retries == 0)
         self._idle_retries = 0
         if record is not None:
             record.bytes_done = transfer.verified_offset
@@ -307,9 +320,10 @@ class StreamingEndpoint:
         if transfer is None or timer.generation != self._generation:
             return
         idle = self.host.now() - transfer.last_progress_at
-        if idle < self.mode.idle_timeout - TIME_EPSILON:
-            # Progress since the timer was armed: wait out the rest of a full idle period.
-            self._arm_receive_timer(transfer, self.mode.idle_timeout - idle)
+        patience = self._patience(transfer)
+        if idle < patience - TIME_EPSILON:
+            # Progress since the timer was armed: wait out the rest of a full period.
+            self._arm_receive_timer(transfer, patience - idle)
             return
         self._idle_retries += 1
         if self._idle_retries > self.mode.max_idle_retries:
@@ -335,8 +349,30 @@ class StreamingEndpoint:
 
     # -- sending ----------------------------------------------------------------
 
+    def offered(self, to: int, snapshot_id: str) -> None:
+        """Our Raft just offered ``snapshot_id`` to ``to`` (a metadata-only snapshot message).
+
+        If no request for it comes back in time — the offer was lost, or the
+        receiver ignored it — Raft must hear FAILURE, or it would wait for that
+        follower forever.
+        """
+        self._offers[to] = snapshot_id
+        self.host.schedule(self._send_timeout, StreamTimer("offer_timeout", to, snapshot_id, 0))
+
+    def _on_offer_timeout(self, timer: StreamTimer) -> None:
+        if self._offers.get(timer.peer) != timer.snapshot_id:
+            return
+        del self._offers[timer.peer]
+        transfer = self.outgoing.get(timer.peer)
+        if transfer is not None and transfer.snapshot_id == timer.snapshot_id:
+            return  # it is being streamed
+        self.host.event("transfer_failed", to=timer.peer, reason="the offer was never answered")
+        self.host.report_snapshot(timer.peer, SnapshotStatus.FAILURE)
+
     def on_request(self, request: SnapshotRequest) -> None:
         peer = request.from_
+        if self._offers.get(peer) == request.snapshot_id:
+            del self._offers[peer]
         transfer = self.outgoing.get(peer)
         if transfer is None or transfer.snapshot_id != request.snapshot_id:
             if transfer is not None:
@@ -497,6 +533,8 @@ class StreamingEndpoint:
             self._on_receive_idle(timer)
         elif timer.purpose == "send_next":
             self._pump(timer.peer)
+        elif timer.purpose == "offer_timeout":
+            self._on_offer_timeout(timer)
         else:
             self._on_send_idle(timer)
 
@@ -519,6 +557,7 @@ class StreamingEndpoint:
         self.outgoing.clear()
         self._streams.clear()
         self._waiting.clear()
+        self._offers.clear()
         self._generation += 1
 
 

@@ -33,6 +33,10 @@ import attrs
 from .messages import SnapshotChunk, SnapshotRequest, chunk_checksum
 
 
+#: Retry back-off doubles the wait at most this many times (8x).
+MAX_BACKOFF_DOUBLINGS = 3
+
+
 @attrs.frozen
 class SnapshotOffer:
     """What a metadata-only snapshot message promises: which bytes, from whom."""
@@ -78,6 +82,7 @@ class IncomingTransfer:
     last_progress_at: float
     retries: int = 0
     duplicate_bytes: int = 0
+    last_gap: float = 0.0  # seconds between the last two verified chunks
     rejections: Counter = attrs.Factory(Counter)
 
     @property
@@ -147,10 +152,27 @@ class IncomingTransfer:
         self.rejections[reason] += 1
         return Verdict.REJECT, detail
 
-    def advance(self, count: int, now: float) -> None:
-        """``count`` more bytes were verified and written durably."""
+    def advance(self, count: int, now: float, *, measure: bool = True) -> None:
+        """``count`` more bytes were verified and written durably.
+
+        ``measure=False`` when a retry came in between: that wait says nothing
+        about how fast the link is.
+        """
+        if measure:
+            self.last_gap = now - self.last_progress_at
         self.verified_offset += count
         self.last_progress_at = now
+
+    def patience(self, idle_timeout: float, retries_without_progress: int) -> float:
+        """How long to wait without progress before asking again.
+
+        At least ``idle_timeout``; at least twice the time the last chunk took
+        (a slow link must not look dead); and doubling with each retry that
+        brought nothing (up to 8 times), so retries never pile up on a link
+        that is merely slow.
+        """
+        base = max(idle_timeout, 2 * self.last_gap)
+        return base * 2 ** min(retries_without_progress, MAX_BACKOFF_DOUBLINGS)
 
 
 @attrs.define(eq=False)
