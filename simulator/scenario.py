@@ -11,6 +11,9 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
   command line with ``--param key=value`` (values are parsed as ints, floats
   or sizes like ``4MiB`` when they look like one);
 - optionally ``MODES = ("streaming",)`` when it is about one mode only;
+- optionally ``STREAMING = {...}``: ``Streaming`` options for streaming runs
+  (``rate_limit``, ``idle_timeout``, ``chunks_in_flight``, a default
+  ``chunk_size`` that ``--chunk-size`` overrides);
 - ``async def scenario(sim)``: the story. ``sim.cluster`` is the open
   cluster, ``sim.params`` the parameters, ``sim.say(text)`` narrates,
   ``sim.check(condition, text)`` records the scenario's own checks.
@@ -34,6 +37,7 @@ import trio
 
 from transports import Embedded, Streaming
 
+from .client import LivenessError, ProposalTimeoutError
 from .cluster import Cluster
 from .invariants import InvariantViolation
 from .trace import CLUSTER, SCENARIO
@@ -180,10 +184,12 @@ class ScenarioResult:
     summary: dict
 
 
-def _snapshot_mode(options: RunOptions, store_dir: Path | None):
+def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict):
     if options.mode == "embedded":
         return Embedded()
-    extra = {} if options.chunk_size is None else {"chunk_size": options.chunk_size}
+    extra = dict(streaming)  # the scenario's own Streaming options, e.g. rate_limit
+    if options.chunk_size is not None:
+        extra["chunk_size"] = options.chunk_size
     if store_dir is not None:
         return Streaming.on_disk(store_dir, **extra)
     return Streaming(**extra)
@@ -219,20 +225,28 @@ async def run_scenario(
         store_dir = None
         if options.store.startswith("disk"):
             store_dir = Path(options.store[5:]) if options.store.startswith("disk:") else Path(scratch)
-        mode = _snapshot_mode(options, store_dir)
+        mode = _snapshot_mode(options, store_dir, getattr(module, "STREAMING", {}))
         violations: list[str] = []
         cluster_ref: list[Cluster] = []
+        sims: list[Sim] = []
         try:
             async with Cluster.open(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
                 cluster_ref.append(cluster)
                 if on_cluster is not None:
                     on_cluster(cluster)
                 sim = Sim(cluster, params, options)
+                sims.append(sim)
                 await module.scenario(sim)
                 summary = summarize(cluster, info.name, options)
         except InvariantViolation as violation:
             violations.append(str(violation).splitlines()[0])
             sim_checks = []
+            summary = summarize(cluster_ref[0], info.name, options) if cluster_ref else {}
+        except (LivenessError, ProposalTimeoutError, trio.TooSlowError) as stuck:
+            # The story could not go on: a failed run (exit 1), told in one line.
+            first_line = str(stuck).splitlines()[0] if str(stuck) else type(stuck).__name__
+            earlier = sims[0].checks if sims else []
+            sim_checks = [*earlier, (f"the story got stuck: {first_line}", False)]
             summary = summarize(cluster_ref[0], info.name, options) if cluster_ref else {}
         else:
             sim_checks = sim.checks

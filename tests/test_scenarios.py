@@ -186,3 +186,34 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, message):
     assert err.startswith("raftsim: error: ") and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert out == ""
+
+
+def test_a_scenario_that_gets_stuck_fails_in_one_line_with_exit_code_1(tmp_path):
+    path = tmp_path / "stuck.py"
+    path.write_text(
+        '"""Stuck: no majority can ever form."""\n'
+        "from simulator import WorkflowExecutor\n"
+        "async def scenario(sim):\n"
+        "    await sim.cluster.wait_for_leader()\n"
+        "    sim.cluster.partition([1], [2], [3])\n"
+        "    await sim.cluster.propose(WorkflowExecutor.start('x', ['a']), timeout=3)\n"
+    )
+    out = io.StringIO()
+    assert main(["run", str(path), "--quiet"], out=out) == 1
+    assert "check failed: the story got stuck: command not applied within 3 s" in out.getvalue()
+
+
+def test_a_scenario_sets_its_own_streaming_options_and_the_command_line_overrides_the_chunk_size(tmp_path):
+    path = tmp_path / "options.py"
+    path.write_text(
+        '"""Options: streaming settings of the scenario reach the cluster."""\n'
+        "STREAMING = {'rate_limit': 5000, 'chunk_size': 2048}\n"
+        "MODES = ('streaming',)\n"
+        "async def scenario(sim):\n"
+        "    mode = sim.cluster.snapshot_mode\n"
+        "    sim.check(mode.rate_limit == 5000, 'rate limit from the scenario')\n"
+        "    sim.check(mode.chunk_size == 4096, 'chunk size from --chunk-size')\n"
+    )
+    out = io.StringIO()
+    assert main(["run", str(path), "--mode", "streaming", "--chunk-size", "4KiB"], out=out) == 0
+    assert "check passed: rate limit from the scenario" in out.getvalue()

@@ -11,6 +11,7 @@ from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatis
 from .links import Constant, Exponential, LinkConfig, Uniform
 from .modes import Embedded, SnapshotMode, Streaming
 from .streaming import (
+    Outcome,
     SnapshotAbort,
     SnapshotAck,
     SnapshotChunk,
@@ -33,6 +34,7 @@ __all__ = [
     "InMemoryClusterTransport",
     "LinkConfig",
     "LinkStatistics",
+    "Outcome",
     "TransportStatistics",
     "Uniform",
 ]
