@@ -32,7 +32,6 @@ import attrs
 
 from .messages import SnapshotChunk, SnapshotRequest, chunk_checksum
 
-
 #: Retry back-off doubles the wait at most this many times (8x).
 MAX_BACKOFF_DOUBLINGS = 3
 
