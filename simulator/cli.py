@@ -171,7 +171,8 @@ def _cmd_compare(args, out) -> int:
         return summary.get("transfers", [])
 
     row("result", lambda s: "ok" if s["ok"] else "FAILED")
-    row("virtual seconds", lambda s: f"{s['virtual_seconds']:.3f}")
+    row("virtual s, whole run", lambda s: f"{s['virtual_seconds']:.3f}")
+    row("virtual s, all caught up", lambda s: f"{s['caught_up_seconds']:.3f}")
     row("messages sent", lambda s: f"{s['messages_sent']:,}")
     row("bytes sent", lambda s: human_bytes(s["bytes_sent"]))
     row("snapshot transfers", lambda s: str(len(transfers(s))))

@@ -273,11 +273,16 @@ def summarize(cluster: Cluster, name: str, options: RunOptions) -> dict:
             )
         nodes.append(entry)
     statistics = cluster.transport.statistics()
+    # When the last node applied the last entry (or installed the last snapshot).
+    caught_up = max(
+        (record.time for record in cluster.trace.of_kind("apply", "snapshot_installed")), default=0.0
+    )
     return {
         "scenario": name,
         "seed": options.seed,
         "mode": options.mode,
         "virtual_seconds": round(cluster.now(), 6),
+        "caught_up_seconds": round(caught_up, 6),
         "trace_sha256": cluster.trace.sha256(),
         "messages_sent": statistics.messages_sent,
         "bytes_sent": statistics.bytes_sent,
