@@ -58,7 +58,6 @@ class Cluster(ClientMixin):
 
     def __init__(
         self,
-        nursery: trio.Nursery,
         *,
         nodes: int = 3,
         seed: int = 0,
@@ -72,7 +71,6 @@ class Cluster(ClientMixin):
         transport: InMemoryClusterTransport | None = None,
     ) -> None:
         self._check_options(nodes, {"tick_interval": tick_interval})
-        self._nursery = nursery
         self.seed = seed
         self.tick_interval = tick_interval
         self.make_state_machine = state_machine
@@ -119,7 +117,7 @@ class Cluster(ClientMixin):
         cls._check_options(nodes, options)
         try:
             async with trio.open_nursery() as nursery:
-                cluster = cls(nursery, nodes=nodes, **options)
+                cluster = cls(nodes=nodes, **options)
                 await nursery.start(cluster.transport.serve)
                 nursery.start_soon(cluster._run_actions)
                 for node_id in sorted(cluster.runners):

@@ -75,11 +75,6 @@ class Reader:
         """Bytes read so far."""
         return self._consumed + self._position
 
-    @property
-    def buffered(self) -> int:
-        """Bytes of input held in memory right now."""
-        return len(self._buffer)
-
     def fail(self, at: int, expected: str, found: str) -> DecodeError:
         """An error naming byte ``at``, what was expected there, and what was found."""
         return DecodeError(f"{self._what}: at byte {at} expected {expected}, found {found}")

@@ -91,10 +91,6 @@ class InvariantChecker:
     high_water: dict[int, tuple[int, int]] = attrs.Factory(dict)  # node -> (commit, applied)
     checks: int = 0
 
-    def forget_node(self, node_id: int) -> None:
-        """A node was removed for good; its id may be reused by a fresh node."""
-        self.high_water.pop(node_id, None)
-
     def observe(self, views: list[NodeView]) -> None:
         """Check every property against the nodes' current views (sorted by id)."""
         self.checks += 1

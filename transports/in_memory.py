@@ -457,14 +457,6 @@ class InMemoryClusterTransport:
         """Items waiting to be delivered."""
         return len(self._heap)
 
-    def drop_pending(self, predicate: Callable[[object], bool]) -> int:
-        """Remove waiting items for which ``predicate(item)`` is true; returns how many."""
-        kept = [entry for entry in self._heap if not predicate(entry[5])]
-        removed = len(self._heap) - len(kept)
-        heapq.heapify(kept)
-        self._heap[:] = kept
-        return removed
-
     # -- observation -----------------------------------------------------------
 
     def statistics(self) -> TransportStatistics:

@@ -43,11 +43,6 @@ class MemorySnapshotStore(BaseSnapshotStore):
     def __repr__(self) -> str:
         return f"<MemorySnapshotStore snapshots={sorted(self._snapshots)} chunk_size={self.chunk_size}>"
 
-    @property
-    def bytes_held(self) -> int:
-        """Bytes of snapshot data this store keeps in memory, complete and partial."""
-        return sum(map(len, self._data.values())) + sum(map(len, self._partial_data.values()))
-
     # -- storage primitives -----------------------------------------------------
 
     def _location(self, index: int) -> str:
