@@ -1,0 +1,367 @@
+"""Fault programs: a cluster's whole story as a list of small values.
+
+A :class:`Program` is a tuple of steps — ``Propose(count=3)``,
+``Isolate(node=2)``, ``FailChunk(k=2, action="cut")``, ``Wait(seconds=1.5)``
+... — run one after another by one task, so the same program and seed give
+the same trace. Every step's ``repr`` is the Python that builds it, so a
+program that broke something can be printed, pasted into a scenario file and
+replayed (:mod:`simulator.exploration` writes such files).
+
+A step that does not apply (a node the cluster lacks, restarting a node that
+is up, removing the last three members) does nothing: every program is
+valid, which lets hypothesis draw and shrink them freely.
+
+:func:`run_program` runs the steps, checks the properties the incremental
+:class:`~simulator.monitor.InvariantMonitor` cannot see after every step
+(:class:`ProgramChecks`), then runs the liveness phase: faults stop, the
+network heals, crashed nodes restart, and within ``liveness_within``
+seconds every live node must have applied every committed entry, and every
+acknowledged write must be there.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from .client import LivenessError, ProposalTimeoutError
+from .invariants import InvariantViolation
+from .state_machines import WorkflowExecutor
+from .trace import CLUSTER, SCENARIO
+
+#: Seconds a proposal, a membership change or a leader transfer may take.
+STEP_TIMEOUT = 3.0
+
+
+# -- steps ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Propose:
+    """``count`` client commands, one after another; each acknowledged one is remembered."""
+
+    count: int = 1
+
+    async def apply(self, run: ProgramRun) -> None:
+        for _ in range(self.count):
+            await run.propose()
+
+
+@attrs.frozen
+class Wait:
+    """Let ``seconds`` of virtual time pass."""
+
+    seconds: float
+
+    async def apply(self, run: ProgramRun) -> None:
+        await trio.sleep(self.seconds)
+
+
+@attrs.frozen
+class Partition:
+    """Nodes talk only within ``group`` and within the rest."""
+
+    group: tuple[int, ...]
+
+    async def apply(self, run: ProgramRun) -> None:
+        ids = run.cluster.node_ids
+        inside = tuple(n for n in self.group if n in ids)
+        outside = tuple(n for n in ids if n not in inside)
+        if inside and outside:
+            run.cluster.partition(inside, outside)
+
+
+@attrs.frozen
+class Heal:
+    async def apply(self, run: ProgramRun) -> None:
+        run.cluster.heal()
+
+
+@attrs.frozen
+class Isolate:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if self.node in run.cluster.node_ids:
+            run.cluster.isolate(self.node)
+
+
+@attrs.frozen
+class OneWay:
+    """Messages from ``src`` to ``dst`` are lost."""
+
+    src: int
+    dst: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        ids = run.cluster.node_ids
+        if self.src != self.dst and self.src in ids and self.dst in ids:
+            run.cluster.one_way(self.src, self.dst)
+
+
+@attrs.frozen
+class Crash:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.is_member(self.node) and run.cluster.is_up(self.node):
+            run.cluster.crash(self.node)
+
+
+@attrs.frozen
+class Restart:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.is_member(self.node) and not run.cluster.is_up(self.node):
+            run.cluster.restart(self.node)
+
+
+@attrs.frozen
+class Pause:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.is_member(self.node) and run.cluster.is_up(self.node) and not run.cluster.is_paused(self.node):
+            run.cluster.pause(self.node)
+
+
+@attrs.frozen
+class Resume:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.cluster.is_paused(self.node):
+            run.cluster.resume(self.node)
+
+
+@attrs.frozen
+class AddNode:
+    """A new node joins as a learner, catches up (by snapshot if the log was compacted), is promoted."""
+
+    async def apply(self, run: ProgramRun) -> None:
+        try:
+            await run.cluster.add_node(timeout=4 * STEP_TIMEOUT)
+        except (ProposalTimeoutError, LivenessError):
+            pass  # faults got in the way; the node keeps trying in the background
+
+
+@attrs.frozen
+class RemoveNode:
+    """``node`` leaves the membership (never below three members)."""
+
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.is_member(self.node) and len(run.members()) > 3:
+            try:
+                await run.cluster.remove_node(self.node, timeout=STEP_TIMEOUT)
+            except (ProposalTimeoutError, LivenessError):
+                pass
+
+
+@attrs.frozen
+class Compact:
+    """``node`` snapshots its state machine and discards its log now."""
+
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        if run.is_member(self.node) and run.cluster.is_up(self.node) and not run.cluster.is_paused(self.node):
+            run.cluster.compact(self.node)
+
+
+@attrs.frozen
+class FailChunk:
+    """Arm a chunk fault: ``action`` happens to the ``k``-th snapshot chunk sent from now on."""
+
+    k: int
+    action: str
+    restart_after: float | None = 1.0
+
+    async def apply(self, run: ProgramRun) -> None:
+        crashes = self.action in ("crash_sender", "crash_receiver")
+        run.cluster.fail_chunk(
+            self.k, self.action, delay=2.0 if self.action == "delay" else 0.0,
+            restart_after=self.restart_after if crashes else None,
+        )
+
+
+@attrs.frozen
+class TransferLeader:
+    node: int
+
+    async def apply(self, run: ProgramRun) -> None:
+        leader = run.cluster.leader_id()
+        if leader is not None and leader != self.node and run.is_member(self.node):
+            run.cluster.transfer_leader(self.node)
+
+
+STEPS = (Propose, Wait, Partition, Heal, Isolate, OneWay, Crash, Restart, Pause, Resume,
+         AddNode, RemoveNode, Compact, FailChunk, TransferLeader)
+
+
+@attrs.frozen
+class Program:
+    """Steps run in order, then the liveness phase (see the module docstring)."""
+
+    steps: tuple = ()
+    liveness_within: float = 30.0
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+# -- running -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class AcknowledgedWrite:
+    index: int
+    term: int
+    command: bytes
+
+
+class ProgramRun:
+    """One program on one cluster: the steps' shared state and the per-step checks."""
+
+    def __init__(self, cluster, *, payload_size: int = 1024) -> None:
+        self.cluster = cluster
+        self.payload_size = payload_size
+        self.proposed = 0
+        self.acknowledged: list[AcknowledgedWrite] = []
+        self.checks = ProgramChecks(self)
+
+    def members(self) -> list[int]:
+        return self.cluster.members()
+
+    def is_member(self, node_id: int) -> bool:
+        return node_id in self.cluster.members()
+
+    async def propose(self) -> None:
+        self.proposed += 1
+        number = self.proposed
+        # A payload makes the state, and so each snapshot, span several chunks.
+        command = WorkflowExecutor.start(f"wf-{number}", ("fetch", "build"), b"%06d" % number
+                                         + bytes(self.payload_size))
+        try:
+            result = await self.cluster.propose(command, timeout=STEP_TIMEOUT)
+        except ProposalTimeoutError:
+            return  # not acknowledged: it may or may not be applied, both are fine
+        self.acknowledged.append(AcknowledgedWrite(result.index, result.term, command))
+
+    def say(self, text: str) -> None:
+        self.cluster.trace.event(trio.current_time(), CLUSTER, "say", SCENARIO, text=text)
+
+    async def run(self, program: Program) -> None:
+        for number, step in enumerate(program.steps, 1):
+            self.say(f"step {number}: {step!r}")
+            await step.apply(self)
+            self.checks.after_step()
+        await self.liveness(program.liveness_within)
+
+    async def liveness(self, within: float) -> None:
+        """Faults stop; then every live member must catch up, and keep every acknowledged write."""
+        cluster = self.cluster
+        self.say("liveness phase: faults stop, the network heals, every node is back")
+        cluster.disarm_chunk_faults()
+        cluster.heal()
+        cluster.reset_links()
+        for node_id in self.members():
+            if cluster.is_paused(node_id):
+                cluster.resume(node_id)
+            elif not cluster.is_up(node_id):
+                cluster.restart(node_id)
+        await cluster.check_liveness(within=within)
+        self.checks.after_step()
+        self.checks.acknowledged_writes_applied()
+
+
+class ProgramChecks:
+    """The properties checked after every step, beyond the monitor's (DESIGN section 8)."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        self.run = run
+        self.checked = 0
+
+    def after_step(self) -> None:
+        self.checked += 1
+        self.no_acknowledged_write_lost()
+        self.resumes_resend_at_most_one_chunk()
+        self.log_discarded_only_under_a_durable_snapshot()
+
+    def _violation(self, invariant: str, detail: str) -> InvariantViolation:
+        return InvariantViolation(invariant, detail)
+
+    def no_acknowledged_write_lost(self) -> None:
+        committed = self.run.cluster.monitor.committed_entries
+        for write in self.run.acknowledged:
+            known = committed.get(write.index)
+            if known is not None and known[0] != write.term:
+                raise self._violation(
+                    "no acknowledged write is lost",
+                    f"the client was told its write committed at index {write.index} in term "
+                    f"{write.term}; the entry committed there now is of term {known[0]}",
+                )
+
+    def acknowledged_writes_applied(self) -> None:
+        """After the liveness phase: every live member applied every acknowledged write."""
+        cluster = self.run.cluster
+        applied = cluster.monitor.applied_entries
+        for write in self.run.acknowledged:
+            entry = applied.get(write.index)
+            if entry is None or (entry[0], entry[1]) != (write.term, write.command):
+                raise self._violation(
+                    "no acknowledged write is lost",
+                    f"the write acknowledged at index {write.index} (term {write.term}) is not the "
+                    f"entry applied there ({'nothing' if entry is None else f'term {entry[0]}'})",
+                )
+            for node_id in self.run.members():
+                have = cluster.runners[node_id].node.raft.raft_log.applied
+                if have < write.index:
+                    raise self._violation(
+                        "no acknowledged write is lost",
+                        f"node {node_id} applied up to {have}, short of the write acknowledged "
+                        f"at index {write.index}",
+                    )
+
+    def resumes_resend_at_most_one_chunk(self) -> None:
+        mode = self.run.cluster.snapshot_mode
+        window = getattr(mode, "chunk_size", None)
+        if window is None:  # embedded: all or nothing, nothing to resume
+            return
+        window *= mode.chunks_in_flight
+        for transfer in self.run.cluster.transfers():
+            if transfer.mode == "streaming" and transfer.largest_resend > window:
+                raise self._violation(
+                    "a resumed transfer re-sends at most one chunk",
+                    f"the transfer of snapshot {transfer.snapshot_index} to node {transfer.to} resumed "
+                    f"asking for {transfer.largest_resend} bytes again; at most {window} "
+                    f"(chunk size x chunks in flight) were in flight",
+                )
+
+    def log_discarded_only_under_a_durable_snapshot(self) -> None:
+        cluster = self.run.cluster
+        for node_id in cluster.node_ids:
+            storage = cluster.storage(node_id)
+            covered = storage.snapshot_metadata.index
+            if storage.first_index() > covered + 1:
+                raise self._violation(
+                    "log entries are discarded only under a durable snapshot",
+                    f"node {node_id} discarded its log up to {storage.first_index() - 1}, "
+                    f"its snapshot covers only up to {covered}",
+                )
+            store = storage.data_store
+            if covered and store is not None and not store.has_snapshot(covered):
+                raise self._violation(
+                    "log entries are discarded only under a durable snapshot",
+                    f"node {node_id} discarded its log up to {covered} but its snapshot store "
+                    f"no longer holds snapshot {covered}",
+                )
+
+
+async def run_program(sim, program: Program, *, payload_size: int = 1024) -> ProgramRun:
+    """Run ``program`` on ``sim.cluster`` (a scenario's ``sim``, or anything with ``.cluster``)."""
+    run = ProgramRun(sim.cluster, payload_size=payload_size)
+    await run.run(program)
+    return run
