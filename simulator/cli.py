@@ -37,6 +37,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a scenario parameter; repeat for more")
     parser.add_argument("--realtime", action="store_true", help="run at wall-clock speed (demos)")
+    parser.add_argument("--engine", choices=("native", "pysyncobj"), default="native",
+                        help="the Raft engine: raftsim's own, or real pysyncobj nodes")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE.jsonl", help="also write the trace as JSONL")
     run.add_argument("--json", action="store_true", help="print only a JSON summary at the end")
     run.add_argument("--quiet", action="store_true", help="no story, only the summary")
-    compare = commands.add_parser("compare", help="run a scenario in both modes, side by side")
+    compare = commands.add_parser(
+        "compare", help="run a scenario in both modes (and on pysyncobj with --engine pysyncobj), side by side")
     _add_run_options(compare)
     commands.add_parser("list", help="list the scenarios")
     replay = commands.add_parser("replay", help="tell a recorded trace (raftsim run --trace)")
@@ -75,12 +78,13 @@ def _options(args, mode: str):
         raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
     return RunOptions(
         seed=args.seed,
-        mode=mode,
+        mode="embedded" if mode == "pysyncobj" else mode,  # pysyncobj moves snapshots its own way
         chunk_size=parse_size(args.chunk_size) if args.chunk_size else None,
         store=args.store,
         nodes=args.nodes,
         params=tuple(params),
         realtime=args.realtime,
+        engine="pysyncobj" if mode == "pysyncobj" else "native",
     )
 
 
@@ -144,8 +148,9 @@ def _cmd_run(args, out) -> int:
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
-    options = _options(args, args.mode)
-    live = out.isatty() and not (args.json or args.quiet)
+    options = _options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)
+    # The live view reads native nodes; a pysyncobj run is told in narrated lines.
+    live = out.isatty() and not (args.json or args.quiet) and args.engine == "native"
     result = _run_one(info, options, out=out, story=not (args.json or args.quiet),
                       trace_path=Path(args.trace) if args.trace else None, live=live)
     if args.json:
@@ -160,12 +165,12 @@ def _cmd_compare(args, out) -> int:
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
-    results = {mode: _run_one(info, _options(args, mode), out=out, story=False)
-               for mode in ("embedded", "streaming")}
+    columns = ("embedded", "streaming") + (("pysyncobj",) if args.engine == "pysyncobj" else ())
+    results = {mode: _run_one(info, _options(args, mode), out=out, story=False) for mode in columns}
     rows = []
 
     def row(label, value) -> None:
-        rows.append((label, *(value(results[mode].summary) for mode in ("embedded", "streaming"))))
+        rows.append((label, *(value(results[mode].summary) for mode in columns)))
 
     def transfers(summary):
         return summary.get("transfers", [])
@@ -180,15 +185,16 @@ def _cmd_compare(args, out) -> int:
     row("snapshot bytes re-sent", lambda s: human_bytes(sum(t["resent_bytes"] for t in transfers(s))))
     row("transfer retries", lambda s: str(sum(t["retries"] for t in transfers(s))))
     row("transfer seconds", lambda s: f"{sum(t['seconds'] for t in transfers(s)):.3f}")
-    for node in sorted(results["embedded"].summary["peak_snapshot_memory_bytes"], key=int):
+    nodes = {node for result in results.values() for node in result.summary["peak_snapshot_memory_bytes"]}
+    for node in sorted(nodes, key=int):
         row(f"peak snapshot memory n{node}",
             lambda s, node=node: human_bytes(s["peak_snapshot_memory_bytes"].get(node, 0)))
     row("invariants", lambda s: "violated" if s["violations"] else "held")
     width = max(len(label) for label, *_ in rows)
     print(f"{info.name} (seed {args.seed})\n", file=out)
-    print(f"{'':<{width}}  {'embedded':>14}  {'streaming':>14}", file=out)
-    for label, embedded, streaming in rows:
-        print(f"{label:<{width}}  {embedded:>14}  {streaming:>14}", file=out)
+    print(f"{'':<{width}}" + "".join(f"  {mode:>14}" for mode in columns), file=out)
+    for label, *values in rows:
+        print(f"{label:<{width}}" + "".join(f"  {value:>14}" for value in values), file=out)
     return 0 if all(result.ok for result in results.values()) else 1
 
 

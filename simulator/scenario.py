@@ -11,6 +11,8 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
   command line with ``--param key=value`` (values are parsed as ints, floats
   or sizes like ``4MiB`` when they look like one);
 - optionally ``MODES = ("streaming",)`` when it is about one mode only;
+- optionally ``ENGINES = ("native", "pysyncobj")``: the Raft engines it runs
+  on (default: native only; see :mod:`simulator.engines.scenario_support`);
 - optionally ``STREAMING = {...}``: ``Streaming`` options for streaming runs
   (``rate_limit``, ``idle_timeout``, ``chunks_in_flight``, a default
   ``chunk_size`` that ``--chunk-size`` overrides);
@@ -138,6 +140,7 @@ class RunOptions:
     nodes: int | None = None
     params: tuple[tuple[str, str], ...] = ()
     realtime: bool = False
+    engine: str = "native"  # or "pysyncobj": real pysyncobj nodes (simulator.engines)
 
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("embedded", "streaming"):
@@ -218,6 +221,9 @@ async def run_scenario(
     if options.mode not in modes:
         raise ScenarioError(f"scenario {info.name!r} runs in {', '.join(modes)} mode only")
     params = scenario_params(module, options)
+    from .engines.scenario_support import engine_runner
+
+    open_cluster, summarize_run = engine_runner(module, info.name, options, params, Cluster.open, summarize)
     cluster_options = dict(getattr(module, "CLUSTER", {}))
     if options.nodes is not None:
         cluster_options["nodes"] = options.nodes
@@ -230,24 +236,24 @@ async def run_scenario(
         cluster_ref: list[Cluster] = []
         sims: list[Sim] = []
         try:
-            async with Cluster.open(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
+            async with open_cluster(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
                 cluster_ref.append(cluster)
                 if on_cluster is not None:
                     on_cluster(cluster)
                 sim = Sim(cluster, params, options)
                 sims.append(sim)
                 await module.scenario(sim)
-                summary = summarize(cluster, info.name, options)
+                summary = summarize_run(cluster, info.name, options)
         except InvariantViolation as violation:
             violations.append(str(violation).splitlines()[0])
             sim_checks = []
-            summary = summarize(cluster_ref[0], info.name, options) if cluster_ref else {}
+            summary = summarize_run(cluster_ref[0], info.name, options) if cluster_ref else {}
         except (LivenessError, ProposalTimeoutError, trio.TooSlowError) as stuck:
             # The story could not go on: a failed run (exit 1), told in one line.
             first_line = str(stuck).splitlines()[0] if str(stuck) else type(stuck).__name__
             earlier = sims[0].checks if sims else []
             sim_checks = [*earlier, (f"the story got stuck: {first_line}", False)]
-            summary = summarize(cluster_ref[0], info.name, options) if cluster_ref else {}
+            summary = summarize_run(cluster_ref[0], info.name, options) if cluster_ref else {}
         else:
             sim_checks = sim.checks
         if trace_path is not None and cluster_ref:
@@ -255,7 +261,8 @@ async def run_scenario(
     failed = tuple(text for text, ok in sim_checks if not ok)
     ok = not violations and not failed
     summary.update(ok=ok, violations=violations, failed_checks=list(failed))
-    return ScenarioResult(info.name, options.seed, options.mode, ok, tuple(violations), failed, summary)
+    mode = "pysyncobj" if options.engine == "pysyncobj" else options.mode
+    return ScenarioResult(info.name, options.seed, mode, ok, tuple(violations), failed, summary)
 
 
 def summarize(cluster: Cluster, name: str, options: RunOptions) -> dict:

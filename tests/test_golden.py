@@ -29,7 +29,10 @@ REWRITE = os.environ.get("RAFTSIM_REWRITE") == "1"
 def _cases() -> list[tuple[str, str]]:
     cases = []
     for info in find_scenarios():
-        for mode in getattr(load_module(info.path), "MODES", ("embedded", "streaming")):
+        module = load_module(info.path)
+        if "native" not in getattr(module, "ENGINES", ("native",)):
+            continue  # pysyncobj-only scenarios: tests/test_pysyncobj_engine.py
+        for mode in getattr(module, "MODES", ("embedded", "streaming")):
             cases.append((info.name, mode))
     return cases
 

@@ -16,6 +16,7 @@ ROOT = Path(__file__).parent.parent
 CASES = [
     (info.name, mode)
     for info in find_scenarios()
+    if "native" in getattr(load_module(info.path), "ENGINES", ("native",))  # pysyncobj: its own test
     for mode in getattr(load_module(info.path), "MODES", ("embedded", "streaming"))
 ]
 

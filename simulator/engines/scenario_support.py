@@ -1,0 +1,104 @@
+"""Running scenario scripts on either engine: which cluster to open, how to summarise it.
+
+A scenario says which engines it runs on with ``ENGINES = ("native",
+"pysyncobj")`` (default: native only, since most stories use native
+details such as streaming chunks). For pysyncobj runs it may add
+``PYSYNCOBJ = {...}`` (``PysyncobjCluster.open`` options) and
+``def pysyncobj_options(params) -> dict`` for options that depend on its
+parameters (the bug scenarios switch workarounds that way).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ..node import CompactionPolicy
+
+#: Cluster options the native engine understands and pysyncobj has no use for.
+_NATIVE_ONLY = ("snapshot_mode", "transport", "config")
+
+
+def scenario_engines(module: ModuleType) -> tuple[str, ...]:
+    return tuple(getattr(module, "ENGINES", ("native",)))
+
+
+def engine_runner(module: ModuleType, name: str, options, params: dict, native_open, native_summarize):
+    """``(open, summarize)`` for the engine ``options.engine`` chose; a clear error if unsupported."""
+    from ..scenario import ScenarioError
+    from . import ENGINES
+
+    engine = options.engine
+    if engine not in ENGINES:
+        raise ScenarioError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    engines = scenario_engines(module)
+    if engine not in engines:
+        raise ScenarioError(f"scenario {name!r} runs on the {', '.join(engines)} engine only")
+    if engine == "native":
+        return native_open, native_summarize
+
+    from .pysyncobj_cluster import PysyncobjCluster
+
+    extra = dict(getattr(module, "PYSYNCOBJ", {}))
+    hook = getattr(module, "pysyncobj_options", None)
+    if hook is not None:
+        extra.update(hook(params))
+
+    def open_pysyncobj(**cluster_options):
+        for key in _NATIVE_ONLY:
+            cluster_options.pop(key, None)
+        compaction = cluster_options.get("compaction")
+        if isinstance(compaction, CompactionPolicy) and compaction.keep_entries:
+            # pysyncobj keeps no entries behind its snapshot; the policy's cadence still applies.
+            cluster_options["compaction"] = CompactionPolicy(every=compaction.every)
+        cluster_options.update(extra)
+        return PysyncobjCluster.open(**cluster_options)
+
+    return open_pysyncobj, summarize_pysyncobj
+
+
+def summarize_pysyncobj(cluster, name: str, options) -> dict:
+    """The same JSON summary as a native run, from a :class:`PysyncobjCluster`."""
+    nodes = []
+    for node_id in cluster.node_ids:
+        runner = cluster.runners[node_id]
+        entry = {"id": node_id, "up": runner.is_up}
+        if runner.is_up:
+            status = runner.status()
+            entry.update(
+                role=status["role"], term=status["term"], commit=status["commit"],
+                applied=status["applied"], snapshot_index=status["first_index"],
+                last_index=status["last_index"], state_digest=cluster.state_machine(node_id).digest(),
+            )
+        nodes.append(entry)
+    statistics = cluster.transport.statistics()
+    caught_up = max(
+        (record.time for record in cluster.trace.of_kind("apply", "snapshot_installed")), default=0.0
+    )
+    return {
+        "scenario": name,
+        "seed": options.seed,
+        "mode": "pysyncobj",
+        "engine": "pysyncobj",
+        "virtual_seconds": round(cluster.now(), 6),
+        "caught_up_seconds": round(caught_up, 6),
+        "trace_sha256": cluster.trace.sha256(),
+        "messages_sent": statistics.messages_sent,
+        "bytes_sent": statistics.bytes_sent,
+        "nodes": nodes,
+        "transfers": [
+            {
+                "from": t.from_, "to": t.to, "snapshot_index": t.snapshot_index, "mode": t.mode,
+                "size": t.size, "bytes_sent": t.bytes_sent, "resent_bytes": t.resent_bytes,
+                "retries": t.retries, "outcome": t.outcome.value,
+                "seconds": round(t.updated_at - t.started_at, 6),
+            }
+            for t in cluster.transfers()
+        ],
+        "peak_snapshot_memory_bytes": {
+            str(node_id): peak for node_id, (_, peak) in cluster.snapshot_memory().items()
+        },
+        "engine_problems": cluster.engine_problems(),
+    }
+
+
+__all__ = ["engine_runner", "scenario_engines", "summarize_pysyncobj"]
