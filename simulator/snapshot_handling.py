@@ -41,12 +41,19 @@ class SnapshotMemory:
     counted: the state machine's own live state, bytes in a snapshot store
     (it stands for disk or an object store), and the transient bytes of
     serializing a new snapshot of the node's own state.
+
+    ``history`` has a ``(time, bytes)`` pair for each change, in order, for
+    plots of memory over time (several may share an instant: a chunk held
+    and let go while it is handled).
     """
 
     current: int = 0
     peak: int = 0
+    history: list[tuple[float, int]] = attrs.Factory(list)
 
-    def observe(self, held: int) -> None:
+    def observe(self, held: int, now: float) -> None:
+        if held != self.current:
+            self.history.append((now, held))
         self.current = held
         if held > self.peak:
             self.peak = held
@@ -160,7 +167,7 @@ class NodeSnapshots:
     def crashed(self) -> None:
         if self.endpoint is not None:
             self.endpoint.crashed()
-        self.memory.current = self.runner.storage.snapshot_data_size
+        self.memory.observe(self.runner.storage.snapshot_data_size, self.now())
 
     # -- StreamHost ---------------------------------------------------------------
 
@@ -193,4 +200,6 @@ class NodeSnapshots:
         self.runner._event(kind, **fields)
 
     def hold_memory(self, extra: int) -> None:
-        self.memory.observe(self.runner.storage.snapshot_data_size + extra)
+        held = self.runner.storage.snapshot_data_size + extra
+        if held != self.memory.current:  # most calls change nothing: skip reading the clock
+            self.memory.observe(held, self.now())

@@ -265,6 +265,18 @@ class Trace:
             record.to_text() for record in self.records if kinds is None or record.kind in kinds
         )
 
+    def to_dicts(self) -> list[dict]:
+        """Every record as a dict (see :func:`simulator.to_dicts`)."""
+        from .records import to_dicts
+
+        return to_dicts(self)
+
+    def to_dataframe(self):
+        """Every record as a row of a pandas DataFrame (see :func:`simulator.to_dataframe`)."""
+        from .records import to_dataframe
+
+        return to_dataframe(self)
+
     def excerpt(self, last: int = 20) -> str:
         """The last ``last`` records as text, for error messages."""
         return "\n".join(record.to_text() for record in self.records[-last:])
