@@ -8,8 +8,21 @@ this package are private; import from here.
 - :class:`MemorySnapshotStore`, :class:`DiskSnapshotStore`: the two stores.
 - :class:`SnapshotWriter`: receives a snapshot in pieces, resumably.
 - :class:`StoredSnapshot`, :class:`PartialSnapshot`: what a store reports.
+- :class:`ReplicatedSnapshotStore`: a primary copied to secondary stores.
+- :class:`FaultyStore`: any store, with an object store's faults on demand.
+- ``S3SnapshotStore`` (:mod:`.s3`) and ``GCSSnapshotStore`` (:mod:`.gcs`) need
+  the ``cloud`` extra, so they are not imported here; ``simulator`` re-exports
+  them lazily. Their errors (:class:`ObjectStoreError` and subclasses) and
+  :class:`RetryPolicy` are here, usable without the extra.
 """
 
+from ._bucket import (
+    BucketNotFoundError,
+    CredentialsError,
+    ObjectStoreError,
+    ObjectStoreUnavailableError,
+    RetryPolicy,
+)
 from .base import DEFAULT_CHUNK_SIZE
 from .disk import FAULT_STEPS, DiskSnapshotStore
 from .errors import (
@@ -22,10 +35,20 @@ from .errors import (
 )
 from .memory import MemorySnapshotStore
 from .metadata import ConfStateTuple, PartialSnapshot, StoredSnapshot, digest_of
+from .faulty import FaultyStore
 from .protocol import SnapshotData, SnapshotStore
+from .replicated import ReplicaStatus, ReplicatedSnapshotStore
 from .writer import SnapshotWriter
 
 __all__ = [
+    "BucketNotFoundError",
+    "CredentialsError",
+    "FaultyStore",
+    "ObjectStoreError",
+    "ObjectStoreUnavailableError",
+    "ReplicaStatus",
+    "ReplicatedSnapshotStore",
+    "RetryPolicy",
     "DEFAULT_CHUNK_SIZE",
     "FAULT_STEPS",
     "ConfStateTuple",

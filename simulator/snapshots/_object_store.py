@@ -21,6 +21,11 @@ object, then the progress record moves past it (the same order as the disk
 store's append-then-record). Commit streams the pieces into the final data
 object (holding one part in memory), writes the metadata, then cleans up.
 
+Reading uses ranged GETs, one per chunk. A stream from offset 0 checks the
+whole digest before its last chunk, like every store; a stream resumed at a
+later offset starts there without fetching the bytes before it, so the
+digest is left to its consumer (a ``SnapshotWriter`` checks it on commit).
+
 Listing is the bucket's: ``list_snapshots``, ``latest`` and
 ``compact_snapshots`` list the prefix each time, so snapshots another
 process published (or compacted) are seen; ``snapshot_metadata`` and
@@ -212,6 +217,33 @@ class ObjectSnapshotStore(BaseSnapshotStore):
         if not (isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 1):
             self._refresh()
         return super().compact_snapshots(keep_count)
+
+    # -- reading ------------------------------------------------------------------
+
+    def _verified_chunks(self, snapshot: StoredSnapshot, offset: int) -> Iterator[bytes]:
+        if offset == 0:
+            yield from super()._verified_chunks(snapshot, offset)
+            return
+        # A stream that resumes at ``offset`` starts there with ranged reads and never
+        # fetches the bytes before it, so it cannot check the whole digest; its consumer
+        # (a SnapshotWriter, which hashes everything it receives) checks it on commit.
+        if self._snapshots.get(snapshot.index) is not snapshot:
+            raise SnapshotNotFoundError(
+                f"snapshot {snapshot.index} was deleted after stream_snapshot was called and before "
+                f"its first chunk was read; available: {sorted(self._snapshots) or 'none'}"
+            )
+        reader = self._open_reader(snapshot)
+        position = offset
+        while position < snapshot.size:
+            length = min(self.chunk_size, snapshot.size - position)
+            chunk = reader.read_at(position, length)
+            if len(chunk) != length:
+                raise SnapshotCorruptError(
+                    f"snapshot {snapshot.index}: {snapshot.location} ends at byte {position + len(chunk)}, "
+                    f"metadata says size {snapshot.size}"
+                )
+            position += length
+            yield chunk
 
     # -- recovery at open ---------------------------------------------------------------
 

@@ -78,8 +78,11 @@ class _GCSUpload:
                 self.size += len(chunk)
                 buffer += chunk
                 while len(buffer) >= bucket.part_size:
-                    self._send(bytes(buffer[: bucket.part_size]))
+                    with memoryview(buffer) as view:
+                        part = bytes(view[: bucket.part_size])  # one copy, not two
                     del buffer[: bucket.part_size]
+                    self._send(part)
+                    del part
         except BaseException:
             self.abort()
             raise

@@ -84,8 +84,11 @@ class _S3Upload:
                 self.size += len(chunk)
                 buffer += chunk
                 while len(buffer) >= bucket.part_size:
-                    self._send_part(bytes(buffer[: bucket.part_size]))
+                    with memoryview(buffer) as view:
+                        part = bytes(view[: bucket.part_size])  # one copy, not two
                     del buffer[: bucket.part_size]
+                    self._send_part(part)
+                    del part
         except BaseException:
             self.abort()
             raise
