@@ -21,7 +21,7 @@ import trio
 from transports.in_memory import CLIENT
 
 from .node import ClientCommand, ProposalTicket
-from .raft import ConfChange, ConfChangeType, ConfState
+from .raft import ConfChange, ConfChangeType
 from .trace import CLUSTER, SCENARIO
 
 
@@ -156,10 +156,20 @@ class ClientMixin:
             lambda: self._caught_up(ids), timeout=timeout, what=f"nodes {ids} catching up"
         )
 
+    def members(self) -> list[int]:
+        """Nodes in the configuration as the leader sees it (all but removed ones, with no leader).
+
+        A node whose join never committed runs but is not a member: nobody
+        sends it anything, so it is not expected to catch up.
+        """
+        leader = self.leader_id()
+        if leader is None:
+            return [n for n in self.node_ids if n not in self._removed]
+        configured = set(self.runners[leader].node.raft.prs.conf_state.members)
+        return [n for n in self.node_ids if n in configured and n not in self._removed]
+
     def _live_members(self) -> list[int]:
-        return [
-            n for n in self.up_nodes() if n not in self._removed and not self.is_paused(n)
-        ]
+        return [n for n in self.members() if self.runners[n].is_up and not self.is_paused(n)]
 
     # -- membership ---------------------------------------------------------------
 
@@ -170,7 +180,7 @@ class ClientMixin:
         compacted past what it needs. Returns the new node's id.
         """
         node_id = max(self.runners) + 1
-        self._create_node(node_id, ConfState())
+        self._create_node(node_id, self.bootstrap_conf_state)
         self.trace.event(trio.current_time(), CLUSTER, "node_added", SCENARIO, node_id=node_id)
         self._spawn(node_id)
         await self._default_client.propose_conf_change(
@@ -205,13 +215,15 @@ class ClientMixin:
         for a healthy one. Returns the leader's id, or raises ``LivenessError``
         saying which node is stuck and what it shows.
         """
-        members = self._live_members()
         if stable_for is None:
-            stable_for = 2 * max(self.runners[n].config.election_tick for n in members) * self.tick_interval
+            ticks = max(runner.config.election_tick for runner in self.runners.values())
+            stable_for = 2 * ticks * self.tick_interval
         deadline = trio.current_time() + max(within, stable_for)
         settled_since = None
         while True:
             now = trio.current_time()
+            # Membership can still change (a join that committed late).
+            members = self._live_members()
             if self._caught_up(members):
                 settled_since = now if settled_since is None else settled_since
                 if now - settled_since >= stable_for:

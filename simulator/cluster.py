@@ -102,9 +102,14 @@ class Cluster(ClientMixin):
         self._action_sequence = 0
         self._action_wakeup = trio.Event()
         self._init_clients()
-        conf_state = ConfState.of(range(1, nodes + 1))
-        for node_id in conf_state.voters:
-            self._create_node(node_id, conf_state)
+        # The genesis configuration: what every node, now or joining later, knows
+        # before log index 1 (etcd writes the same thing as its first log entries).
+        # A joiner replays the log's membership changes on top of it; started
+        # from nothing instead, it would take "make n4 a voter" to mean a
+        # cluster of n4 alone and elect itself (the property search found that).
+        self.bootstrap_conf_state = ConfState.of(range(1, nodes + 1))
+        for node_id in self.bootstrap_conf_state.voters:
+            self._create_node(node_id, self.bootstrap_conf_state)
 
     @classmethod
     @asynccontextmanager
@@ -381,7 +386,8 @@ class Cluster(ClientMixin):
     ) -> None:
         """Do ``action`` to chunk ``k`` of the snapshot streams (to node ``to``, if given).
 
-        Actions: drop, duplicate, corrupt, delay (by ``delay`` s), cut (the
+        Actions: drop, duplicate, corrupt, corrupt_source (a flipped byte under
+        a valid checksum: only the snapshot digest catches it), delay (by ``delay`` s), cut (the
         stream after chunk k, until the receiver asks again), crash_sender,
         crash_receiver (restarted after ``restart_after`` s, if given).
         Chunks are counted from when the fault is added; it fires once.
@@ -390,6 +396,11 @@ class Cluster(ClientMixin):
             ChunkFault(k=k, action=action, to=to, delay=delay, restart_after=restart_after)
         )
         self._fault("fail_chunk", k=k, action=action, to=to)
+
+    def disarm_chunk_faults(self) -> None:
+        """Forget chunk faults that have not fired yet, and end cut streams."""
+        self.transport.clear_chunk_faults()
+        self._fault("disarm_chunk_faults")
 
     def _crash_from_chunk_fault(self, node_id: int, restart_after: float | None, reason: str) -> None:
         # Not in the middle of the node's own reaction: right after this instant's deliveries.

@@ -1,6 +1,6 @@
 """Property search: random fault programs, shrunk failures, replayable scenario files.
 
-:func:`programs` is a hypothesis strategy for :class:`~simulator.programs.Program`
+:func:`fault_programs` is a hypothesis strategy for :class:`~simulator.programs.Program`
 values over a :class:`SearchSpace` (cluster size, snapshot mode, store,
 chunk size, defects switched on). :func:`run_example` renders a program as a
 scenario file and runs it exactly as ``raftsim run`` would, so the file a
@@ -20,15 +20,17 @@ from pathlib import Path
 
 import attrs
 
-from . import programs as steps_module
+from . import programs as S
 from .cluster import run
-from .programs import FailChunk, Program
+from .programs import Program
 from .raft import defects
 from .scenario import RunOptions, ScenarioResult, resolve, run_scenario
 
 CHUNK_ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut",
                  "crash_sender", "crash_receiver")
 WAITS = (0.1, 0.5, 1.0, 2.0, 5.0)
+VOCABULARIES = ("all", "transfers")
+TRANSFER_STEPS = (S.Propose, S.Wait, S.Crash, S.Restart, S.AddNode, S.Compact, S.FailChunk, S.TransferLeader)
 
 
 @attrs.frozen
@@ -40,48 +42,58 @@ class SearchSpace:
     store: str = "memory"
     chunk_size: int = 4096
     payload_size: int = 1024
-    compaction_every: int = 20
-    keep_entries: int = 5
+    #: Commands proposed before the program starts, so that logs are compacted
+    #: and any node that falls behind (or joins) needs a snapshot transfer.
+    warmup: int = 30
+    compaction_every: int = 10
+    keep_entries: int = 2
     max_steps: int = 12
     liveness_within: float = 30.0
     defects: tuple[str, ...] = ()
+    #: "all" steps, or only those that make and disturb snapshot "transfers"
+    #: (no network faults or membership removals): a smaller space, searched faster.
+    vocabulary: str = "all"
 
     def __attrs_post_init__(self) -> None:
         RunOptions(mode=self.mode, store=self.store)  # validates both, with their error messages
         unknown = sorted(set(self.defects) - defects.DEFECTS.keys())
         if unknown:
             raise ValueError(f"unknown defect {unknown[0]!r}; expected one of {', '.join(sorted(defects.DEFECTS))}")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"vocabulary must be one of {', '.join(VOCABULARIES)}, got {self.vocabulary!r}")
         if self.nodes < 1 or self.max_steps < 0:
             raise ValueError(f"need nodes >= 1 and max_steps >= 0, got {self.nodes} and {self.max_steps}")
 
 
-def programs(space: SearchSpace = SearchSpace()):
+def fault_programs(space: SearchSpace = SearchSpace()):
     """A hypothesis strategy of :class:`Program` values for ``space``."""
     from hypothesis import strategies as st
 
     # Ids of the first members and of up to two nodes a program may add.
     node = st.integers(min_value=1, max_value=space.nodes + 2)
-    step = st.one_of(
-        st.builds(steps_module.Propose, count=st.integers(1, 8)),
-        st.builds(steps_module.Propose, count=st.integers(1, 8)),
-        st.builds(steps_module.Wait, seconds=st.sampled_from(WAITS)),
-        st.builds(steps_module.Wait, seconds=st.sampled_from(WAITS)),
-        st.builds(steps_module.Partition,
-                  group=st.lists(node, min_size=1, max_size=space.nodes, unique=True)
-                  .map(lambda ids: tuple(sorted(ids)))),
-        st.just(steps_module.Heal()),
-        st.builds(steps_module.Isolate, node=node),
-        st.builds(steps_module.OneWay, src=node, dst=node),
-        st.builds(steps_module.Crash, node=node),
-        st.builds(steps_module.Restart, node=node),
-        st.builds(steps_module.Pause, node=node),
-        st.builds(steps_module.Resume, node=node),
-        st.just(steps_module.AddNode()),
-        st.builds(steps_module.RemoveNode, node=node),
-        st.builds(steps_module.Compact, node=node),
-        st.builds(FailChunk, k=st.integers(1, 6), action=st.sampled_from(CHUNK_ACTIONS)),
-        st.builds(steps_module.TransferLeader, node=node),
-    )
+    # Weights: snapshot transfers need a node to fall behind or join, and a chunk
+    # fault armed before the transfer, so those steps are drawn more often.
+    group = st.lists(node, min_size=1, max_size=space.nodes, unique=True).map(lambda ids: tuple(sorted(ids)))
+    weighted = [  # (weight, step class, strategy)
+        (3, S.Propose, st.builds(S.Propose, count=st.integers(1, 8))),
+        (2, S.Wait, st.builds(S.Wait, seconds=st.sampled_from(WAITS))),
+        (1, S.Partition, st.builds(S.Partition, group=group)),
+        (1, S.Heal, st.just(S.Heal())),
+        (1, S.Isolate, st.builds(S.Isolate, node=node)),
+        (1, S.OneWay, st.builds(S.OneWay, src=node, dst=node)),
+        (2, S.Crash, st.builds(S.Crash, node=node)),
+        (2, S.Restart, st.builds(S.Restart, node=node)),
+        (1, S.Pause, st.builds(S.Pause, node=node)),
+        (1, S.Resume, st.builds(S.Resume, node=node)),
+        (2, S.AddNode, st.just(S.AddNode())),
+        (1, S.RemoveNode, st.builds(S.RemoveNode, node=node)),
+        (1, S.Compact, st.builds(S.Compact, node=node)),
+        (3, S.FailChunk, st.builds(S.FailChunk, k=st.integers(1, 4), action=st.sampled_from(CHUNK_ACTIONS))),
+        (1, S.TransferLeader, st.builds(S.TransferLeader, node=node)),
+    ]
+    if space.vocabulary == "transfers":
+        weighted = [entry for entry in weighted if entry[1] in TRANSFER_STEPS]
+    step = st.one_of([strategy for weight, _, strategy in weighted for _ in range(weight)])
     return st.lists(step, max_size=space.max_steps).map(
         lambda drawn: Program(tuple(drawn), liveness_within=space.liveness_within)
     )
@@ -123,7 +135,7 @@ def scenario_source(program: Program, space: SearchSpace, seed: int, *, headline
         f"    liveness_within={program.liveness_within!r},\n"
         ")\n\n\n"
         "async def scenario(sim):\n"
-        f"    await run_program(sim, PROGRAM, payload_size={space.payload_size})\n"
+        f"    await run_program(sim, PROGRAM, payload_size={space.payload_size}, warmup={space.warmup})\n"
     )
 
 
@@ -135,12 +147,19 @@ def write_scenario(path: Path, program: Program, space: SearchSpace, seed: int, 
 
 
 def run_example(program: Program, space: SearchSpace, seed: int, directory: Path) -> ScenarioResult:
-    """Run ``program`` as the scenario file it is written to in ``directory``, as ``raftsim run`` does."""
+    """Run ``program`` as the scenario file it is written to in ``directory``, as ``raftsim run`` does.
+
+    The file of a failing run is kept (named by a hash of its text and seed).
+    """
     text = scenario_source(program, space, seed)
     name = "program_" + hashlib.sha256(f"{seed}\n{text}".encode()).hexdigest()[:12]
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = write_scenario(Path(directory) / f"{name}.py", program, space, seed)
     options = RunOptions(seed=seed, mode=space.mode, store=space.store)
-    return run(run_scenario, resolve(str(path)), options)
+    result = run(run_scenario, resolve(str(path)), options)
+    if result.ok:
+        path.unlink()  # only failing programs are worth keeping
+    return result
 
 
 def failure_of(result: ScenarioResult) -> str:
@@ -196,7 +215,7 @@ def search(space: SearchSpace, directory: Path, *, max_examples: int = 100, seed
         suppress_health_check=list(HealthCheck),
     )
     try:
-        program, run_seed = find(st.tuples(programs(space), seeds()), fails, settings=config,
+        program, run_seed = find(st.tuples(fault_programs(space), seeds()), fails, settings=config,
                                  random=random.Random(seed))
     except NoSuchExample:
         return None

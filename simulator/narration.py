@@ -44,14 +44,17 @@ def _fault(fields: dict) -> str | None:
         "set_link": f"link n{fields.get('src')}->n{fields.get('dst')} changes: {fields.get('config')}",
         "set_links": f"every link changes: {fields.get('config')}",
         "reset_links": "every link is back to how the cluster started",
-        "crash": f"n{node} crashes: its memory is lost, its disk is kept",
-        "restart": f"n{node} restarts from its disk",
+        "crash": f"n{node} crashes: its memory is lost, its disk is kept"
+        if fields.get("storage") != "none" else f"n{node} crashes: it keeps nothing on disk, so all is lost",
+        "restart": f"n{node} restarts from its disk"
+        if fields.get("storage") != "none" else f"n{node} restarts empty and must catch up from the leader",
         "pause": f"n{node} freezes (a long pause): it keeps its state but reacts to nothing",
         "resume": f"n{node} wakes up and handles what queued up",
         "compact": f"n{node} is told to compact its log now (snapshot at {fields.get('index')})",
         "fail_chunk": _chunk_fault(fields),
         "chunk_fault_crash": f"n{node} crashes ({fields.get('reason')})",
         "transfer_leader": f"n{fields.get('src')} is asked to hand leadership to n{fields.get('to')}",
+        "disarm_chunk_faults": "chunk faults not yet fired are disarmed",
     }
     return sentences.get(fault, f"fault: {fault}")
 
@@ -62,6 +65,7 @@ def _chunk_fault(fields: dict) -> str:
         "drop": "will be lost",
         "duplicate": "will arrive twice",
         "corrupt": "will arrive with a flipped byte",
+        "corrupt_source": "will carry a flipped byte under a valid checksum (a bad read at the sender)",
         "delay": "will arrive late",
         "cut": "will be the last before the stream is cut",
         "crash_sender": "will be the last before its sender crashes",
@@ -122,6 +126,10 @@ def narrate(record: TraceRecord) -> str | None:
         return f"n{node} compacted its log: entries before {fields.get('first_index')} are gone"
     if kind == "snapshot_sent":
         to = fields.get("to")
+        if fields.get("mode") == "pysyncobj":
+            again = " again from its first piece" if fields.get("restart") else ""
+            return (f"n{node} sends snapshot {index} ({human_bytes(size)}) to n{to}{again}, "
+                    "in pieces inside append_entries, none acknowledged (pysyncobj)")
         if fields.get("mode") == "streaming":
             return (f"n{node} offered snapshot {index} ({human_bytes(size)}) to n{to}: "
                     "metadata only, the data streams out of band")

@@ -275,8 +275,8 @@ class NodeRunner:
     def _install_snapshot(self, ready: Ready) -> None:
         snapshot = ready.snapshot
         # Raises on corrupt or missing data, before anything is replaced.
-        self.state_machine = self.snapshots.install_from_ready(snapshot)
-        self.monitor.snapshot_installed(self.node_id, snapshot.index, snapshot.metadata.digest)
+        self.state_machine, digest = self.snapshots.install_from_ready(snapshot)
+        self.monitor.snapshot_installed(self.node_id, snapshot.index, digest)
         self._event("snapshot_installed", index=snapshot.index, term=snapshot.term,
                     size=snapshot.metadata.size)
 

@@ -360,8 +360,12 @@ class ProgramChecks:
                 )
 
 
-async def run_program(sim, program: Program, *, payload_size: int = 1024) -> ProgramRun:
-    """Run ``program`` on ``sim.cluster`` (a scenario's ``sim``, or anything with ``.cluster``)."""
+async def run_program(sim, program: Program, *, payload_size: int = 1024, warmup: int = 0) -> ProgramRun:
+    """Run ``program`` on ``sim.cluster`` (a scenario's ``sim``, or anything with ``.cluster``),
+    after ``warmup`` commands (acknowledged writes like any other)."""
     run = ProgramRun(sim.cluster, payload_size=payload_size)
+    if warmup:
+        run.say(f"warm-up: {warmup} commands")
+        await Propose(count=warmup).apply(run)
     await run.run(program)
     return run

@@ -13,6 +13,9 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
 - optionally ``MODES = ("streaming",)`` when it is about one mode only;
 - optionally ``ENGINES = ("native", "pysyncobj")``: the Raft engines it runs
   on (default: native only; see :mod:`simulator.engines.scenario_support`);
+- optionally ``DEFECTS = ("install_unverified",)``: deliberate bugs switched
+  on for this run (:mod:`simulator.raft.defects`), to show that the checks
+  catch them;
 - optionally ``STREAMING = {...}``: ``Streaming`` options for streaming runs
   (``rate_limit``, ``idle_timeout``, ``chunks_in_flight``, a default
   ``chunk_size`` that ``--chunk-size`` overrides);
@@ -42,6 +45,9 @@ from transports import Embedded, Streaming
 from .client import LivenessError, ProposalTimeoutError
 from .cluster import Cluster
 from .invariants import InvariantViolation
+from .snapshots import DiskSnapshotStore, MemorySnapshotStore
+from .snapshots.urls import is_store_url
+from .raft import defects
 from .trace import CLUSTER, SCENARIO
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -136,7 +142,8 @@ class RunOptions:
     seed: int = 0
     mode: str = "embedded"
     chunk_size: int | None = None
-    store: str = "memory"  # "memory", "disk" or "disk:DIR"
+    store: str = "memory"  # "memory", "disk", "disk:DIR", "s3://bucket/prefix" or "gs://bucket/prefix"
+    pull: bool = False  # followers pull snapshots from a shared store (streaming)
     nodes: int | None = None
     params: tuple[tuple[str, str], ...] = ()
     realtime: bool = False
@@ -145,8 +152,13 @@ class RunOptions:
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("embedded", "streaming"):
             raise ScenarioError(f"mode must be embedded or streaming, got {self.mode!r}")
-        if not (self.store == "memory" or self.store == "disk" or self.store.startswith("disk:")):
-            raise ScenarioError(f"store must be memory, disk or disk:DIR, got {self.store!r}")
+        if not (self.store == "memory" or self.store == "disk" or self.store.startswith("disk:")
+                or is_store_url(self.store)):
+            raise ScenarioError(
+                f"store must be memory, disk, disk:DIR, s3://bucket/prefix or gs://bucket/prefix, got {self.store!r}"
+            )
+        if self.pull and self.mode != "streaming":
+            raise ScenarioError("--pull needs --mode streaming: followers pull what the leader would stream")
         if self.nodes is not None and self.nodes < 1:
             raise ScenarioError(f"--nodes must be >= 1, got {self.nodes}")
 
@@ -193,6 +205,15 @@ def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict)
     extra = dict(streaming)  # the scenario's own Streaming options, e.g. rate_limit
     if options.chunk_size is not None:
         extra["chunk_size"] = options.chunk_size
+    if is_store_url(options.store):
+        try:
+            return Streaming.in_bucket(options.store, pull=options.pull, **extra)
+        except (ValueError, ImportError) as error:  # store errors are ValueErrors
+            raise ScenarioError(f"--store {options.store}: {error}") from None
+    if options.pull:  # the shared store beside the nodes' own stores
+        chunk_size = extra.get("chunk_size", MemorySnapshotStore().chunk_size)
+        extra["pull"] = (DiskSnapshotStore(store_dir / "shared", chunk_size=chunk_size, durable=False)
+                         if store_dir is not None else MemorySnapshotStore(chunk_size=chunk_size))
     if store_dir is not None:
         return Streaming.on_disk(store_dir, **extra)
     return Streaming(**extra)
@@ -206,6 +227,16 @@ def scenario_params(module: ModuleType, options: RunOptions) -> dict:
             raise ScenarioError(f"scenario has no parameter {key!r}; its parameters: {known}")
         params[key] = _parse_value(value)
     return params
+
+
+def scenario_defects(module: ModuleType) -> tuple[str, ...]:
+    """The deliberate bugs a scenario switches on (``DEFECTS``; see ``simulator.raft.defects``)."""
+    names = tuple(getattr(module, "DEFECTS", ()))
+    for name in names:
+        if name not in defects.DEFECTS:
+            known = ", ".join(sorted(defects.DEFECTS))
+            raise ScenarioError(f"scenario switches on unknown defect {name!r}; known defects: {known}")
+    return names
 
 
 async def run_scenario(
@@ -224,6 +255,7 @@ async def run_scenario(
     from .engines.scenario_support import engine_runner
 
     open_cluster, summarize_run = engine_runner(module, info.name, options, params, Cluster.open, summarize)
+    switched_on = scenario_defects(module)
     cluster_options = dict(getattr(module, "CLUSTER", {}))
     if options.nodes is not None:
         cluster_options["nodes"] = options.nodes
@@ -236,14 +268,15 @@ async def run_scenario(
         cluster_ref: list[Cluster] = []
         sims: list[Sim] = []
         try:
-            async with open_cluster(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
-                cluster_ref.append(cluster)
-                if on_cluster is not None:
-                    on_cluster(cluster)
-                sim = Sim(cluster, params, options)
-                sims.append(sim)
-                await module.scenario(sim)
-                summary = summarize_run(cluster, info.name, options)
+            with defects.injected(*switched_on):
+                async with open_cluster(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
+                    cluster_ref.append(cluster)
+                    if on_cluster is not None:
+                        on_cluster(cluster)
+                    sim = Sim(cluster, params, options)
+                    sims.append(sim)
+                    await module.scenario(sim)
+                    summary = summarize_run(cluster, info.name, options)
         except InvariantViolation as violation:
             violations.append(str(violation).splitlines()[0])
             sim_checks = []
@@ -260,7 +293,7 @@ async def run_scenario(
             cluster_ref[0].trace.write_jsonl(trace_path)
     failed = tuple(text for text, ok in sim_checks if not ok)
     ok = not violations and not failed
-    summary.update(ok=ok, violations=violations, failed_checks=list(failed))
+    summary.update(ok=ok, violations=violations, failed_checks=list(failed), defects=list(switched_on))
     mode = "pysyncobj" if options.engine == "pysyncobj" else options.mode
     return ScenarioResult(info.name, options.seed, mode, ok, tuple(violations), failed, summary)
 

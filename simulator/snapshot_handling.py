@@ -23,7 +23,6 @@ import attrs
 from transports import Embedded, Streaming
 from transports.streaming import (
     Outcome,
-    StreamingEndpoint,
     StreamTimer,
     TransferRegistry,
 )
@@ -69,7 +68,7 @@ class NodeSnapshots:
         self.store = store
         self.memory = SnapshotMemory()
         self.endpoint = (
-            StreamingEndpoint(runner.node_id, mode, store, self, registry)
+            mode.endpoint_class(runner.node_id, mode, store, self, registry)
             if isinstance(mode, Streaming)
             else None
         )
@@ -118,9 +117,11 @@ class NodeSnapshots:
 
     # -- installing -----------------------------------------------------------------
 
-    def install_from_ready(self, snapshot: Snapshot) -> object:
+    def install_from_ready(self, snapshot: Snapshot) -> tuple[object, str]:
         """Restore a fresh state machine from ``snapshot`` and install it in storage.
 
+        Returns the machine and the digest of the data it was restored from
+        (what the invariant monitor compares with the leader's snapshot).
         Raises (keeping everything as it was) if the data is corrupt or missing.
         """
         runner = self.runner
@@ -129,13 +130,16 @@ class NodeSnapshots:
         metadata = snapshot.metadata
         if snapshot.data is not None:
             machine.restore_from_snapshot(snapshot.data)
-            storage.apply_snapshot_with_data(snapshot)
+            storage.apply_snapshot_with_data(snapshot)  # checks the data against the digest
+            digest = metadata.digest
         else:
             if self.store is None or not self.store.has_snapshot(metadata.index):
                 raise RuntimeError(
                     f"node {runner.node_id} got snapshot {metadata.index} without data and its "
                     "store does not hold it; the transport must fetch the data first"
                 )
+            # The store checks what it streams against the digest it holds.
+            digest = self.store.snapshot_metadata(metadata.index).digest
             machine.restore_from_snapshot(self.store.stream_snapshot(metadata.index))
             storage.apply_snapshot_from_store(snapshot)
         record = self.registry.get(runner.node_id, metadata.snapshot_id)
@@ -144,7 +148,7 @@ class NodeSnapshots:
             record.outcome = Outcome.INSTALLED
             record.updated_at = self.now()
         self.hold_memory(0)
-        return machine
+        return machine, digest
 
     def reopen_store(self) -> None:
         """The process restarts: a disk store is opened afresh on its folder, recovering

@@ -693,7 +693,7 @@ def test_an_unknown_chunk_fault_is_refused():
         ChunkFault(1, "explode")
     assert str(raised.value) == (
         "unknown chunk fault 'explode'; expected one of "
-        "drop, duplicate, corrupt, delay, cut, crash_sender, crash_receiver"
+        "drop, duplicate, corrupt, corrupt_source, delay, cut, crash_sender, crash_receiver"
     )
 
 

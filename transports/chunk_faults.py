@@ -9,6 +9,10 @@ receiver, and what happens to it:
 ``duplicate``       chunk k arrives twice
 ``corrupt``         one byte of chunk k is flipped (its checksum no longer
                     matches)
+``corrupt_source``  one byte of chunk k is flipped before its checksum is
+                    computed, as a bad read of the sender's store would do:
+                    the chunk passes its checksum, and only the digest of
+                    the whole snapshot shows that it is wrong
 ``delay``           chunk k arrives ``delay`` seconds late
 ``cut``             the stream is cut after chunk k: later chunks are lost
                     until the receiver asks again (its next request)
@@ -25,9 +29,9 @@ from __future__ import annotations
 
 import attrs
 
-from .streaming.messages import SnapshotChunk, SnapshotRequest
+from .streaming.messages import SnapshotChunk, SnapshotRequest, chunk_checksum
 
-ACTIONS = ("drop", "duplicate", "corrupt", "delay", "cut", "crash_sender", "crash_receiver")
+ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut", "crash_sender", "crash_receiver")
 
 
 @attrs.frozen
@@ -73,6 +77,10 @@ class ChunkFaults:
     def add(self, fault: ChunkFault) -> None:
         self._armed.append(_Armed(fault))
 
+    def clear(self) -> None:
+        """Disarm every fault, and make a cut stream whole again."""
+        self._armed.clear()
+
     def __bool__(self) -> bool:
         return any(not armed.done or armed.cutting for armed in self._armed)
 
@@ -108,6 +116,8 @@ class ChunkFaults:
                 copies.append((copies[0][0], 0.0))
             elif action == "corrupt":
                 copies = [(_flip_a_byte(copy), delay) for copy, delay in copies]
+            elif action == "corrupt_source":
+                copies = [(_flip_a_byte(copy, recompute_checksum=True), delay) for copy, delay in copies]
             elif action == "delay":
                 copies = [(copy, delay + fault.delay) for copy, delay in copies]
             elif action == "cut":
@@ -119,10 +129,12 @@ class ChunkFaults:
         return ChunkVerdict(() if lost else tuple(copies), tuple(crashes), "; ".join(reasons))
 
 
-def _flip_a_byte(chunk: SnapshotChunk) -> SnapshotChunk:
+def _flip_a_byte(chunk: SnapshotChunk, *, recompute_checksum: bool = False) -> SnapshotChunk:
     if not chunk.data:
         return attrs.evolve(chunk, checksum=chunk.checksum ^ 1)
     data = bytearray(chunk.data)
     middle = len(data) // 2
     data[middle] ^= 0xFF
+    if recompute_checksum:
+        return attrs.evolve(chunk, data=bytes(data), checksum=chunk_checksum(data))
     return attrs.evolve(chunk, data=bytes(data))

@@ -253,6 +253,10 @@ class InMemoryClusterTransport:
         """Arm a fault for chunk k of the snapshot streams (see ``transports.chunk_faults``)."""
         self.chunk_faults.add(fault)
 
+    def clear_chunk_faults(self) -> None:
+        """Disarm every chunk fault that has not fired yet, and end any cut."""
+        self.chunk_faults.clear()
+
     def send(self, message: Message) -> None:
         """Put ``message`` on the wire now; it arrives later, once, twice, or never."""
         if self.chunk_faults:

@@ -5,6 +5,7 @@ random. Time is ticks; randomness is a ``random.Random`` handed in. The
 public names are re-exported from :mod:`simulator`.
 """
 
+from . import defects
 from .config import Config
 from .errors import (
     CompactedError,
@@ -49,6 +50,7 @@ from .storage import MemStorage, RaftState, Storage
 __all__ = [
     "CAMPAIGN_TRANSFER",
     "INVALID_ID",
+    "defects",
     "CompactedError",
     "ConfChange",
     "ConfChangePendingError",

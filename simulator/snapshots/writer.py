@@ -149,8 +149,13 @@ class SnapshotWriter:
         self._transfer.partial = attrs.evolve(partial, offset=end)
         return end
 
-    def commit(self) -> StoredSnapshot:
+    def commit(self, *, verify_digest: bool = True) -> StoredSnapshot:
         """Verify size and digest, publish the snapshot, and return its metadata.
+
+        ``verify_digest=False`` publishes the bytes under the digest they
+        actually have instead of refusing them. Nothing uses it but raftsim's
+        defect switch (``simulator.raft.defects.INSTALL_UNVERIFIED``), which
+        shows that the property tests catch a receiver that skips the check.
 
         ``SnapshotChunkError`` if bytes are still missing (the partial is kept, keep
         writing). ``SnapshotDigestError`` if the bytes hash to another digest: the
@@ -164,6 +169,8 @@ class SnapshotWriter:
                 f"all {partial.size} bytes expected first"
             )
         actual = hasher_digest(self._transfer.hasher)
+        if not verify_digest and actual != partial.digest:
+            partial = self._transfer.partial = attrs.evolve(partial, digest=actual)
         if actual != partial.digest:
             self._store._drop_transfer(self._transfer)
             self._closed_because = "its data did not match the digest"

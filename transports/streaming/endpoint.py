@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
-from simulator.raft import Message, SnapshotStatus
+from simulator.raft import Message, SnapshotStatus, defects
 from simulator.snapshots import (
     SnapshotDigestError,
     SnapshotStore,
@@ -157,17 +157,20 @@ class StreamingEndpoint(SnapshotSending):
             self._writer.abort()
         self._start_incoming(offer, message)
 
+    def _open_writer(self, offer: SnapshotOffer, message: Message):
+        return self.store.open_writer(
+            offer.index,
+            term=offer.term,
+            size=offer.size,
+            digest=offer.digest,
+            conf_state=message.snapshot.metadata.conf_state,
+            snapshot_id=offer.snapshot_id,
+        )
+
     def _start_incoming(self, offer: SnapshotOffer, message: Message) -> None:
         now = self.host.now()
         try:
-            writer = self.store.open_writer(
-                offer.index,
-                term=offer.term,
-                size=offer.size,
-                digest=offer.digest,
-                conf_state=message.snapshot.metadata.conf_state,
-                snapshot_id=offer.snapshot_id,
-            )
+            writer = self._open_writer(offer, message)
         except SnapshotStoreError as error:
             if self.store.has_snapshot(offer.index) and (
                 self.store.snapshot_metadata(offer.index).digest == offer.digest
@@ -202,10 +205,20 @@ class StreamingEndpoint(SnapshotSending):
         if transfer.complete:
             self._complete()
             return
-        self._request(transfer)
+        self._request(transfer, fresh=writer.offset == 0)
 
-    def _request(self, transfer: IncomingTransfer) -> None:
+    def _request(self, transfer: IncomingTransfer, *, fresh: bool = False) -> None:
+        """Ask the source for the data from the verified offset on.
+
+        ``fresh``: nothing of this snapshot is held, so whatever the sender
+        sends is not a re-send of data we had (the registry's resume check).
+        """
+        if transfer.verified_offset and defects.active(defects.RESUME_FROM_ZERO):
+            self._writer.abort()
+            self._writer = self._open_writer(transfer.offer, self._offer_message)
+            transfer.verified_offset = 0
         request = transfer.request()
+        self.registry.requested(self.node_id, transfer.offer.snapshot_id, request.offset, fresh=fresh)
         self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
                         offset=request.offset)
         self.host.send(request)
@@ -269,7 +282,7 @@ class StreamingEndpoint(SnapshotSending):
     def _complete(self) -> None:
         transfer = self.incoming
         try:
-            self._writer.commit()
+            self._writer.commit(verify_digest=not defects.active(defects.INSTALL_UNVERIFIED))
         except SnapshotDigestError as error:
             # Every chunk passed its checksum yet the whole does not match: start over,
             # a few times (a wrong digest in the offer would fail forever).

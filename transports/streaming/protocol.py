@@ -271,6 +271,8 @@ class TransferProgress:
     started_at: float
     updated_at: float
     outcome: Outcome
+    #: The most bytes one resumption asked to have sent again.
+    largest_resend: int = 0
 
     @property
     def fraction(self) -> float:

@@ -4,7 +4,9 @@ One :class:`TransferRecord` per (receiver, snapshot id): a transfer that is
 cut, retried, resumed after a crash, or continued by a new leader stays the
 same record, so its ``bytes_sent`` and ``resent_bytes`` say what the failures
 cost. ``resent_bytes`` counts bytes sent again at offsets some sender had
-already sent for this transfer.
+already sent for this transfer; ``largest_resend`` is the most that one
+resumption asked to have sent again (DESIGN section 6: at most one chunk per
+chunk in flight).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class TransferRecord:
     resent_bytes: int = 0
     retries: int = 0
     frontier: int = 0  # highest end offset any sender sent
+    # The same since the receiver last started from nothing (a digest failure or an
+    # aborted partial): a request below it is a resume, and re-sends the difference.
+    resume_frontier: int = 0
+    largest_resend: int = 0
     outcome: Outcome = Outcome.IN_PROGRESS
 
     def progress(self) -> TransferProgress:
@@ -43,6 +49,7 @@ class TransferRecord:
             bytes_sent=self.bytes_sent,
             resent_bytes=self.resent_bytes,
             retries=self.retries,
+            largest_resend=self.largest_resend,
             started_at=self.started_at,
             updated_at=self.updated_at,
             outcome=self.outcome,
@@ -90,7 +97,17 @@ class TransferRegistry:
         if offset < record.frontier:
             record.resent_bytes += min(end, record.frontier) - offset
         record.frontier = max(record.frontier, end)
+        record.resume_frontier = max(record.resume_frontier, end)
         record.updated_at = now
+
+    def requested(self, to: int, snapshot_id: str, offset: int, *, fresh: bool) -> None:
+        """The receiver asks for data from ``offset``: how much will be sent again?"""
+        record = self._records.get((to, snapshot_id))
+        if record is None:
+            return
+        if fresh:
+            record.resume_frontier = 0
+        record.largest_resend = max(record.largest_resend, record.resume_frontier - offset)
 
     def progress(self) -> list[TransferProgress]:
         return [record.progress() for record in self._started]
