@@ -14,6 +14,7 @@ does not need it (it comes with the ``test`` and ``notebooks`` extras).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from pathlib import Path
@@ -146,17 +147,20 @@ def write_scenario(path: Path, program: Program, space: SearchSpace, seed: int, 
     return path
 
 
-def run_example(program: Program, space: SearchSpace, seed: int, directory: Path) -> ScenarioResult:
+def run_example(
+    program: Program, space: SearchSpace, seed: int, directory: Path, *, trace_path: Path | None = None
+) -> ScenarioResult:
     """Run ``program`` as the scenario file it is written to in ``directory``, as ``raftsim run`` does.
 
-    The file of a failing run is kept (named by a hash of its text and seed).
+    The file of a failing run is kept (named by a hash of its text and seed);
+    ``trace_path`` keeps the trace as JSONL too (``raftsim run --trace``).
     """
     text = scenario_source(program, space, seed)
     name = "program_" + hashlib.sha256(f"{seed}\n{text}".encode()).hexdigest()[:12]
     Path(directory).mkdir(parents=True, exist_ok=True)
     path = write_scenario(Path(directory) / f"{name}.py", program, space, seed)
     options = RunOptions(seed=seed, mode=space.mode, store=space.store)
-    result = run(run_scenario, resolve(str(path)), options)
+    result = run(functools.partial(run_scenario, trace_path=trace_path), resolve(str(path)), options)
     if result.ok:
         path.unlink()  # only failing programs are worth keeping
     return result
@@ -184,6 +188,10 @@ class Counterexample:
 
     def write_scenario(self, path: Path) -> Path:
         return write_scenario(path, self.program, self.space, self.seed, headline=self.failure)
+
+    def replay(self, directory: Path, *, trace_path: Path | None = None) -> ScenarioResult:
+        """Run it again (same trace hash), optionally keeping the trace for plots."""
+        return run_example(self.program, self.space, self.seed, directory, trace_path=trace_path)
 
 
 def search(space: SearchSpace, directory: Path, *, max_examples: int = 100, seed: int = 0) -> Counterexample | None:

@@ -52,6 +52,7 @@ def test_a_scenario_file_holds_the_program_the_space_and_the_replay_command(tmp_
     assert module.STREAMING == {"chunk_size": 2048}
     assert module.DEFECTS == ("resume_from_zero",)
     assert module.__doc__.startswith("Counterexample: a headline")
+    assert all(len(line) <= 100 for line in module.__doc__.splitlines()[:3])
     assert f"raftsim run {path} --seed 42 --mode streaming --store disk" in module.__doc__
 
 
