@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
+import textwrap
 from pathlib import Path
 
 import attrs
@@ -116,9 +117,10 @@ def scenario_source(program: Program, space: SearchSpace, seed: int, *, headline
                                                                     "run_program"})
     steps = "".join(f"        {step!r},\n" for step in program.steps)
     store = f" --store {space.store}" if space.store != "memory" else ""
-    title = headline or "a fault program for raftsim's property search"
+    title = textwrap.fill(f"Counterexample: {headline or 'a fault program for the property search'}",
+                          width=76, subsequent_indent="    ").replace('"""', "'''")
     return (
-        f'"""Counterexample: {title}\n\n'
+        f'"""{title}\n\n'
         "Written by raftsim's property search (simulator.exploration). Replay it with\n\n"
         f"    raftsim run THIS_FILE --seed {seed} --mode {space.mode}{store}\n\n"
         "and it runs exactly as it did in the search, trace hash and all.\n"
