@@ -32,7 +32,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", help="a name from scenarios/ (see 'raftsim list') or a path")
     parser.add_argument("--seed", type=int, default=0, help="run seed: same seed, same run")
     parser.add_argument("--chunk-size", metavar="SIZE", help="streaming chunk size, e.g. 512KiB, 4MiB")
-    parser.add_argument("--store", default="memory", help="memory, disk, or disk:DIR (streaming)")
+    parser.add_argument("--store", default="memory",
+                        help="memory, disk, disk:DIR, s3://bucket/prefix or gs://bucket/prefix (streaming; "
+                        "cloud credentials and endpoints from the environment)")
+    parser.add_argument("--pull", action="store_true",
+                        help="followers pull snapshots from a shared store instead of the leader streaming them")
     parser.add_argument("--nodes", type=int, help="cluster size (default: the scenario's)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a scenario parameter; repeat for more")
@@ -81,6 +85,8 @@ def _options(args, mode: str):
         mode="embedded" if mode == "pysyncobj" else mode,  # pysyncobj moves snapshots its own way
         chunk_size=parse_size(args.chunk_size) if args.chunk_size else None,
         store=args.store,
+        # compare runs the embedded side too, where there is nothing to pull
+        pull=args.pull and (mode == "streaming" or args.command == "run"),
         nodes=args.nodes,
         params=tuple(params),
         realtime=args.realtime,

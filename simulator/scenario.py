@@ -155,7 +155,8 @@ class RunOptions:
         if not (self.store == "memory" or self.store == "disk" or self.store.startswith("disk:")
                 or is_store_url(self.store)):
             raise ScenarioError(
-                f"store must be memory, disk, disk:DIR, s3://bucket/prefix or gs://bucket/prefix, got {self.store!r}"
+                f"store must be memory, disk or disk:DIR, or s3://bucket/prefix or gs://bucket/prefix; "
+                f"got {self.store!r}"
             )
         if self.pull and self.mode != "streaming":
             raise ScenarioError("--pull needs --mode streaming: followers pull what the leader would stream")

@@ -43,6 +43,11 @@ def _positive(instance, attribute, value) -> None:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
+def _store_or_none(instance, attribute, value) -> None:
+    if value is not None and not isinstance(value, SnapshotStore):
+        raise TypeError(f"{attribute.name} must be a SnapshotStore or None, got {type(value).__name__}")
+
+
 def _memory_stores(node_id: int) -> SnapshotStore:
     return MemorySnapshotStore()
 
@@ -71,6 +76,14 @@ class Streaming:
       timed out, however large.
     - ``max_idle_retries``: consecutive retries without progress before the
       receiver gives up (its partial data is kept for a later resume).
+    - ``pull``: follower pull. A store the whole cluster reaches (an
+      ``S3SnapshotStore``, a ``GCSSnapshotStore``, or any store); the leader
+      uploads each snapshot there once and tells followers where it is, and
+      each follower reads it with resumable ranged reads instead of being
+      streamed to by the leader. ``pull_latency`` (seconds per read) and
+      ``pull_bandwidth`` (bytes per second, ``None``: unlimited) model what a
+      read costs in virtual time; ``pull_keep`` is how many snapshots the
+      shared store keeps.
     """
 
     store: Callable[[int], SnapshotStore] = _memory_stores
@@ -80,7 +93,19 @@ class Streaming:
     max_concurrent_per_sender: int = attrs.field(default=2, validator=_positive)
     idle_timeout: float = attrs.field(default=1.0, validator=_positive)
     max_idle_retries: int = attrs.field(default=10, validator=_positive)
+    pull: SnapshotStore | None = attrs.field(default=None, validator=_store_or_none)
+    pull_latency: float = attrs.field(default=0.002, validator=_positive)
+    pull_bandwidth: float | None = attrs.field(default=None, validator=_positive)
+    pull_keep: int = attrs.field(default=2, validator=_positive)
     name = "streaming"
+
+    @property
+    def endpoint_class(self) -> type:
+        """The endpoint each node runs: followers pull from ``pull``, or are streamed to."""
+        from .streaming.endpoint import StreamingEndpoint
+        from .streaming.pulling import PullingEndpoint
+
+        return StreamingEndpoint if self.pull is None else PullingEndpoint
 
     @classmethod
     def on_disk(cls, snapshot_dir, **options) -> Streaming:
@@ -92,6 +117,35 @@ class Streaming:
             return DiskSnapshotStore(base / f"node-{node_id}", chunk_size=chunk_size)
 
         return cls(store=disk_store, **options)
+
+    @classmethod
+    def in_bucket(cls, url: str, *, pull: bool = False, store_options: dict | None = None,
+                  **options) -> Streaming:
+        """Every node gets a store at ``url/node-{id}`` (``s3://bucket/prefix`` or
+        ``gs://bucket/prefix``); with ``pull=True`` followers pull snapshots from
+        ``url/shared``. ``store_options`` go to each store (credentials, endpoint);
+        by default each cloud's standard mechanisms apply.
+
+        The prefix must be empty: a run starts from empty stores, as with a fresh
+        directory, so that the same seed gives the same run. ``ValueError`` otherwise.
+        """
+        from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
+
+        store_options = with_shared_client(url, **(store_options or {}))
+        store_options.setdefault("chunk_size", options.get("chunk_size", MIB))
+        leftovers = objects_under(url, **store_options)
+        if leftovers:
+            raise ValueError(
+                f"{url} already holds {len(leftovers)} object(s) (first: {leftovers[0]}); an empty prefix "
+                "expected, so that the run starts from empty stores: use a new prefix"
+            )
+
+        def bucket_store(node_id: int) -> SnapshotStore:
+            return open_store(join(url, f"node-{node_id}"), **store_options)
+
+        if pull:
+            options["pull"] = open_store(join(url, "shared"), **store_options)
+        return cls(store=bucket_store, **options)
 
 
 SnapshotMode = Embedded | Streaming
