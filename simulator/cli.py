@@ -30,10 +30,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", help="a name from scenarios/ (see 'raftsim list') or a path")
-    parser.add_argument("--seed", type=int, default=0, help="run seed: same seed, same run")
+    parser.add_argument("--seed", type=int, help="run seed: same seed, same run (default: the scenario's, or 0)")
     parser.add_argument("--chunk-size", metavar="SIZE", help="streaming chunk size, e.g. 512KiB, 4MiB")
-    parser.add_argument("--store", default="memory",
-                        help="memory, disk, disk:DIR, s3://bucket/prefix or gs://bucket/prefix (streaming; "
+    parser.add_argument("--store",
+                        help="(default: the scenario's, or memory) memory, disk, disk:DIR, s3://bucket/prefix or gs://bucket/prefix (streaming; "
                         "cloud credentials and endpoints from the environment)")
     parser.add_argument("--pull", action="store_true",
                         help="followers pull snapshots from a shared store instead of the leader streaming them")
@@ -55,7 +55,8 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = commands.add_parser("run", help="run a scenario and tell what happens")
     _add_run_options(run)
-    run.add_argument("--mode", choices=("embedded", "streaming"), default="embedded")
+    run.add_argument("--mode", choices=("embedded", "streaming"),
+                     help="how snapshots travel (default: the scenario's first mode, embedded if it runs both)")
     run.add_argument("--trace", metavar="FILE.jsonl", help="also write the trace as JSONL")
     run.add_argument("--json", action="store_true", help="print only a JSON summary at the end")
     run.add_argument("--quiet", action="store_true", help="no story, only the summary")
@@ -150,10 +151,20 @@ def _print_summary(result, out) -> None:
     print(f"  trace sha256 {summary.get('trace_sha256')}", file=out)
 
 
+def _fill_defaults(args, info) -> None:
+    """Options the command line left out come from the scenario (``DEFAULTS``, ``MODES``)."""
+    from simulator.scenario import scenario_defaults
+
+    for key, value in scenario_defaults(info).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 def _cmd_run(args, out) -> int:
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
+    _fill_defaults(args, info)
     options = _options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)
     # The live view reads native nodes; a pysyncobj run is told in narrated lines.
     live = out.isatty() and not (args.json or args.quiet) and args.engine == "native"
@@ -171,6 +182,7 @@ def _cmd_compare(args, out) -> int:
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
+    _fill_defaults(args, info)
     columns = ("embedded", "streaming") + (("pysyncobj",) if args.engine == "pysyncobj" else ())
     results = {mode: _run_one(info, _options(args, mode), out=out, story=False) for mode in columns}
     rows = []

@@ -122,15 +122,17 @@ def scenario_source(program: Program, space: SearchSpace, seed: int, *, headline
     return (
         f'"""{title}\n\n'
         "Written by raftsim's property search (simulator.exploration). Replay it with\n\n"
-        f"    raftsim run THIS_FILE --seed {seed} --mode {space.mode}{store}\n\n"
-        "and it runs exactly as it did in the search, trace hash and all.\n"
+        "    raftsim run THIS_FILE\n\n"
+        f"(its DEFAULTS say --seed {seed} --mode {space.mode}{store}) and it runs exactly\n"
+        "as it did in the search, trace hash and all.\n"
         '"""\n\n'
         f"from simulator import {', '.join(used)}\n\n"
         f"CLUSTER = {{\"nodes\": {space.nodes}, \"compaction\": CompactionPolicy(every={space.compaction_every}, "
         f"keep_entries={space.keep_entries})}}\n"
         f"MODES = ({space.mode!r},)\n"
         f"STREAMING = {{\"chunk_size\": {space.chunk_size}}}\n"
-        f"DEFECTS = {tuple(space.defects)!r}\n\n"
+        f"DEFECTS = {tuple(space.defects)!r}\n"
+        f"DEFAULTS = {{\"seed\": {seed}, \"mode\": {space.mode!r}, \"store\": {space.store!r}}}\n\n"
         "PROGRAM = Program(\n"
         "    steps=(\n"
         f"{steps}"

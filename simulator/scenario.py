@@ -10,7 +10,10 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
 - optionally ``PARAMS = {...}``: named parameters with defaults, set from the
   command line with ``--param key=value`` (values are parsed as ints, floats
   or sizes like ``4MiB`` when they look like one);
-- optionally ``MODES = ("streaming",)`` when it is about one mode only;
+- optionally ``MODES = ("streaming",)`` when it is about one mode only (then
+  it is also the default ``--mode``);
+- optionally ``DEFAULTS = {"seed": 3, "mode": "streaming", "store": "disk"}``:
+  what ``raftsim run`` uses when its command line does not say;
 - optionally ``ENGINES = ("native", "pysyncobj")``: the Raft engines it runs
   on (default: native only; see :mod:`simulator.engines.scenario_support`);
 - optionally ``DEFECTS = ("install_unverified",)``: deliberate bugs switched
@@ -228,6 +231,23 @@ def scenario_params(module: ModuleType, options: RunOptions) -> dict:
             raise ScenarioError(f"scenario has no parameter {key!r}; its parameters: {known}")
         params[key] = _parse_value(value)
     return params
+
+
+def scenario_defaults(info: ScenarioInfo) -> dict:
+    """What ``raftsim run`` uses for options its command line leaves out.
+
+    A scenario's ``DEFAULTS = {"seed": 3, "mode": "streaming", "store": "disk"}``
+    (a counterexample file pins the run that failed this way); otherwise seed 0,
+    the memory store, and embedded mode, or the scenario's only mode.
+    """
+    module = load_module(info.path)
+    modes = getattr(module, "MODES", ("embedded", "streaming"))
+    defaults = {"seed": 0, "store": "memory", "mode": "embedded" if "embedded" in modes else modes[0]}
+    chosen = dict(getattr(module, "DEFAULTS", {}))
+    unknown = sorted(set(chosen) - defaults.keys())
+    if unknown:
+        raise ScenarioError(f"DEFAULTS may set seed, mode and store only, got {unknown[0]!r}")
+    return {**defaults, **chosen}
 
 
 def scenario_defects(module: ModuleType) -> tuple[str, ...]:

@@ -53,7 +53,8 @@ def test_a_scenario_file_holds_the_program_the_space_and_the_replay_command(tmp_
     assert module.DEFECTS == ("resume_from_zero",)
     assert module.__doc__.startswith("Counterexample: a headline")
     assert all(len(line) <= 100 for line in module.__doc__.splitlines()[:3])
-    assert f"raftsim run {path} --seed 42 --mode streaming --store disk" in module.__doc__
+    assert f"raftsim run {path}\n" in module.__doc__
+    assert module.DEFAULTS == {"seed": 42, "mode": "streaming", "store": "disk"}
 
 
 def test_a_search_space_refuses_what_it_cannot_run():
@@ -77,9 +78,25 @@ def test_an_example_runs_exactly_as_raftsim_run_runs_its_file(tmp_path):
     assert [t["outcome"] for t in first.summary["transfers"]] == ["installed"]
     path = write_scenario(tmp_path / "replay.py", program, space, 5)
     captured = _Capture()
-    assert raftsim(["run", str(path), "--seed", "5", "--mode", "streaming", "--store", "disk",
-                    "--json"], out=captured) == 0
-    assert json.loads(captured.text)["trace_sha256"] == first.summary["trace_sha256"]
+    assert raftsim(["run", str(path), "--json"], out=captured) == 0  # seed, mode, store: its DEFAULTS
+    summary = json.loads(captured.text)
+    assert (summary["seed"], summary["mode"]) == (5, "streaming")
+    assert summary["trace_sha256"] == first.summary["trace_sha256"]
+    # The command line still wins over the file's defaults.
+    assert raftsim(["run", str(path), "--seed", "6", "--json"], out=(other := _Capture())) == 0
+    assert json.loads(other.text)["trace_sha256"] != first.summary["trace_sha256"]
+
+
+def test_a_streaming_only_scenario_runs_streaming_without_being_told():
+    captured = _Capture()
+    assert raftsim(["run", "mid_transfer_failure", "--json"], out=captured) == 0
+    assert json.loads(captured.text)["mode"] == "streaming"
+
+
+def test_defaults_may_set_only_seed_mode_and_store(tmp_path):
+    path = tmp_path / "odd.py"
+    path.write_text(scenario_source(Program(), SearchSpace(), 0).replace('DEFAULTS = {', 'DEFAULTS = {"nodes": 5, '))
+    assert raftsim(["run", str(path)], out=_Capture()) == 2
 
 
 def test_only_failing_examples_leave_their_file_behind(tmp_path):
