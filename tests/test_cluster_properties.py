@@ -66,8 +66,7 @@ def test_fault_programs_keep_the_cluster_safe_and_live(kind, tmp_path):
         artefact = write_scenario(failures_dir() / name, program, space, seed, headline=failure)
         raise AssertionError(
             f"{failure}\n"
-            f"replay: raftsim run {artefact} --seed {seed} --mode {space.mode}"
-            f"{' --store ' + space.store if space.store != 'memory' else ''}\n"
+            f"replay: raftsim run {artefact}\n"
             f"trace sha256 {result.summary.get('trace_sha256')}\n\n{artefact.read_text()}"
         )
 
