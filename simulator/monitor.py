@@ -54,11 +54,14 @@ class InvariantMonitor:
     max_commit: int = 0
     checks: int = 0
 
-    def _violation(self, invariant: str, detail: str) -> InvariantViolation:
+    def violation(self, invariant: str, detail: str) -> InvariantViolation:
+        """The error for a broken ``invariant``, with the last trace events attached."""
         excerpt = self.context()
         if excerpt:
             detail = f"{detail}\nlast trace events:\n{excerpt}"
         return InvariantViolation(invariant, detail)
+
+    _violation = violation  # the name the pysyncobj engine still uses
 
     # -- life cycle -----------------------------------------------------------
 
@@ -80,7 +83,7 @@ class InvariantMonitor:
             return
         known = self.leaders.setdefault(raft.term, node_id)
         if known != node_id:
-            raise self._violation(
+            raise self.violation(
                 "election safety", f"nodes {known} and {node_id} were both leader in term {raft.term}"
             )
         self.current_leaders[node_id] = (raft.term, node)
@@ -97,7 +100,7 @@ class InvariantMonitor:
         except CompactedError:
             return
         if held != term:
-            raise self._violation(
+            raise self.violation(
                 "leader completeness",
                 f"leader {node_id} of term {node.raft.term} holds term {held} at index {index}, "
                 f"but an entry of term {term} was committed there in term {seen_in_term}",
@@ -120,7 +123,7 @@ class InvariantMonitor:
             elif (record.data, record.entry_type) != (entry.data, entry.entry_type) or (
                 previous_term is not None and record.previous_term != previous_term
             ):
-                raise self._violation(
+                raise self.violation(
                     "log matching",
                     f"node {node_id} holds entry {entry.index} of term {entry.term} after term "
                     f"{previous_term}, node {record.node_id} held a different one after term "
@@ -143,7 +146,7 @@ class InvariantMonitor:
                     if leader_term > node.raft.term and leader_id != node_id:
                         self._check_leader_holds(leader_id, leader, entry.index, entry.term, node.raft.term)
             elif known[0] != entry.term:
-                raise self._violation(
+                raise self.violation(
                     "state machine safety",
                     f"node {node_id} committed term {entry.term} at index {entry.index}, "
                     f"term {known[0]} was committed there before",
@@ -153,7 +156,7 @@ class InvariantMonitor:
     def _check_commit(self, node_id: int, commit: int) -> int:
         previous = self.highest_commit.get(node_id, 0)
         if commit < previous:
-            raise self._violation(
+            raise self.violation(
                 "commit monotonic", f"node {node_id} commit went back from {previous} to {commit}"
             )
         self.highest_commit[node_id] = commit
@@ -163,14 +166,14 @@ class InvariantMonitor:
         self.checks += 1
         previous = self.highest_applied.get(node_id, 0)
         if entry.index <= previous:
-            raise self._violation(
+            raise self.violation(
                 "applied monotonic",
                 f"node {node_id} applied index {entry.index} after already applying {previous}",
             )
         self.highest_applied[node_id] = entry.index
         known = self.applied_entries.setdefault(entry.index, (entry.term, entry.data, node_id))
         if known[:2] != (entry.term, entry.data):
-            raise self._violation(
+            raise self.violation(
                 "state machine safety",
                 f"node {node_id} applied term {entry.term} at index {entry.index}; node {known[2]} "
                 f"applied term {known[0]} there",
@@ -179,7 +182,7 @@ class InvariantMonitor:
     def advanced(self, node_id: int, node: RawNode) -> None:
         log = node.raft.raft_log
         if not log.applied <= log.committed <= log.last_index():
-            raise self._violation(
+            raise self.violation(
                 "index order",
                 f"node {node_id} must have applied <= commit <= last index, got "
                 f"{log.applied}, {log.committed}, {log.last_index()}",
@@ -188,7 +191,7 @@ class InvariantMonitor:
     def snapshot_created(self, node_id: int, index: int, data: bytes) -> None:
         self.checks += 1
         if index > self.highest_commit.get(node_id, 0):
-            raise self._violation(
+            raise self.violation(
                 "snapshot covers committed entries only",
                 f"node {node_id} made a snapshot at {index} past its commit "
                 f"{self.highest_commit.get(node_id, 0)}",
@@ -196,7 +199,7 @@ class InvariantMonitor:
         digest = snapshot_digest(data)
         known = self.snapshots.setdefault(index, digest)
         if known != digest:
-            raise self._violation(
+            raise self.violation(
                 "state machine safety",
                 f"node {node_id} snapshot at index {index} differs from one made there before",
             )
@@ -205,14 +208,14 @@ class InvariantMonitor:
         """``digest`` is of the data installed (checked against it before installing)."""
         self.checks += 1
         if index > self.max_commit:
-            raise self._violation(
+            raise self.violation(
                 "snapshot covers committed entries only",
                 f"node {node_id} installed a snapshot at {index}, beyond any commit "
                 f"({self.max_commit})",
             )
         known = self.snapshots.get(index)
         if known is not None and known != digest:
-            raise self._violation(
+            raise self.violation(
                 "installed snapshot equals the leader's state",
                 f"node {node_id} installed snapshot {index} with digest {digest}, "
                 f"the snapshot made at that index has {known}",

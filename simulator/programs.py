@@ -25,7 +25,6 @@ import attrs
 import trio
 
 from .client import LivenessError, ProposalTimeoutError
-from .invariants import InvariantViolation
 from .state_machines import WorkflowExecutor
 from .trace import CLUSTER, SCENARIO
 
@@ -282,16 +281,15 @@ class ProgramChecks:
 
     def __init__(self, run: ProgramRun) -> None:
         self.run = run
-        self.checked = 0
 
     def after_step(self) -> None:
-        self.checked += 1
         self.no_acknowledged_write_lost()
         self.resumes_resend_at_most_one_chunk()
         self.log_discarded_only_under_a_durable_snapshot()
 
-    def _violation(self, invariant: str, detail: str) -> InvariantViolation:
-        return InvariantViolation(invariant, detail)
+    def _violation(self, invariant: str, detail: str):
+        # Through the monitor, so the error carries the last trace events as its own do.
+        return self.run.cluster.monitor.violation(invariant, detail)
 
     def no_acknowledged_write_lost(self) -> None:
         committed = self.run.cluster.monitor.committed_entries
