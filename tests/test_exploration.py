@@ -144,26 +144,26 @@ async def finished(autojump_clock):
         yield run
 
 
-async def test_a_finished_run_passes_every_check(finished):
+async def test_a_finished_run_passes_every_check(finished, autojump_clock):
     assert len(finished.acknowledged) == 30
     finished.checks.after_step()
     finished.checks.acknowledged_writes_applied()
 
 
-async def test_an_acknowledged_write_replaced_by_another_term_is_reported(finished):
+async def test_an_acknowledged_write_replaced_by_another_term_is_reported(finished, autojump_clock):
     write = finished.acknowledged[-1]
     finished.acknowledged.append(attrs.evolve(write, term=write.term + 7))
     with pytest.raises(InvariantViolation, match=r"^no acknowledged write is lost: the client was told"):
         finished.checks.no_acknowledged_write_lost()
 
 
-async def test_an_acknowledged_write_nobody_applied_is_reported(finished):
+async def test_an_acknowledged_write_nobody_applied_is_reported(finished, autojump_clock):
     finished.acknowledged.append(AcknowledgedWrite(index=10_000, term=1, command=b"never proposed"))
     with pytest.raises(InvariantViolation, match="write acknowledged at index 10000"):
         finished.checks.acknowledged_writes_applied()
 
 
-async def test_a_resume_that_asks_for_too_much_again_is_reported(finished):
+async def test_a_resume_that_asks_for_too_much_again_is_reported(finished, autojump_clock):
     registry = finished.cluster.transfers_registry
     record = registry._started[0]
     record.largest_resend = 4096
@@ -171,7 +171,7 @@ async def test_a_resume_that_asks_for_too_much_again_is_reported(finished):
         finished.checks.resumes_resend_at_most_one_chunk()
 
 
-async def test_a_log_compacted_without_its_snapshot_in_the_store_is_reported(finished):
+async def test_a_log_compacted_without_its_snapshot_in_the_store_is_reported(finished, autojump_clock):
     cluster = finished.cluster
     covered = cluster.storage(1).snapshot_metadata.index
     assert covered > 0
@@ -182,7 +182,7 @@ async def test_a_log_compacted_without_its_snapshot_in_the_store_is_reported(fin
         finished.checks.log_discarded_only_under_a_durable_snapshot()
 
 
-async def test_remove_node_never_shrinks_the_cluster_below_three(finished):
+async def test_remove_node_never_shrinks_the_cluster_below_three(finished, autojump_clock):
     before = finished.members()
     await RemoveNode(node=2).apply(finished)
     assert finished.members() == before
