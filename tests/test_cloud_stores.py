@@ -344,3 +344,30 @@ def test_faulty_store_corrupts_and_fails_reads_on_demand():
     store.come_back()
     assert store.read_snapshot(1) == b"abcdef"
     assert store.injected == {"corrupt_read": 1, "failed_read": 1, "down": 1}
+
+
+def test_the_package_works_without_the_cloud_extra():
+    """``import simulator`` (and every non-cloud store) needs neither boto3 nor google-cloud-storage;
+    asking for a cloud store then says which extra to install."""
+    import subprocess
+    import sys
+
+    program = """
+import sys
+class NoCloud:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('boto3', 'botocore', 'google'):
+            raise ImportError('not installed: ' + name)
+sys.meta_path.insert(0, NoCloud())
+import simulator
+from simulator import Cluster, FaultyStore, ReplicatedSnapshotStore, MemorySnapshotStore
+from transports import Streaming
+Streaming(pull=FaultyStore(MemorySnapshotStore()))
+try:
+    simulator.S3SnapshotStore
+except ImportError as error:
+    print(error)
+"""
+    completed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert "S3SnapshotStore needs boto3" in completed.stdout
+    assert "pip install 'raftsim[cloud]'" in completed.stdout
