@@ -203,3 +203,44 @@ def test_scenarios_pass_with_an_s3_store(s3_environment, moto_server, s3_bucket,
             client.delete_object(Bucket=s3_bucket, Key=item["Key"])
         again = run(run_scenario, resolve(scenario), options)
         assert again.summary["trace_sha256"] == result.summary["trace_sha256"]
+
+
+# ------------------------------------------------------------ command line
+
+
+def test_command_line_pull_is_deterministic_across_processes(tmp_path):
+    """``raftsim run ... --pull`` twice, in fresh processes with different hash seeds: one trace."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    hashes = []
+    for hash_seed in ("1", "2"):
+        completed = subprocess.run(
+            [sys.executable, "-m", "simulator.cli", "run", "node_join", "--mode", "streaming", "--pull",
+             "--chunk-size", "64KiB", "--json"],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+        summary = json.loads(completed.stdout)
+        assert summary["ok"] and [t["mode"] for t in summary["transfers"] if t["to"] == 4] == ["pull"]
+        hashes.append(summary["trace_sha256"])
+    assert hashes[0] == hashes[1]
+
+
+def test_command_line_refuses_a_used_prefix_and_pull_without_streaming(s3_environment, s3_bucket, capsys):
+    import io
+
+    from simulator.cli import main
+
+    assert main(["run", "node_join", "--mode", "streaming", "--store", f"s3://{s3_bucket}/cli", "--quiet"],
+                out=io.StringIO()) == 0
+    for argv, message in [
+        (["--mode", "streaming", "--store", f"s3://{s3_bucket}/cli"], "an empty prefix expected"),
+        (["--mode", "streaming", "--store", "s3://no-such-bucket/x"], "bucket 'no-such-bucket' does not exist"),
+        (["--mode", "embedded", "--pull"], "--pull needs --mode streaming"),
+    ]:
+        capsys.readouterr()
+        assert main(["run", "node_join", *argv], out=io.StringIO()) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("raftsim: error: ") and message in err and err.count("\n") == 1, err
