@@ -371,3 +371,50 @@ except ImportError as error:
     completed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert "S3SnapshotStore needs boto3" in completed.stdout
     assert "pip install 'raftsim[cloud]'" in completed.stdout
+
+
+class FlakySession:
+    """Wraps the GCS client's HTTP session: requests whose method and URL match fail like a
+    dropped connection, ``times`` of them, after ``after`` matching ones went through."""
+
+    def __init__(self, session, method: str, url_part: str, *, after: int, times: int) -> None:
+        self._session = session
+        self.method, self.url_part, self.after, self.times, self.seen = method, url_part, after, times, 0
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def request(self, method, url, *args, **kwargs):
+        import requests
+
+        if method == self.method and self.url_part in url:
+            self.seen += 1
+            if self.after < self.seen <= self.after + self.times:
+                raise requests.exceptions.ConnectionError("connection reset by peer (injected)")
+        return self._session.request(method, url, *args, **kwargs)
+
+
+def flaky_gcs_store(endpoint, bucket, prefix, sleeps, **flaky):
+    client = gcs_client(endpoint)
+    client._http_internal = FlakySession(client._http, **flaky)
+    return GCSSnapshotStore(bucket, prefix, client=client, part_size=256 * 1024, chunk_size=100_000,
+                            retry=RetryPolicy(attempts=3, base_delay=0.01, sleep=sleeps))
+
+
+def test_gcs_network_error_mid_upload_abandons_it_and_leaves_nothing(gcs_emulator, gcs_bucket, sleeps):
+    store = flaky_gcs_store(gcs_emulator.endpoint, gcs_bucket, "mid-upload", sleeps,
+                            method="PUT", url_part="upload", after=1, times=1)
+    with pytest.raises(ObjectStoreError, match="the upload was abandoned"):
+        store.save_snapshot(1, [b"z" * 100_000] * 10, term=1)
+    again = GCSSnapshotStore(gcs_bucket, "mid-upload", client=gcs_client(gcs_emulator.endpoint))
+    assert (again.list_snapshots(), again.bucket.list()) == ([], [])
+
+
+def test_gcs_dropped_download_is_retried(gcs_emulator, gcs_bucket, sleeps):
+    data = bytes(range(256)) * 1000
+    GCSSnapshotStore(gcs_bucket, "retry", client=gcs_client(gcs_emulator.endpoint)).save_snapshot(
+        2, data, term=1)
+    store = flaky_gcs_store(gcs_emulator.endpoint, gcs_bucket, "retry", sleeps,
+                            method="GET", url_part="alt=media", after=1, times=2)
+    assert store.read_snapshot(2) == data
+    assert sleeps == [0.01, 0.02]
