@@ -244,3 +244,35 @@ def test_command_line_refuses_a_used_prefix_and_pull_without_streaming(s3_enviro
         assert main(["run", "node_join", *argv], out=io.StringIO()) == 2
         err = capsys.readouterr().err
         assert err.startswith("raftsim: error: ") and message in err and err.count("\n") == 1, err
+
+
+async def test_the_follower_keeps_pulling_when_its_leader_dies(autojump_clock):
+    shared = FaultyStore(MemorySnapshotStore(chunk_size=CHUNK), name="bucket")
+    shared.slow_down(0.2)  # seven reads: 1.4 s, long enough to lose the leader half way
+    async with open_cluster(shared) as cluster:
+        leader = await cluster.wait_for_leader()
+        for number in range(100):
+            await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], bytes([number]) * 200),
+                                  timeout=30)
+        await cluster.wait_caught_up()
+        async with trio_nursery() as nursery:
+            nursery.start_soon(lambda: cluster.add_node(timeout=120))
+            await cluster.wait_until(
+                lambda: any(t.to == NEW and t.bytes_done >= 2 * CHUNK for t in cluster.transfers()),
+                timeout=30, what="two chunks pulled")
+            cluster.crash(leader)
+            crashed_at = cluster.now()
+        await cluster.wait_caught_up(timeout=120)
+        [installed] = events(cluster, "snapshot_installed", NEW)
+        assert installed.time > crashed_at  # the rest was read after the leader was gone
+        [transfer] = [t for t in cluster.transfers() if t.to == NEW]
+        assert transfer.outcome is Outcome.INSTALLED
+        assert transfer.resent_bytes == 0  # it went on from where it was
+        assert not [r for r in events(cluster, "pull_started", NEW) if r.get("offset") == 0][1:]
+        assert len({cluster.state_machine(n).digest() for n in cluster.node_ids if n != leader}) == 1
+
+
+def trio_nursery():
+    import trio
+
+    return trio.open_nursery()
