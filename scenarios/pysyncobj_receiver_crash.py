@@ -4,8 +4,9 @@ A cluster holds ``--param size=...`` bytes of workflow state (8 MiB by
 default; the README's figures use ``size=50MB``) in incompressible
 payloads, and every node compacts its log. A fourth node joins and can
 only catch up by snapshot over a 100 Mbit/s link. Half way through the
-expected transfer time the newcomer crashes; half a second later it
-restarts.
+expected transfer time the newcomer crashes; it restarts half a second
+after the whole snapshot would have arrived, so what was on the wire to
+it is lost.
 
 Run it on each engine and compare: ``raftsim compare pysyncobj_receiver_crash
 --engine pysyncobj``. What to watch: native Streaming keeps the chunks the
@@ -59,9 +60,10 @@ async def scenario(sim):
             while not any(t.to == newcomer for t in cluster.transfers()):
                 await trio.sleep(0.001)
         await trio.sleep(transfer_time / 2)
-        sim.say(f"half way through the expected {transfer_time:.2f} s, n{newcomer} crashes")
+        sim.say(f"half way through the expected {transfer_time:.2f} s, n{newcomer} crashes; it stays "
+                f"down until half a second after the whole snapshot would have arrived")
         cluster.crash(newcomer)
-        await trio.sleep(0.5)
+        await trio.sleep(transfer_time / 2 + 0.5)
         cluster.restart(newcomer)
     await cluster.wait_caught_up(timeout=60)
     caught_up = cluster.now() - joined_at

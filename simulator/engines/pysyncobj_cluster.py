@@ -220,10 +220,10 @@ class PysyncobjCluster(ClientMixin):
         """The node's applied state: the native state machine inside its SyncObj."""
         return self.syncobj(node_id).machine
 
-    def statistics(self, node_id: int) -> dict:
-        """role, term, commit, applied, first_index, last_index of a running node."""
+    def statistics(self, node_id: int):
+        """Role, term, leader, commit, applied and log bounds of a running node (native names)."""
         self.syncobj(node_id)
-        return self.runners[node_id].status()
+        return self.runners[node_id].statistics()
 
     def transfers(self):
         """Every snapshot transfer so far, in the order they started (mode ``pysyncobj``)."""
@@ -270,7 +270,7 @@ class PysyncobjCluster(ClientMixin):
         if not self._runner(node_id).is_up:
             raise RuntimeError(f"node {node_id} is already down")
         self._stop(node_id, f"node {node_id} crashed")
-        self._fault("crash", node_id=node_id)
+        self._fault("crash", node_id=node_id, storage="none")
 
     def restart(self, node_id: int) -> None:
         """Boot a crashed node, empty, with the current membership; it catches up from the leader."""
@@ -278,7 +278,7 @@ class PysyncobjCluster(ClientMixin):
             raise RuntimeError(f"node {node_id} is running; crash it before restarting")
         if node_id in self._removed:
             raise RuntimeError(f"node {node_id} was removed from the cluster")
-        self._fault("restart", node_id=node_id)
+        self._fault("restart", node_id=node_id, storage="none")
         self._spawn(node_id)
 
     def pause(self, node_id: int) -> None:
@@ -398,7 +398,7 @@ class PysyncobjCluster(ClientMixin):
                 settled_since = None
             if now >= deadline:
                 states = "; ".join(
-                    f"n{n}: {self.runners[n].status()}" for n in members if self.runners[n].is_up
+                    f"n{n}: {self.runners[n].statistics()}" for n in members if self.runners[n].is_up
                 )
                 raise LivenessError(f"the cluster did not settle within {within} s: {states}")
             await self._wait_for_change(deadline)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import random
 
+import attrs
 from pysyncobj.config import FAIL_REASON
 
 from transports.in_memory import Delivered
 
 from ..invariants import InvariantViolation
 from ..node import ClientCommand, ProposalTicket, Tick
+from ..raft import Role
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import EngineLivelock, PysyncobjMessage, SimNode
 from .pysyncobj_state import _ReplicatedMachine
@@ -216,14 +218,30 @@ class PysyncobjRunner:
 
     # -- reading -------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def statistics(self) -> PysyncobjStatistics:
         syncobj = self.syncobj
         first, last = adapter.log_bounds(syncobj)
-        return {
-            "role": self.role(), "term": syncobj.raftCurrentTerm, "commit": syncobj.raftCommitIndex,
-            "applied": syncobj.raftLastApplied, "first_index": first, "last_index": last,
-        }
+        leader = syncobj._getLeader()
+        return PysyncobjStatistics(
+            node_id=self.node_id, role=Role(self.role()), term=syncobj.raftCurrentTerm,
+            leader_id=leader.number if leader else 0, commit=syncobj.raftCommitIndex,
+            applied=syncobj.raftLastApplied, first_index=first, last_index=last,
+        )
 
 
-__all__ = ["PysyncobjRunner"]
+@attrs.frozen
+class PysyncobjStatistics:
+    """What can be seen of a pysyncobj node; the names of the native ``RaftStatistics``."""
+
+    node_id: int
+    role: Role
+    term: int
+    leader_id: int
+    commit: int
+    applied: int
+    first_index: int
+    last_index: int
+
+
+__all__ = ["PysyncobjRunner", "PysyncobjStatistics"]
 

@@ -63,11 +63,11 @@ def summarize_pysyncobj(cluster, name: str, options) -> dict:
         runner = cluster.runners[node_id]
         entry = {"id": node_id, "up": runner.is_up}
         if runner.is_up:
-            status = runner.status()
+            stats = runner.statistics()
             entry.update(
-                role=status["role"], term=status["term"], commit=status["commit"],
-                applied=status["applied"], snapshot_index=status["first_index"],
-                last_index=status["last_index"], state_digest=cluster.state_machine(node_id).digest(),
+                role=stats.role.value, term=stats.term, commit=stats.commit, applied=stats.applied,
+                snapshot_index=stats.first_index, last_index=stats.last_index,
+                state_digest=cluster.state_machine(node_id).digest(),
             )
         nodes.append(entry)
     statistics = cluster.transport.statistics()
