@@ -4,9 +4,12 @@
 takes ``state_size`` bytes of workflow state, its leader compacts the log,
 and a fourth node joins, so the only way it can catch up is the snapshot.
 :func:`sweep_catch_up` repeats it over snapshot sizes and transfer modes,
-for the side-by-side plots of :func:`simulator.plot_catch_up`::
+for the side-by-side plots of :func:`simulator.plot_catch_up`. :func:`load_state`
+is the first half of the experiment on its own, for stories of your own::
 
-    from simulator import Embedded, run, sweep_catch_up  # Embedded: from transports
+    from simulator import run, sweep_catch_up
+    from transports import Embedded, Streaming
+
     runs = run(sweep_catch_up, [256 * 1024, 1024 * 1024], [Embedded(), Streaming(chunk_size=64 * 1024)])
 
 Each result keeps its cluster, so any one run can be looked at closely
@@ -58,22 +61,31 @@ class CatchUp:
     leader: int
     cluster: Cluster = attrs.field(eq=False, repr=False)
 
+    def summary(self) -> dict[str, object]:
+        """The figures as a dict (one row of a table), without the cluster."""
+        return attrs.asdict(self, filter=lambda attribute, _: attribute.name != "cluster")
+
+
+async def load_state(cluster: Cluster, state_size: int, *, timeout: float = 60) -> int:
+    """Propose workflows carrying about ``state_size`` bytes of state; returns the leader's id
+    once every node has applied them (compact it next, and a newcomer needs a snapshot)."""
+    if state_size < 1:
+        raise ValueError(f"state_size must be a positive number of bytes, got {state_size}")
+    await cluster.wait_for_leader(timeout=timeout)
+    for number in range(-(-state_size // PIECE)):
+        share = min(PIECE, state_size - number * PIECE)
+        payload = bytes([number % 251]) * max(0, share - BOOKKEEPING)
+        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], payload), timeout=timeout)
+    await cluster.wait_caught_up(timeout=timeout)
+    return cluster.leader_id()
+
 
 async def measure_catch_up(
     mode: SnapshotMode, state_size: int, *, seed: int = 0, link: LinkConfig = DEFAULT_LINK
 ) -> CatchUp:
     """Run the experiment of the module docstring once; call it inside ``simulator.run``."""
-    if state_size < 1:
-        raise ValueError(f"state_size must be a positive number of bytes, got {state_size}")
     async with Cluster.open(nodes=3, seed=seed, snapshot_mode=mode, link=link) as cluster:
-        await cluster.wait_for_leader()
-        pieces = -(-state_size // PIECE)
-        for number in range(pieces):
-            share = min(PIECE, state_size - number * PIECE)
-            payload = bytes([number % 251]) * max(0, share - BOOKKEEPING)
-            await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], payload), timeout=60)
-        await cluster.wait_caught_up(timeout=60)
-        leader = cluster.leader_id()
+        leader = await load_state(cluster, state_size)
         cluster.compact(leader)
         wire_before = cluster.transport.statistics().bytes_sent
         added_at = cluster.now()

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from os import PathLike
 
+import attrs
+
 from .trace import Trace, TraceRecord, read_jsonl
 
 #: The columns every record has, first in a frame; the events' own fields follow.
@@ -96,3 +98,13 @@ def memory_timeline(cluster) -> dict[int, list[tuple[float, int]]]:
     if runners is None:
         raise TypeError(f"memory_timeline needs a Cluster, got a {type(cluster).__name__}")
     return {node: list(runner.snapshots.memory.history) for node, runner in sorted(runners.items())}
+
+
+def transfer_dicts(cluster) -> list[dict[str, object]]:
+    """``cluster.transfers()`` as dicts (one row of a table each), outcome as its name."""
+    rows = []
+    for transfer in cluster.transfers():
+        row = attrs.asdict(transfer)
+        row["outcome"] = transfer.outcome.value
+        rows.append(row)
+    return rows

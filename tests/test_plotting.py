@@ -21,6 +21,7 @@ from simulator import (
     CompactionPolicy,
     WorkflowExecutor,
     faults,
+    load_state,
     node_table,
     plot_catch_up,
     plot_memory,
@@ -33,6 +34,7 @@ from simulator import (
     sweep_catch_up,
     to_dataframe,
     to_dicts,
+    transfer_dicts,
 )
 from simulator.plotting.flows import messages, transfers
 from simulator.plotting.intervals import network_faults, outages, role_spans
@@ -318,6 +320,8 @@ def test_catch_up_sweep_shows_embedded_holding_the_whole_snapshot_and_streaming_
             assert result.peak_memory >= result.snapshot_size
         else:
             assert result.peak_memory <= CHUNK
+    assert runs[0].summary() == {name: getattr(runs[0], name) for name in runs[0].summary()}
+    assert "cluster" not in runs[0].summary() and runs[0].summary()["mode"] == "embedded"
     ax = plot_peak_memory(runs)
     for mode in ("embedded", "streaming"):
         expected = sorted((r.snapshot_size, r.peak_memory) for r in runs if r.mode == mode)
@@ -335,6 +339,19 @@ def test_catch_up_sweep_shows_embedded_holding_the_whole_snapshot_and_streaming_
         plot_catch_up(runs, "speed")
     with pytest.raises(ValueError, match="no node 9 in this cluster"):
         plot_memory(big.cluster, nodes=[9])
+    [row] = transfer_dicts(big.cluster)
+    assert row["outcome"] == "installed" and row["to"] == big.newcomer and row["size"] == big.snapshot_size
+
+
+async def test_load_state_loads_about_the_asked_bytes_and_refuses_nothing(autojump_clock):
+    async with Cluster.open(nodes=3, seed=1) as cluster:
+        with pytest.raises(ValueError, match="state_size must be a positive number of bytes, got 0"):
+            await load_state(cluster, 0)
+        leader = await load_state(cluster, 100_000)
+        assert leader == cluster.leader_id()
+        machine = cluster.state_machine(leader)
+        snapshot = machine.create_snapshot(machine.applied_index)
+    assert abs(len(snapshot) - 100_000) < 1_000  # payloads are sized to leave room for bookkeeping
 
 
 # -- the node table -----------------------------------------------------------------------------------------
