@@ -173,7 +173,7 @@ class Cluster(ClientMixin):
             on_role_change=self._on_role_change,
             schedule=lambda at, item: self.transport.schedule(node_id, at, item),
         )
-        runner.snapshots = NodeSnapshots(runner, mode, self.transfers_registry, store)
+        runner.snapshots = NodeSnapshots(runner, mode, self.transfers_registry, store, self.transport)
         self.runners[node_id] = runner
         self._tick_rngs[node_id] = random.Random(f"{self.seed}/ticks/{node_id}")
         return runner

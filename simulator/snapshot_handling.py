@@ -61,11 +61,13 @@ class SnapshotMemory:
 class NodeSnapshots:
     """See the module docstring. One per node; survives the node's crashes like its disk."""
 
-    def __init__(self, runner, mode: Embedded | Streaming, registry: TransferRegistry, store=None) -> None:
+    def __init__(self, runner, mode: Embedded | Streaming, registry: TransferRegistry, store=None,
+                 transport=None) -> None:
         self.runner = runner
         self.mode = mode
         self.registry = registry
         self.store = store
+        self.transport = transport  # for the chunk faults of follower pull
         self.memory = SnapshotMemory()
         self.endpoint = (
             mode.endpoint_class(runner.node_id, mode, store, self, registry)
@@ -202,6 +204,19 @@ class NodeSnapshots:
 
     def event(self, kind: str, **fields) -> None:
         self.runner._event(kind, **fields)
+
+    def pulled_chunk_fate(self, chunk):
+        """Follower pull: what the armed chunk faults (``cluster.fail_chunk``) do to a chunk this
+        node read from the shared store, as if it had been streamed to it; ``None`` if none are
+        armed. Crash faults are carried out as for streamed chunks."""
+        transport = self.transport
+        if transport is None or not transport.chunk_faults:
+            return None
+        verdict = transport.chunk_faults.on_chunk(chunk)
+        for node, restart_after in verdict.crash:
+            if transport.on_crash is not None:
+                transport.on_crash(node, restart_after, verdict.reason)
+        return verdict
 
     def hold_memory(self, extra: int) -> None:
         held = self.runner.storage.snapshot_data_size + extra

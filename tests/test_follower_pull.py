@@ -185,7 +185,7 @@ def s3_environment(monkeypatch, moto_server):
 
 
 @pytest.mark.parametrize(("scenario", "pull"), [
-    ("node_join", False), ("node_join", True), ("mid_transfer_failure", False),
+    ("node_join", False), ("node_join", True), ("mid_transfer_failure", False), ("mid_transfer_failure", True),
 ])
 def test_scenarios_pass_with_an_s3_store(s3_environment, moto_server, s3_bucket, scenario, pull):
     from simulator import run
@@ -276,3 +276,23 @@ def trio_nursery():
     import trio
 
     return trio.open_nursery()
+
+
+@pytest.mark.parametrize("action", ["drop", "corrupt", "delay", "cut", "duplicate", "crash_receiver"])
+async def test_chunk_faults_apply_to_pulled_chunks(autojump_clock, action):
+    shared = FaultyStore(MemorySnapshotStore(chunk_size=CHUNK), name="bucket")
+    async with open_cluster(shared) as cluster:
+        cluster.fail_chunk(3, action, to=NEW, delay=0.5, restart_after=0.5)
+        transfer = await joined(cluster)
+        assert (transfer.mode, transfer.outcome) == ("pull", Outcome.INSTALLED)
+        assert transfer.resent_bytes <= CHUNK  # resumed from the verified offset
+        if action in ("drop", "cut"):  # chunk 3 itself, or the one after it when the stream is cut
+            lost_at = 2 * CHUNK if action == "drop" else 3 * CHUNK
+            [lost] = events(cluster, "chunk_lost", NEW)
+            assert lost.get("offset") == lost_at
+            assert [r.get("offset") for r in events(cluster, "transfer_retry", NEW)] == [lost_at]
+        if action == "corrupt":
+            assert len(events(cluster, "chunk_rejected", NEW)) == 1
+        if action == "crash_receiver":
+            crashes = [r for r in cluster.trace.of_kind("fault") if r.get("fault") == "chunk_fault_crash"]
+            assert [r.get("node_id") for r in crashes] == [NEW]

@@ -9,6 +9,11 @@ the endpoint's; what changes (bookkeeping in :mod:`.pull`)::
     follower: location ─▶ ranged read at the verified offset ─▶ check CRC ─▶ write durably ─▶ ack
               ─▶ … (one chunk per read time) ─▶ commit (sha256) ─▶ Raft installs ─▶ ack(installed)
 
+The run's chunk faults (``cluster.fail_chunk``: drop, corrupt, delay, cut,
+crash) apply to pulled chunks as to streamed ones, through the host's
+``pulled_chunk_fate``: a lost chunk is asked for again when the receiver's
+patience runs out, exactly as in leader streaming.
+
 A read that fails (store unavailable, connection reset) or returns bytes
 that fail their CRC is retried from the verified offset after a backoff;
 after ``max_idle_retries`` failures in a row the follower gives up, keeping
@@ -27,7 +32,7 @@ from simulator.raft import SnapshotStatus
 from simulator.snapshots import SnapshotStoreError
 
 from .endpoint import StreamingEndpoint
-from .messages import SnapshotAbort, SnapshotAck, SnapshotRequest
+from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest, chunk_checksum
 from .protocol import Outcome, SnapshotOffer, Verdict
 from .pull import PullDownload, SnapshotLocation, chunk_checksums
 from .sending import rechunk
@@ -178,6 +183,12 @@ class PullingEndpoint(StreamingEndpoint):
             return
         self.host.hold_memory(len(data))
         self.registry.sent(self.node_id, transfer.offer.snapshot_id, offset, len(data), now)
+        fate = self._fate(transfer, offset, data)
+        if fate is None:
+            # Lost on the way, like a streamed chunk: the idle timer asks again from the
+            # verified offset (and a new request ends a cut stream).
+            return
+        data, late = fate
         verdict, detail = download.check(offset, data)
         if verdict is not Verdict.ACCEPT:
             self.counters["rejected_chunk"] += 1
@@ -206,7 +217,30 @@ class PullingEndpoint(StreamingEndpoint):
             self._complete()
         else:
             self._schedule_pull(download.read_time(download.next_length(transfer.verified_offset),
-                                                   self._read_delay()))
+                                                   self._read_delay() + late))
+
+    def _fate(self, transfer, offset: int, data: bytes) -> tuple[bytes, float] | None:
+        """The chunk faults of the run (``cluster.fail_chunk``) apply to pulled chunks as to
+        streamed ones: ``None`` if this one is lost, else its bytes (maybe corrupted) and how
+        late it is. Duplicates of a read change nothing."""
+        judge = getattr(self.host, "pulled_chunk_fate", None)
+        if judge is None:
+            return data, 0.0
+        offer = transfer.offer
+        verdict = judge(SnapshotChunk(
+            from_=offer.source, to=self.node_id, snapshot_index=offer.index, snapshot_term=offer.term,
+            snapshot_id=offer.snapshot_id, offset=offset, total_size=offer.size,
+            is_final=offset + len(data) == offer.size, checksum=chunk_checksum(data), data=data,
+        ))
+        if verdict is None:
+            return data, 0.0
+        if not verdict.copies:
+            self.counters["pulled_chunk_lost"] += 1
+            self.host.event("chunk_lost", source=offer.source, offset=offset, reason=verdict.reason)
+            self._pull_stream = None
+            return None
+        copy, delay = verdict.copies[0]
+        return copy.data, delay
 
     def _pull_failed(self, reason: str) -> None:
         transfer, download = self.incoming, self._download
