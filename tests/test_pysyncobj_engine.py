@@ -282,3 +282,16 @@ def test_readme_pysyncobj_example_runs(tmp_path):
     completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT,
                                check=True)
     assert re.fullmatch(r"[0-9a-f]{64}", completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("scenario", ["pysyncobj_receiver_crash", "pysyncobj_empty_snapshot_loop"])
+def test_pysyncobj_scenarios_replay_with_the_same_trace_hash_in_two_processes(scenario):
+    def run_hash(hash_seed: str) -> str:
+        completed = subprocess.run(
+            [sys.executable, "-m", "simulator.cli", "run", scenario, "--engine", "pysyncobj", "--json",
+             "--param", "size=1MiB" if scenario == "pysyncobj_receiver_crash" else "workaround=on"],
+            env=dict(os.environ, PYTHONHASHSEED=hash_seed), capture_output=True, text=True, cwd=ROOT,
+        )
+        return json.loads(completed.stdout)["trace_sha256"]
+
+    assert run_hash("1") == run_hash("31337")
