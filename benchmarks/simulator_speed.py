@@ -10,20 +10,27 @@ Workload: N voters, heartbeats every tick (0.1 s), one client proposing a
   bare Raft cores, no trio, no transport, no trace) as the baseline, and the
   ratio cluster / baseline, which is what to compare across machines.
 
-Run: ``python benchmarks/simulator_speed.py [--virtual-seconds 300] [--hour]``.
+Target: at least 50,000 delivered messages per wall second (cluster, trace
+events only). Prints a table; ``--json`` writes the figures.
+
+Run: ``python benchmarks/simulator_speed.py [--virtual-seconds 300] [--nodes 3 5 7] [--hour] [--json out.json]``.
 ``--hour`` also runs one hour of 5-node cluster life and reports its wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+from benchlib import print_table, ratio, write_json
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
 from simulator.schedules import steady_load
 from simulator.testing import Network
 
 TICK = 0.1
+TARGET_MESSAGES_PER_SECOND = 50_000
 
 
 def command(number: int) -> bytes:
@@ -75,36 +82,67 @@ def harness_speed(nodes: int, virtual_seconds: float) -> tuple[float, float, int
     return net.delivered / wall, virtual_seconds / wall, net.delivered
 
 
-def main() -> None:
+def measure(nodes: int, virtual_seconds: float) -> dict:
+    base_rate, base_speed, base_count = harness_speed(nodes, virtual_seconds)
+    row = {
+        "nodes": nodes,
+        "virtual_seconds": virtual_seconds,
+        "baseline": {"messages_per_second": base_rate, "virtual_per_wall": base_speed, "delivered": base_count},
+    }
+    for record_messages, name in ((False, "events_only"), (True, "with_messages")):
+        rate, speed, count = cluster_speed(nodes, virtual_seconds, record_messages)
+        row[name] = {
+            "messages_per_second": rate,
+            "virtual_per_wall": speed,
+            "delivered": count,
+            "ratio": ratio(rate, base_rate),
+        }
+    row["target_met"] = row["events_only"]["messages_per_second"] >= TARGET_MESSAGES_PER_SECOND
+    return row
+
+
+def report(rows: list[dict]) -> None:
+    table = []
+    for row in rows:
+        base = row["baseline"]
+        table.append([str(row["nodes"]), "baseline: sync harness", f"{base['messages_per_second']:,.0f}",
+                      f"{base['virtual_per_wall']:,.1f}", f"{base['delivered']:,}", "", ""])
+        for name, label in (("events_only", "cluster, trace events only"),
+                            ("with_messages", "cluster, trace with messages")):
+            figures = row[name]
+            met = ("yes" if row["target_met"] else "NO") if name == "events_only" else ""
+            table.append(["", label, f"{figures['messages_per_second']:,.0f}", f"{figures['virtual_per_wall']:,.1f}",
+                          f"{figures['delivered']:,}", f"{figures['ratio']:.2f}", met])
+    seconds = rows[0]["virtual_seconds"] if rows else 0
+    print_table(
+        f"Simulator speed: {seconds:.0f} virtual s, tick {TICK} s, one proposal per tick",
+        ["nodes", "variant", "msgs / wall s", "virtual s / wall s", "delivered", "ratio", "≥ 50k msgs/s"],
+        table,
+        "Baseline: the same workload on the bare Raft cores (simulator.testing), no trio, transport or trace.",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--virtual-seconds", type=float, default=300.0)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[3, 5, 7])
     parser.add_argument("--hour", action="store_true", help="also run one hour of 5-node life")
-    args = parser.parse_args()
-    seconds = args.virtual_seconds
-
-    print(f"workload: {seconds:.0f} virtual s, tick {TICK} s, one proposal per tick\n")
-    header = (
-        f"{'nodes':>5} {'variant':<28} {'msgs/wall s':>12} {'virt s/wall s':>14} {'delivered':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for nodes in (3, 5, 7):
-        base_rate, base_speed, base_count = harness_speed(nodes, seconds)
-        print(f"{nodes:>5} {'baseline: sync harness':<28} {base_rate:>12,.0f} {base_speed:>14,.1f} {base_count:>10,}")
-        for record_messages in (False, True):
-            rate, speed, count = cluster_speed(nodes, seconds, record_messages)
-            label = "cluster, trace " + ("with messages" if record_messages else "events only")
-            print(
-                f"{nodes:>5} {label:<28} {rate:>12,.0f} {speed:>14,.1f} {count:>10,}"
-                f"   ratio to baseline {rate / base_rate:.2f}"
-            )
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    rows = [measure(nodes, args.virtual_seconds) for nodes in args.nodes]
+    report(rows)
+    hour = {}
     if args.hour:
         for record_messages in (False, True):
             started = time.perf_counter()
             _, _, count = cluster_speed(5, 3600.0, record_messages)
             wall = time.perf_counter() - started
             trace = "with messages" if record_messages else "events only"
-            print(f"\none hour of 5-node life, trace {trace}: {wall:.1f} wall s, {count:,} messages")
+            hour[trace] = {"wall_seconds": wall, "delivered": count}
+            print(f"one hour of 5-node life, trace {trace}: {wall:.1f} wall s, {count:,} messages")
+    write_json(args.json, "simulator_speed", ["benchmarks/simulator_speed.py", *argv],
+               {"speed": rows, "hour": hour})
 
 
 if __name__ == "__main__":

@@ -94,10 +94,14 @@ def stream(sender, metadata, kind: str, chunk_size: int, folder: Path | None) ->
 
 
 def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folder: Path) -> dict:
-    """Best of ``repeat`` for streaming and for the baseline, alternating, on the same data."""
+    """Median of ``repeat`` runs of streaming and of the baseline, alternating, on the same data.
+
+    The median, not the best: a fresh buffer is sometimes recycled memory and
+    sometimes new pages, and one lucky baseline would make every ratio look bad.
+    """
     work = folder / kind if kind == "disk" else None
     sender, metadata = prepare_sender(kind, size, chunk_size, work)
-    best: dict[str, Stopwatch] = {}
+    runs: dict[str, list[Stopwatch]] = {"baseline": [], "streaming": []}
     data = sender.read_snapshot(SNAPSHOT_INDEX) if kind == "memory" else None  # the same bytes
     for _ in range(repeat):
         gc.collect()
@@ -111,13 +115,13 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
                 copy_on_disk(Path(metadata.location), target, chunk_size)
             target.unlink()
         streamed = stream(sender, metadata, kind, chunk_size, work)
-        for name, watch in (("baseline", baseline), ("streaming", streamed)):
-            if name not in best or watch.wall < best[name].wall:
-                best[name] = watch
+        runs["baseline"].append(baseline)
+        runs["streaming"].append(streamed)
     del data
     if work is not None:
         shutil.rmtree(work / "receiver", ignore_errors=True)
-    stream_watch, base_watch = best["streaming"], best["baseline"]
+    stream_watch, base_watch = (sorted(runs[name], key=lambda watch: watch.wall)[repeat // 2]
+                                for name in ("streaming", "baseline"))
     gib = size / GIB
     result = {
         "store": kind,
@@ -233,12 +237,12 @@ def report_throughput(rows: list[dict]) -> None:
             f"{row['throughput_ratio']:.3f}",
             f"{row['streaming_cpu_seconds_per_gib']:.2f}",
             f"{row['baseline_cpu_seconds_per_gib']:.2f}",
-            f"{row['cpu_ratio']:.2f}",
+            optional_ratio(row["cpu_ratio"]),
             "yes" if row["target_met"] else "NO",
         ])
     size = size_label(rows[0]["size"]) if rows else "?"
     print_table(
-        f"Streaming throughput and CPU, {size} snapshot (best of {rows[0]['repeat'] if rows else '?'})",
+        f"Streaming throughput and CPU, {size} snapshot (median of {rows[0]['repeat'] if rows else '?'})",
         ["stores", "chunk", "streaming", "baseline", "ratio", "CPU s/GiB", "baseline CPU s/GiB",
          "CPU ratio", "target met"],
         table,

@@ -62,12 +62,14 @@ class Reader:
     def __init__(self, data, what: str = "data") -> None:
         if isinstance(data, (bytes, bytearray, memoryview)):
             self._chunks = iter(())
-            self._buffer = bytes(data)  # no copy for bytes; never appended to
+            self._buffer = bytes(data)  # no copy for bytes
         else:
             self._chunks = iter(data)
-            self._buffer = bytearray()
+            self._buffer = b""
+        # The buffer is the current chunk itself, never a copy of it: a field inside
+        # one chunk is sliced out of it, a field across chunks is gathered from them.
         self._position = 0  # read position inside _buffer
-        self._consumed = 0  # bytes dropped from the front of _buffer so far
+        self._consumed = 0  # bytes of the input before _buffer
         self._what = what
 
     @property
@@ -82,22 +84,21 @@ class Reader:
     def _fail(self, expected: str, found: str) -> DecodeError:
         return self.fail(self.offset, expected, found)
 
+    def _next_chunk(self) -> bytes | None:
+        """The next non-empty input chunk as bytes, or None at the end."""
+        for chunk in self._chunks:
+            if chunk:
+                return chunk if type(chunk) is bytes else bytes(chunk)
+        return None
+
     def _available(self, count: int) -> int:
-        """Make up to ``count`` unread bytes available; returns how many are."""
-        buffer = self._buffer
-        if type(buffer) is not bytearray:
-            return min(count, len(buffer) - self._position)
-        if self._position > 65536 and self._position * 2 > len(buffer):
-            # Drop what was read, so memory follows the current field, not the input.
-            del buffer[: self._position]
-            self._consumed += self._position
-            self._position = 0
-        while len(buffer) - self._position < count:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            buffer += chunk
-        return min(count, len(buffer) - self._position)
+        """Up to ``count`` unread bytes of the current chunk (moving on if it is read); how many."""
+        if self._position == len(self._buffer):
+            chunk = self._next_chunk()
+            if chunk is not None:
+                self._consumed += len(self._buffer)
+                self._buffer, self._position = chunk, 0
+        return min(count, len(self._buffer) - self._position)
 
     def _remaining(self) -> int:
         rest = sum(len(chunk) for chunk in self._chunks)  # only to say how much was left
@@ -110,17 +111,37 @@ class Reader:
     def _tag(self, tag: bytes, name: str) -> None:
         if self._available(1) == 0:
             raise self._fail(name, "end of data")
-        found = bytes(self._buffer[self._position : self._position + 1])
+        found = self._buffer[self._position : self._position + 1]
         if found != tag:
             raise self._fail(f"{name} (tag {tag!r})", f"tag {found!r}")
         self._position += 1
 
     def _take(self, count: int, name: str) -> bytes:
-        if self._available(count) < count:
-            raise self._fail(f"{count} bytes of {name}", f"{self._remaining()} left")
-        start = self._position
-        self._position += count
-        return bytes(self._buffer[start : self._position])
+        buffer, start = self._buffer, self._position
+        if len(buffer) - start >= count:
+            self._position = start + count
+            return buffer[start : start + count]  # one copy (none for the whole buffer)
+        return self._gather(count, name)
+
+    def _gather(self, count: int, name: str) -> bytes:
+        """A field that runs past the current chunk: join its pieces, copying each byte once."""
+        parts = [self._buffer[self._position :]]
+        needed = count - len(parts[0])
+        while needed > 0:
+            chunk = self._next_chunk()
+            if chunk is None:
+                raise self._fail(f"{count} bytes of {name}", f"{count - needed} left")
+            if len(chunk) <= needed:
+                parts.append(chunk)
+                needed -= len(chunk)
+                continue
+            parts.append(chunk[:needed])
+            self._consumed = self.offset + count - needed
+            self._buffer, self._position = chunk, needed
+            return b"".join(parts)
+        self._consumed = self.offset + count
+        self._buffer, self._position = b"", 0
+        return b"".join(parts)
 
     def int(self) -> int:
         self._tag(TAG_INT, "an integer")

@@ -1,0 +1,102 @@
+"""The benchmark scripts keep working: each runs at a smoke size and writes well-formed JSON.
+
+Nothing here asserts speed (a shared CI machine is too noisy for that); the
+checks are that every figure has its baseline beside it, that the ratios are
+computed from the two, and that what must hold whatever the machine does
+hold: a transfer delivers the snapshot, streaming holds less than the whole
+snapshot, the recovery phases add up to the total.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+MIB = 1024 * 1024
+
+
+def run_benchmark(tmp_path: Path, script: str, *args: str) -> dict:
+    output = tmp_path / f"{script}.json"
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args, "--json", str(output)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip(), "the benchmark should print a table"
+    payload = json.loads(output.read_text())
+    assert payload["benchmark"] == script.removesuffix(".py")
+    assert payload["command"].startswith(f"python benchmarks/{script}")
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["python"].count(".") == 2
+    return payload["results"]
+
+
+def assert_ratio(value: float, numerator: float, denominator: float) -> None:
+    assert value == pytest.approx(numerator / denominator)
+
+
+def test_transfer_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(
+        tmp_path, "transfer.py", "--size", "16MiB", "--chunks", "256KiB", "1MiB",
+        "--memory-sizes", "16MiB", "--repeat", "1", "--dir", str(tmp_path),
+    )
+    throughput = results["throughput"]
+    assert [(row["store"], row["chunk_size"]) for row in throughput] == [
+        ("memory", 256 * 1024), ("memory", MIB), ("disk", 256 * 1024), ("disk", MIB)]
+    for row in throughput:
+        assert row["size"] == 16 * MIB
+        assert row["messages"] >= 2 * (16 * MIB // row["chunk_size"])  # a chunk and an ack each
+        assert_ratio(row["throughput_ratio"], row["baseline_seconds"], row["streaming_seconds"])
+        assert row["streaming_bytes_per_second"] == pytest.approx(row["size"] / row["streaming_seconds"])
+        assert row["streaming_cpu_seconds_per_gib"] >= 0 and row["baseline_cpu_seconds_per_gib"] >= 0
+        assert isinstance(row["target_met"], bool)
+    [memory] = results["memory"]
+    streaming, whole = memory["streaming"], memory["baseline"]
+    assert memory["budget"] == 4 * MIB + 32 * MIB
+    assert_ratio(memory["traced_ratio"], streaming["traced_extra_peak"], whole["traced_extra_peak"])
+    # Not speed: what each way must hold. The whole snapshot at once, or about a chunk.
+    assert whole["traced_extra_peak"] >= 16 * MIB
+    assert 0 < streaming["traced_extra_peak"] < whole["traced_extra_peak"]
+    assert memory["target_met"] == (
+        max(streaming["traced_extra_peak"], streaming["rss_extra_peak"]) <= memory["budget"])
+    assert not list(tmp_path.glob("raftsim-bench-*")), "disk stores are cleaned up"
+
+
+def test_recovery_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "recovery.py", "--sizes", "16MiB", "--dir", str(tmp_path))
+    [row] = results["recovery"]
+    assert row["size"] == 16 * MIB and row["snapshot_size"] >= 16 * MIB
+    for mode in ("embedded", "streaming"):
+        run = row[mode]
+        phases = run["phases"]
+        assert sum(phases[name] for name in ("transfer", "persist", "verify", "restore")) == pytest.approx(
+            run["seconds"])
+        assert all(phases[name] >= 0 for name in ("persist", "verify", "restore", "sender_read"))
+        assert phases["restore"] > 0  # the new node rebuilt its state machine
+    assert row["streaming"]["phases"]["persist"] > 0 and row["streaming"]["phases"]["verify"] > 0
+    assert row["embedded"]["phases"]["persist"] == 0  # Embedded writes no snapshot store
+    assert_ratio(row["seconds_ratio"], row["streaming"]["seconds"], row["embedded"]["seconds"])
+    assert_ratio(row["traced_transfer_ratio"], row["streaming"]["traced_transfer_extra"],
+                 row["embedded"]["traced_transfer_extra"])
+    # Embedded serializes the whole snapshot into its message; streaming holds chunks.
+    assert row["embedded"]["traced_transfer_extra"] >= row["snapshot_size"]
+    assert row["streaming"]["traced_transfer_extra"] < row["embedded"]["traced_transfer_extra"]
+    assert row["target_met"] is None  # the target is for 1 GiB
+
+
+def test_simulator_speed_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "simulator_speed.py", "--virtual-seconds", "3", "--nodes", "3")
+    [row] = results["speed"]
+    assert row["nodes"] == 3
+    baseline = row["baseline"]
+    for name in ("events_only", "with_messages"):
+        figures = row[name]
+        assert figures["delivered"] > 0 and figures["virtual_per_wall"] > 0
+        assert_ratio(figures["ratio"], figures["messages_per_second"], baseline["messages_per_second"])
+    # Same seed, same workload: the trace level must not change what is delivered.
+    assert row["events_only"]["delivered"] == row["with_messages"]["delivered"]
+    assert isinstance(row["target_met"], bool)
