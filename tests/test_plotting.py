@@ -376,4 +376,18 @@ async def test_node_table_renders_html_and_agrees_with_the_trace(autojump_clock)
     assert f"<td>n{leader}</td><td><span style=\"color:red\">down</span></td>" in html
     assert "leader" not in [row.role for row in now.rows if row.node == leader]
     text = str(now)
-    assert "peak snapshot memory" in text and f"n{leader}" in text
+    assert "peak snapshot memory" in text and f"n{leader}" in text and repr(now) == text
+
+
+async def test_plots_read_a_jsonl_trace_file_like_the_cluster(autojump_clock, tmp_path):
+    async with Cluster.open(nodes=3, seed=4, snapshot_mode=Streaming(chunk_size=CHUNK), link=LINK) as cluster:
+        newcomer = await _streamed_newcomer(cluster, "cut")
+    path = tmp_path / "run.jsonl"
+    cluster.trace.write_jsonl(path)
+    from_cluster, from_file = plot_transfers(cluster), plot_transfers(str(path))
+    assert _points(from_file, "retry") == _points(from_cluster, "retry") != []
+    gid = "message snapshot_chunk delivered"
+    assert len([p for p in _arrows(plot_messages(path, max_arrows=10_000)) if p.get_gid() == gid]) == len(
+        [m for m in messages(records_of(cluster)) if m.type == "snapshot_chunk" and m.fate == "delivered"])
+    assert node_table(path).rows == node_table(cluster.trace).rows
+    assert [row.node for row in node_table(path).rows] == [1, 2, 3, newcomer]

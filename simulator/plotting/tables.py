@@ -48,8 +48,10 @@ class NodeState:
         return ["-" if value is None else str(value) for value in values]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class NodeTable:
+    """Rows of node states; shows as a table wherever it is printed or displayed."""
+
     title: str
     rows: tuple[NodeState, ...]
 
@@ -82,6 +84,8 @@ class NodeTable:
         with console.capture() as captured:
             console.print(self)
         return captured.get().rstrip()
+
+    __repr__ = __str__  # a plain console or notebook front end shows the table too
 
 
 def node_table(source) -> NodeTable:
