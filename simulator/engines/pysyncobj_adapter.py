@@ -205,8 +205,13 @@ def make_conf(
     return SyncObjConf(**options)
 
 
-def command_size(func_id: int, args: tuple) -> int:
-    """Bytes of the log entry pysyncobj makes of ``(func_id, args)`` (pickled as it does)."""
+def command_size(syncobj, method: str, args: tuple) -> int:
+    """Bytes of the log entry pysyncobj makes of a call to ``@replicated`` ``method`` (pickled as it does).
+
+    This is the length pysyncobj compares with ``appendEntriesBatchSizeBytes``
+    when it decides to send an entry in pieces.
+    """
+    func_id = syncobj._methodToID[syncobj._getFuncName(method)]
     return 1 + len(pysyncobj_pickle.dumps((func_id, args)))
 
 

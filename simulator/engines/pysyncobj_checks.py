@@ -39,7 +39,8 @@ class PysyncobjMonitor:
     snapshots: dict[int, str] = attrs.Factory(dict)  # index -> state digest at creation
     checks: int = 0
 
-    def _violation(self, invariant: str, detail: str) -> InvariantViolation:
+    def violation(self, invariant: str, detail: str) -> InvariantViolation:
+        """An ``InvariantViolation`` naming ``invariant``, with the last trace events."""
         excerpt = self.context()
         return InvariantViolation(invariant, f"{detail}\nlast trace events:\n{excerpt}" if excerpt else detail)
 
@@ -50,13 +51,13 @@ class PysyncobjMonitor:
         self.checks += 1
         other = self.leaders.setdefault(term, node_id)
         if other != node_id:
-            raise self._violation("election safety", f"n{other} and n{node_id} both led term {term}")
+            raise self.violation("election safety", f"n{other} and n{node_id} both led term {term}")
 
     def entry_applied(self, node_id: int, index: int, command: bytes) -> None:
         self.checks += 1
         previous = self.highest_applied.get(node_id, 0)
         if index <= previous:
-            raise self._violation(
+            raise self.violation(
                 "applied index monotonic", f"n{node_id} applied index {index} after {previous}"
             )
         self.highest_applied[node_id] = index
@@ -65,7 +66,7 @@ class PysyncobjMonitor:
         if first[1] != digest:
             acknowledged = self.acknowledged.get(index)
             name = "no lost acknowledged write" if acknowledged == first[1] else "state machine safety"
-            raise self._violation(
+            raise self.violation(
                 name,
                 f"n{node_id} applied command {digest} at index {index}, "
                 f"but n{first[0]} applied {first[1]} there",
@@ -76,7 +77,7 @@ class PysyncobjMonitor:
         digest = command_digest(command)
         applied = self.applied.get(index)
         if applied is not None and applied[1] != digest:
-            raise self._violation(
+            raise self.violation(
                 "no lost acknowledged write",
                 f"a client was told index {index} holds command {digest}; nodes applied {applied[1]}",
             )
@@ -89,13 +90,13 @@ class PysyncobjMonitor:
         self.checks += 1
         previous = self.highest_applied.get(node_id, 0)
         if index < previous:
-            raise self._violation(
+            raise self.violation(
                 "applied index monotonic", f"n{node_id} installed a snapshot at {index} after applying {previous}"
             )
         self.highest_applied[node_id] = index
         expected = self.snapshots.get(index)
         if expected is not None and expected != state_digest:
-            raise self._violation(
+            raise self.violation(
                 "snapshot integrity",
                 f"n{node_id} installed a snapshot at index {index} whose state {state_digest[:19]} "
                 f"differs from the sender's {expected[:19]}",

@@ -408,7 +408,7 @@ class PysyncobjCluster(ClientMixin):
             {n: self.runners[n].syncobj.raftLastApplied for n in members}
         )
         if lost:
-            raise self.monitor._violation("no lost acknowledged write", "; ".join(lost))
+            raise self.monitor.violation("no lost acknowledged write", "; ".join(lost))
 
 
 __all__ = ["PysyncobjCluster"]

@@ -44,7 +44,6 @@ class PysyncobjRunner:
         self.incarnation = 0
         self.syncobj: _ReplicatedMachine | None = None
         self.transport: adapter.SimTransport | None = None
-        self.hung = False
         self._pending: list[ProposalTicket] = []
         self._seen = (None, 0, 0, 0, 0)  # role, term, commit, applied, first index
         self._last_apply: tuple[int, bytes] = (0, b"")
@@ -60,7 +59,6 @@ class PysyncobjRunner:
     def start(self, members: list[int]) -> None:
         cluster = self.cluster
         self.incarnation += 1
-        self.hung = False
         others = [SimNode(n) for n in members if n != self.node_id]
         seed = f"{cluster.seed}/pysyncobj/{self.node_id}/{self.incarnation}"
         self.syncobj = cluster.syncobj_class(
@@ -134,13 +132,16 @@ class PysyncobjRunner:
         ticket = command.ticket
         if command.conf_change is not None:
             raise TypeError("pysyncobj membership changes go through cluster.add_node/remove_node")
-        limit = self.cluster.workarounds.max_command_bytes
-        if self.cluster.workarounds.unsplit_commands and len(command.data) > limit - 64:
-            ticket.fail(
-                f"command of {len(command.data):,} bytes refused: the adapter keeps commands under "
-                f"{limit:,} bytes so pysyncobj never splits them (workaround, docs/pysyncobj-bugs.md)"
-            )
-            return
+        workarounds = self.cluster.workarounds
+        if workarounds.unsplit_commands:
+            size = adapter.command_size(self.syncobj, "apply_command", (command.data,))
+            if size > workarounds.max_command_bytes:
+                ticket.fail(
+                    f"command of {len(command.data):,} bytes ({size:,} as pysyncobj pickles it) refused: "
+                    f"the adapter keeps commands under {workarounds.max_command_bytes:,} bytes so "
+                    "pysyncobj never splits them (workaround, docs/pysyncobj-bugs.md)"
+                )
+                return
         self._pending.append(ticket)
 
         def done(result, error) -> None:
@@ -164,7 +165,7 @@ class PysyncobjRunner:
         self.cluster.monitor.entry_applied(node_id, index, command)
 
     def _on_livelock(self, to: int, kind: str, count: int) -> None:
-        self.hung = True
+        self._event("engine_loop", to=to, last=kind, messages=count)
 
     def role(self) -> str:
         return _ROLES[self.syncobj._SyncObj__raftState] if self.syncobj else "down"
