@@ -112,6 +112,7 @@ class ObjectSnapshotStore(BaseSnapshotStore):
         self.bucket = bucket
         #: What opening (or a later listing) found and ignored, one message each.
         self.problems: list[str] = []
+        self._unusable: dict[int, str] = {}  # index -> why its complete snapshot was ignored
         #: What opening cleaned up (unrecorded pieces, partials of complete snapshots).
         self.recovery_actions: list[str] = []
         self._recover(self._list())
@@ -140,9 +141,11 @@ class ObjectSnapshotStore(BaseSnapshotStore):
                 listing.kinds.setdefault(index, set()).add(kind)
         return listing
 
-    def _problem(self, text: str) -> None:
+    def _problem(self, text: str, *, unusable: int | None = None) -> None:
         if text not in self.problems:
             self.problems.append(text)
+        if unusable is not None:
+            self._unusable[unusable] = text
 
     def _load_snapshot(self, index: int, data_size: int | None) -> StoredSnapshot | None:
         """Parse and check the metadata of ``index``; ``None`` (and a problem) if unusable."""
@@ -154,20 +157,24 @@ class ObjectSnapshotStore(BaseSnapshotStore):
         try:
             snapshot = snapshot_from_json(raw, what=f"{self.url}/{meta_key}", location=self._location(index))
         except MetadataError as error:
-            self._problem(f"{error}; snapshot {index} ignored")
+            self._problem(f"{error}; snapshot {index} ignored", unusable=index)
             return None
         if snapshot.index != index:
-            self._problem(f"{self.url}/{meta_key} records index {snapshot.index}, expected {index}; ignored")
+            self._problem(f"{self.url}/{meta_key} records index {snapshot.index}, expected {index}; ignored",
+                          unusable=index)
             return None
         if data_size is None:
-            self._problem(f"{self.url}/{meta_key} has no data object {file_name(index, BIN)}; ignored")
+            self._problem(f"{self.url}/{meta_key} has no data object {file_name(index, BIN)}; ignored",
+                          unusable=index)
             return None
         if data_size != snapshot.size:
             self._problem(
                 f"{self._location(index)} has {data_size} bytes, its metadata records size "
-                f"{snapshot.size}; ignored"
+                f"{snapshot.size}; ignored",
+                unusable=index,
             )
             return None
+        self._unusable.pop(index, None)
         return snapshot
 
     def _refresh(self, listing: _Listing | None = None) -> None:
@@ -196,10 +203,9 @@ class ObjectSnapshotStore(BaseSnapshotStore):
 
     def snapshot_metadata(self, index: int) -> StoredSnapshot:
         if self._lookup(index) is None:
-            problems = [p for p in self.problems if f"snapshot {index} " in p or f"snapshot-{index:016}" in p] \
-                if isinstance(index, int) else []
-            if problems:
-                raise SnapshotNotFoundError(f"no usable snapshot at index {index} in {self.url}: {problems[-1]}")
+            why = self._unusable.get(index) if isinstance(index, int) else None
+            if why is not None:
+                raise SnapshotNotFoundError(f"no usable snapshot at index {index} in {self.url}: {why}")
         return super().snapshot_metadata(index)
 
     def has_snapshot(self, index: int) -> bool:
