@@ -166,8 +166,7 @@ def _cmd_run(args, out) -> int:
     info = resolve(args.scenario)
     _fill_defaults(args, info)
     options = _options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)
-    # The live view reads native nodes; a pysyncobj run is told in narrated lines.
-    live = out.isatty() and not (args.json or args.quiet) and args.engine == "native"
+    live = out.isatty() and not (args.json or args.quiet)
     result = _run_one(info, options, out=out, story=not (args.json or args.quiet),
                       trace_path=Path(args.trace) if args.trace else None, live=live)
     if args.json:

@@ -295,3 +295,30 @@ def test_pysyncobj_scenarios_replay_with_the_same_trace_hash_in_two_processes(sc
         return json.loads(completed.stdout)["trace_sha256"]
 
     assert run_hash("1") == run_hash("31337")
+
+
+async def test_the_live_view_shows_pysyncobj_nodes_and_its_transfer_progress(autojump_clock):
+    import re
+
+    from rich.console import Console
+
+    from simulator.live_view import LiveView
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=140, record=True)
+    link = LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)
+    async with PysyncobjCluster.open(nodes=3, seed=1, link=link, compaction=CompactionPolicy(every=30)) as cluster:
+        view = LiveView(cluster, console, scenario="pysyncobj join")
+        view.start()
+        await cluster.wait_for_leader()
+        for number in range(40):
+            await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["a"], bytes([number]) * 2000))
+        newcomer = await cluster.add_node()
+        await cluster.wait_caught_up()
+        index = cluster.statistics(newcomer).snapshot_index
+        view.stop()
+    text = console.export_text()
+    frame = text[text.rindex("raftsim · "):]
+    assert frame.startswith("raftsim · pysyncobj join · pysyncobj · seed 1")
+    [row] = [line for line in frame.splitlines() if re.match(rf"^\W*n{newcomer}\s", line)]
+    assert str(index) in row and "follower" in row and index > 0
+    assert re.search(r"pysyncobj · .* · 0 retries · 0 B re-sent · installed", frame)

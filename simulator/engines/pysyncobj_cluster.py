@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
+import attrs
 import trio
 
 from transports import InMemoryClusterTransport, LinkConfig
@@ -55,7 +56,6 @@ class PysyncobjCluster(ClientMixin):
     """See the module docstring. Build it with :meth:`open`."""
 
     engine = "pysyncobj"
-    snapshot_mode = None  # pysyncobj's transfer is its own; there is no raftsim mode to choose
 
     def __init__(
         self,
@@ -93,6 +93,8 @@ class PysyncobjCluster(ClientMixin):
         self._actions: list[tuple[float, int, Callable, tuple]] = []
         self._action_sequence = 0
         self._action_wakeup = trio.Event()
+        #: pysyncobj's transfer is its own; this names it where views name the snapshot mode.
+        self.snapshot_mode = PysyncobjTransfer()
         self._init_clients()
         for node_id in self.members:
             self.runners[node_id] = PysyncobjRunner(self, node_id)
@@ -224,6 +226,11 @@ class PysyncobjCluster(ClientMixin):
         """Role, term, leader, commit, applied and log bounds of a running node (native names)."""
         self.syncobj(node_id)
         return self.runners[node_id].statistics()
+
+    def storage(self, node_id: int) -> StorageView:
+        """What the node keeps of its snapshot, as views read it (nothing once it crashed)."""
+        runner = self._runner(node_id)
+        return StorageView(SnapshotView(runner.snapshot_at if runner.is_up else 0))
 
     def transfers(self):
         """Every snapshot transfer so far, in the order they started (mode ``pysyncobj``)."""
@@ -411,4 +418,23 @@ class PysyncobjCluster(ClientMixin):
             raise self.monitor.violation("no lost acknowledged write", "; ".join(lost))
 
 
-__all__ = ["PysyncobjCluster"]
+@attrs.frozen
+class PysyncobjTransfer:
+    """pysyncobj's in-band snapshot transfer, named as views name a snapshot mode."""
+
+    name: str = "pysyncobj"
+
+
+@attrs.frozen
+class SnapshotView:
+    index: int
+
+
+@attrs.frozen
+class StorageView:
+    """The part of a native ``storage(n)`` that views read: ``snapshot_metadata.index``."""
+
+    snapshot_metadata: SnapshotView
+
+
+__all__ = ["PysyncobjCluster", "PysyncobjTransfer"]

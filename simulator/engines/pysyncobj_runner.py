@@ -26,7 +26,7 @@ from transports.in_memory import Delivered
 
 from ..invariants import InvariantViolation
 from ..node import ClientCommand, ProposalTicket, Tick
-from ..raft import Role
+from ..raft import ConfState, Role
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import EngineLivelock, PysyncobjMessage, SimNode
 from .pysyncobj_state import _ReplicatedMachine
@@ -49,6 +49,8 @@ class PysyncobjRunner:
         self._last_apply: tuple[int, bytes] = (0, b"")
         self._serialized_id = None
         self._last_piece_delivered = False
+        #: Index of the snapshot the node holds (made or installed); 0: none.
+        self.snapshot_at = 0
 
     @property
     def is_up(self) -> bool:
@@ -80,6 +82,7 @@ class PysyncobjRunner:
         self.transport = self.syncobj._SyncObj__transport
         self._seen = (None, 0, 0, 0, 0)
         self._serialized_id = None
+        self.snapshot_at = 0  # pysyncobj keeps nothing on disk here
         cluster.monitor.node_started(self.node_id)
         self._event("start", term=0, members=sorted(members))
         self._observe()
@@ -192,6 +195,7 @@ class PysyncobjRunner:
             # The last piece of a snapshot arrived and applied moved: pysyncobj loaded it.
             state = syncobj.digest()
             size = self.cluster.transfers_tracker.installed(self.node_id, applied)
+            self.snapshot_at = applied
             self._event("snapshot_installed", index=applied, size=size, state=state[7:23])
             self.cluster.monitor.snapshot_installed(self.node_id, applied, state)
         elif applied != old_applied and old_role is not None:
@@ -207,6 +211,7 @@ class PysyncobjRunner:
             if serialized_id != self._serialized_id:
                 self._serialized_id = serialized_id
                 index = serialized_id + 1
+                self.snapshot_at = index
                 size = adapter.held_snapshot_bytes(syncobj)
                 self._event("snapshot_created", index=index, size=size)
                 if syncobj.raftLastApplied == index:
@@ -227,6 +232,9 @@ class PysyncobjRunner:
             node_id=self.node_id, role=Role(self.role()), term=syncobj.raftCurrentTerm,
             leader_id=leader.number if leader else 0, commit=syncobj.raftCommitIndex,
             applied=syncobj.raftLastApplied, first_index=first, last_index=last,
+            snapshot_index=self.snapshot_at,
+            # pysyncobj has no learners: every member it knows of votes.
+            conf_state=ConfState(voters=sorted({self.node_id, *self.transport.peers})),
         )
 
 
@@ -242,6 +250,8 @@ class PysyncobjStatistics:
     applied: int
     first_index: int
     last_index: int
+    snapshot_index: int
+    conf_state: ConfState
 
 
 __all__ = ["PysyncobjRunner", "PysyncobjStatistics"]

@@ -66,7 +66,7 @@ def summarize_pysyncobj(cluster, name: str, options) -> dict:
             stats = runner.statistics()
             entry.update(
                 role=stats.role.value, term=stats.term, commit=stats.commit, applied=stats.applied,
-                snapshot_index=stats.first_index, last_index=stats.last_index,
+                snapshot_index=stats.snapshot_index, last_index=stats.last_index,
                 state_digest=cluster.state_machine(node_id).digest(),
             )
         nodes.append(entry)
