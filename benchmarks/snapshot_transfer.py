@@ -9,13 +9,16 @@ bytes the receiver and the sender held in memory at once, and wall seconds
 of the whole run. The last column is Streaming / Embedded for receiver
 memory: the figure the seed's design exists to shrink.
 
-Run: ``python benchmarks/snapshot_transfer.py [--sizes 1 10 100] [--chunk-size 1048576]``.
+Run: ``python benchmarks/snapshot_transfer.py [--sizes 1 10 100] [--chunk-size 1048576] [--json out.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+from benchlib import print_table, ratio, write_json
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
 from transports import Constant, Embedded, LinkConfig, Streaming
@@ -34,7 +37,7 @@ def measure(size_mib: int, mode) -> dict:
             seed=1,
             link=LINK,
             snapshot_mode=mode,
-            compaction=CompactionPolicy(every=max(1, size_mib)),
+            compaction=CompactionPolicy(),  # on demand, once the whole state is in
             record_messages=False,
         ) as cluster:
             leader = await cluster.wait_for_leader()
@@ -42,6 +45,8 @@ def measure(size_mib: int, mode) -> dict:
             for number in range(size_mib):
                 await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["a"], payload), timeout=120)
             await cluster.wait_caught_up(timeout=120)
+            for node_id in cluster.up_nodes():
+                cluster.compact(node_id)
             newcomer = await cluster.add_node(timeout=600)
             await cluster.wait_caught_up(timeout=120)
             transfer = next(t for t in cluster.transfers() if t.to == newcomer)
@@ -64,29 +69,42 @@ def measure(size_mib: int, mode) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100], help="MiB of state")
     parser.add_argument("--chunk-size", type=int, default=MIB)
-    args = parser.parse_args()
-    header = (
-        f"{'state':>7} {'mode':<10} {'snapshot':>12} {'transfer s':>10} {'wire bytes':>13} "
-        f"{'recv peak':>12} {'send peak':>12} {'wall s':>7} {'recv peak ratio':>16}"
-    )
-    print(f"links: 100 Mbit/s, 1 ms; streaming chunk size {args.chunk_size:,} bytes\n")
-    print(header)
-    print("-" * len(header))
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    rows, table = [], []
     for size in args.sizes:
         embedded = measure(size, Embedded())
         streaming = measure(size, Streaming(chunk_size=args.chunk_size))
-        for name, row in (("embedded", embedded), ("streaming", streaming)):
-            ratio = (
-                f"{streaming['receiver_peak'] / embedded['receiver_peak']:.4f}" if name == "streaming" else ""
-            )
-            print(
-                f"{size:>5}Mi {name:<10} {row['size']:>12,} {row['seconds']:>10.3f} {row['wire']:>13,} "
-                f"{row['receiver_peak']:>12,} {row['sender_peak']:>12,} {row['wall']:>7.2f} {ratio:>16}"
-            )
+        row = {
+            "state_mib": size,
+            "chunk_size": args.chunk_size,
+            "embedded": embedded,
+            "streaming": streaming,
+            "receiver_peak_ratio": ratio(streaming["receiver_peak"], embedded["receiver_peak"]),
+            "sender_peak_ratio": ratio(streaming["sender_peak"], embedded["sender_peak"]),
+        }
+        rows.append(row)
+        for name, figures in (("embedded", embedded), ("streaming", streaming)):
+            is_streaming = name == "streaming"
+            table.append([
+                f"{size} MiB" if not is_streaming else "", name, f"{figures['size']:,}",
+                f"{figures['seconds']:.3f}", f"{figures['wire']:,}", f"{figures['receiver_peak']:,}",
+                f"{figures['sender_peak']:,}", f"{figures['wall']:.2f}",
+                f"{row['receiver_peak_ratio']:.4f}" if is_streaming else "",
+            ])
+    print_table(
+        f"Embedded vs Streaming, links 100 Mbit/s and 1 ms; streaming chunk size {args.chunk_size:,} bytes",
+        ["state", "mode", "snapshot", "transfer s (virtual)", "wire bytes", "recv peak", "send peak",
+         "wall s", "recv peak ratio"],
+        table,
+        "Peaks: the most snapshot bytes the node held at once (cluster.snapshot_memory()).",
+    )
+    write_json(args.json, "snapshot_transfer", ["benchmarks/snapshot_transfer.py", *argv], {"modes": rows})
 
 
 if __name__ == "__main__":

@@ -100,3 +100,13 @@ def test_simulator_speed_benchmark_at_smoke_size(tmp_path):
     # Same seed, same workload: the trace level must not change what is delivered.
     assert row["events_only"]["delivered"] == row["with_messages"]["delivered"]
     assert isinstance(row["target_met"], bool)
+
+
+def test_snapshot_transfer_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "snapshot_transfer.py", "--sizes", "2", "--chunk-size", str(256 * 1024))
+    [row] = results["modes"]
+    embedded, streaming = row["embedded"], row["streaming"]
+    assert embedded["size"] == streaming["size"] >= 2 * MIB  # the same snapshot, the whole state
+    assert_ratio(row["receiver_peak_ratio"], streaming["receiver_peak"], embedded["receiver_peak"])
+    assert embedded["receiver_peak"] >= embedded["size"]  # the whole snapshot in one message
+    assert streaming["receiver_peak"] <= 256 * 1024 < embedded["receiver_peak"]
