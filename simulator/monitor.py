@@ -61,8 +61,6 @@ class InvariantMonitor:
             detail = f"{detail}\nlast trace events:\n{excerpt}"
         return InvariantViolation(invariant, detail)
 
-    _violation = violation  # the name the pysyncobj engine still uses
-
     # -- life cycle -----------------------------------------------------------
 
     def node_started(self, node_id: int, node: RawNode) -> None:
