@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 import tomllib
@@ -193,9 +194,9 @@ async def test_a_command_too_large_for_the_workaround_is_refused_with_a_clear_er
 
 
 def test_a_native_only_scenario_refuses_the_pysyncobj_engine_in_one_line(capsys):
-    code, _ = raftsim("run", "node_join", "--engine", "pysyncobj")
+    code, _ = raftsim("run", "basic", "--engine", "pysyncobj")
     assert code == 2
-    assert "scenario 'node_join' runs on the native engine only" in capsys.readouterr().err
+    assert "scenario 'basic' runs on the native engine only" in capsys.readouterr().err
 
 
 def test_run_json_summary_on_pysyncobj_has_the_native_keys():
@@ -260,16 +261,93 @@ def test_same_seed_same_trace_across_processes_and_hash_seeds():
     assert trace_hash(8, "1") != first
 
 
-def test_a_native_scenario_runs_unchanged_on_pysyncobj_once_it_declares_the_engine(tmp_path):
-    # node_join uses only the API both clusters share; declaring ENGINES is all it takes.
-    source = (ROOT / "scenarios" / "node_join.py").read_text()
-    path = tmp_path / "node_join_both.py"
-    path.write_text(source + '\nENGINES = ("native", "pysyncobj")\n')
-    code, out = raftsim("run", str(path), "--engine", "pysyncobj", "--param", "workflows=120",
+def test_node_join_runs_on_pysyncobj_with_its_snapshot_in_pieces():
+    code, out = raftsim("run", "node_join", "--engine", "pysyncobj", "--param", "workflows=120",
                         "--param", "payload=256")
     assert code == 0, out
     assert "check passed: n4 caught up by installing a snapshot" in out
     assert "in pieces inside append_entries, none acknowledged (pysyncobj)" in out
+
+
+#: The four comparison scenarios, run on every engine.
+COMPARED = ("node_join", "large_snapshot", "mid_transfer_failure", "leader_change_during_transfer")
+
+
+def compare_rows(out: str) -> dict[str, list[str]]:
+    """``raftsim compare``'s table: label -> the three cells (each column is 16 characters wide)."""
+    rows = {}
+    for line in out.splitlines()[3:]:
+        label, cells = line[:-48], line[-48:]
+        rows[label.strip()] = [cells[start:start + 16].strip() for start in (0, 16, 32)]
+    return rows
+
+
+@pytest.mark.parametrize("scenario", COMPARED)
+def test_compare_runs_the_four_scenarios_on_both_engines_and_every_column_passes(scenario):
+    code, out = raftsim("compare", scenario, "--engine", "pysyncobj")
+    assert code == 0, out
+    assert out.splitlines()[2].split() == ["embedded", "streaming", "pysyncobj"]
+    rows = compare_rows(out)
+    assert rows["result"] == ["ok", "ok", "ok"], out
+    assert rows["invariants"] == ["held", "held", "held"], out
+    if scenario == "mid_transfer_failure":
+        # Streaming resumes at its verified offset; embedded and pysyncobj send the whole snapshot again.
+        assert rows["transfer retries"] == ["0", "1", "1"], out
+        assert rows["snapshot bytes re-sent"][1] == "1 MiB", out
+
+
+@pytest.mark.parametrize(("scenario", "options"), [
+    ("node_join", ["--param", "workflows=120", "--param", "payload=256"]),
+    ("large_snapshot", ["--param", "size=4MiB"]),
+    ("mid_transfer_failure", ["--chunk-size", "256KiB"]),
+    ("leader_change_during_transfer", ["--chunk-size", "256KiB"]),
+])
+def test_the_four_compared_scenarios_replay_on_pysyncobj_with_the_same_trace_hash(scenario, options):
+    def run_hash(hash_seed: str) -> str:
+        completed = subprocess.run(
+            [sys.executable, "-m", "simulator.cli", "run", scenario, "--engine", "pysyncobj", "--json", *options],
+            env=dict(os.environ, PYTHONHASHSEED=hash_seed), capture_output=True, text=True, cwd=ROOT,
+        )
+        summary = json.loads(completed.stdout)
+        assert summary["ok"], summary["failed_checks"]
+        return summary["trace_sha256"]
+
+    assert run_hash("2") == run_hash("8191")
+
+
+async def test_a_piece_fault_cuts_the_link_after_piece_k_and_pysyncobj_starts_again(autojump_clock):
+    async with PysyncobjCluster.open(nodes=3, seed=2, link=LinkConfig(latency=Constant(0.001),
+                                                                      bandwidth=12_500_000)) as cluster:
+        await cluster.wait_for_leader()
+        for number in range(8):
+            payload = random.Random(number).randbytes(100_000)  # gzip cannot shrink it: many pieces
+            await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["a"], payload))
+        leader = cluster.leader_id()
+        cluster.compact(leader)
+        await trio.sleep(0.2)
+        cluster.fail_piece(2, "cut", to=4, cut_for=0.5)
+        await cluster.add_node(timeout=30)
+        [fired] = cluster.trace.of_kind("piece_fault")
+        assert (fired.get("src"), fired.get("to"), fired.get("k")) == (leader, 4, 2)
+        [mended] = cluster.trace.of_kind("piece_cut_mended")
+        assert mended.time - fired.time == pytest.approx(0.5)
+        dropped = [r for r in cluster.trace.of_kind("drop")
+                   if r.get("type") == "snapshot_piece" and r.get("reason") == "link blocked"]
+        assert dropped and all(fired.time <= r.time < mended.time for r in dropped)
+        [transfer] = cluster.transfers()
+        assert (transfer.retries, transfer.outcome.value) == (1, "installed")
+        assert len({cluster.state_machine(n).digest() for n in cluster.node_ids}) == 1
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"k": 0, "action": "cut"}, "piece numbers start at 1, got k=0"),
+    ({"k": 1, "action": "drop"}, "unknown piece fault 'drop'; expected one of cut, crash_sender"),
+    ({"k": 1, "action": "cut", "cut_for": 0}, "a cut needs cut_for > 0 seconds, got 0"),
+])
+async def test_a_bad_piece_fault_is_refused_with_what_was_expected(autojump_clock, options, expected):
+    async with PysyncobjCluster.open(nodes=3, seed=1, link=LINK) as cluster:
+        with pytest.raises(ValueError, match=expected.replace("(", r"\(")):
+            cluster.fail_piece(options.pop("k"), options.pop("action"), **options)
 
 
 def test_readme_pysyncobj_example_runs(tmp_path):

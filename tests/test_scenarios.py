@@ -175,7 +175,7 @@ def test_a_failed_check_makes_the_run_exit_1(tmp_path):
         (["run", "node_join", "--param", "workflows"], "--param expects KEY=VALUE"),
         (["run", "node_join", "--chunk-size", "4XB"], "size '4XB' not understood"),
         (["run", "node_join", "--mode", "sideways"], "invalid choice: 'sideways'"),
-        (["run", "mid_transfer_failure", "--mode", "embedded"], "runs in streaming mode only"),
+        (["run", "partition_during_transfer", "--mode", "embedded"], "runs in streaming mode only"),
         (["run", "node_join", "--store", "tape"], "store must be memory, disk or disk:DIR"),
         (["replay", "missing.jsonl"], "no trace file 'missing.jsonl'"),
     ],

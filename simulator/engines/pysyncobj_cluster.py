@@ -46,7 +46,7 @@ from .pysyncobj_adapter import PysyncobjWorkarounds, SimNode
 from .pysyncobj_checks import PysyncobjMonitor
 from .pysyncobj_runner import PysyncobjRunner
 from .pysyncobj_state import syncobj_class_for
-from .pysyncobj_transfers import PysyncobjTransfers
+from .pysyncobj_transfers import PieceFault, PysyncobjTransfers
 
 #: pysyncobj's own default: compact once the log holds this many entries.
 DEFAULT_COMPACTION_ENTRIES = 5000
@@ -306,6 +306,20 @@ class PysyncobjCluster(ClientMixin):
         for item in backlog:
             if runner.is_up:
                 self._deliver(runner, item)
+
+    def fail_piece(self, k: int, action: str, *, to: int | None = None, cut_for: float = 1.0) -> None:
+        """The counterpart of the native ``fail_chunk`` for pysyncobj's in-band snapshot pieces.
+
+        Right after piece ``k`` to ``to`` (any receiver if ``None``) is sent: ``cut``
+        the link both ways for ``cut_for`` seconds, or ``crash_sender``. Fires once;
+        see :class:`~simulator.engines.pysyncobj_transfers.PieceFault`.
+        """
+        self.transfers_tracker.add_fault(PieceFault(k=k, action=action, to=to, cut_for=cut_for))
+        self.piece_fault_event("fail_piece", k=k, action=action, to=to)
+
+    def piece_fault_event(self, kind: str, **fields) -> None:
+        # Their own record kinds (not ``fault``): the narration has no sentence for them, the scenario tells it.
+        self.trace.event(trio.current_time(), CLUSTER, kind, SCENARIO, **fields)
 
     def compact(self, node_id: int) -> None:
         """Ask ``node_id`` to snapshot and compact its log at its next tick (pysyncobj decides when)."""

@@ -8,15 +8,47 @@ a newer snapshot). Everything sent to bring one node up to date by
 snapshot, until it installs one, is one transfer here: a start from the
 first piece while it is in progress is a retry, and bytes sent again at
 offsets already sent count as re-sent, as for native transfers.
+
+Piece faults (:class:`PieceFault`, armed with ``PysyncobjCluster.fail_piece``)
+are pysyncobj's counterpart of the native chunk faults: they act right
+after piece ``k`` is handed to the wire, which is where pysyncobj's own
+transport would write it.
 """
 
 from __future__ import annotations
+
+import attrs
 
 from transports.streaming import TransferRegistry
 from transports.streaming.protocol import Outcome
 
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import PysyncobjMessage
+
+
+#: What a piece fault does right after piece k is sent.
+PIECE_ACTIONS = ("cut", "crash_sender")
+
+
+@attrs.frozen
+class PieceFault:
+    """After piece ``k`` (1 for the first piece sent after the fault was armed) to ``to`` (any node if
+    ``None``): ``cut`` the link both ways for ``cut_for`` seconds (the pieces after k are lost), or
+    ``crash_sender`` (it sends nothing more: pysyncobj would send every later piece in the same call).
+    Fires once."""
+
+    k: int
+    action: str
+    to: int | None = None
+    cut_for: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"piece numbers start at 1, got k={self.k}")
+        if self.action not in PIECE_ACTIONS:
+            raise ValueError(f"unknown piece fault {self.action!r}; expected one of {', '.join(PIECE_ACTIONS)}")
+        if not self.cut_for > 0:
+            raise ValueError(f"a cut needs cut_for > 0 seconds, got {self.cut_for}")
 
 
 class PysyncobjTransfers:
@@ -28,16 +60,61 @@ class PysyncobjTransfers:
         self._episode: dict[int, int] = {}  # receiver -> transfers it completed
         self._send_offset: dict[tuple[int, int], int] = {}
         self._receive_offset: dict[int, int] = {}
+        self._faults: list[list] = []  # [fault, pieces seen]; removed once fired
+        self._silenced: dict[int, str] = {}  # sender -> why its messages are lost until it crashes
 
     def _id(self, to: int) -> str:
         return f"pysyncobj-n{to}-{self._episode.get(to, 0)}"
 
     def send(self, message: PysyncobjMessage) -> None:
         """The wire pysyncobj's transport writes to: count, then hand to raftsim's transport."""
+        silenced = self._silenced.get(message.from_)
+        if silenced is not None:
+            self.cluster.trace.on_drop(message, silenced)
+            return
         piece = message.snapshot_piece
         if piece is not None:
             self._sent(message, piece)
         self.cluster.transport.send(message)
+        if piece is not None and self._faults:
+            self._piece_sent(message)
+
+    def add_fault(self, fault: PieceFault) -> None:
+        self._faults.append([fault, 0])
+
+    def _piece_sent(self, message: PysyncobjMessage) -> None:
+        for armed in list(self._faults):
+            fault = armed[0]
+            if fault.to is not None and fault.to != message.to:
+                continue
+            armed[1] += 1
+            if armed[1] == fault.k:
+                self._faults.remove(armed)
+                self._fire(fault, message.from_, message.to)
+
+    def _fire(self, fault: PieceFault, sender: int, receiver: int) -> None:
+        cluster, reason = self.cluster, f"{fault.action} after piece {fault.k}"
+        cluster.piece_fault_event("piece_fault", src=sender, to=receiver, k=fault.k, action=fault.action)
+        if fault.action == "cut":
+            for src, dst in ((sender, receiver), (receiver, sender)):
+                cluster.transport.block(src, dst)
+
+            def mend() -> None:
+                for src, dst in ((sender, receiver), (receiver, sender)):
+                    cluster.transport.unblock(src, dst)
+                cluster.piece_fault_event("piece_cut_mended", src=sender, to=receiver)
+
+            cluster.at(cluster.now() + fault.cut_for, mend)
+            return
+        # Not inside the sender's own call into pysyncobj: right after it, silent meanwhile.
+        self._silenced[sender] = reason
+
+        def crash_now() -> None:
+            del self._silenced[sender]
+            if cluster.is_up(sender):
+                cluster.crash(sender)
+
+        cluster.at(cluster.now(), crash_now)
 
     def _sent(self, message: PysyncobjMessage, piece) -> None:
         data, is_first, _ = piece
@@ -89,4 +166,4 @@ class PysyncobjTransfers:
         return self.registry.progress()
 
 
-__all__ = ["PysyncobjTransfers"]
+__all__ = ["PIECE_ACTIONS", "PieceFault", "PysyncobjTransfers"]
