@@ -26,6 +26,7 @@ seeded, no database); the tests print it (``pytest -s``).
 
 from __future__ import annotations
 
+import io
 import json
 
 import attrs
@@ -74,27 +75,13 @@ def test_the_cluster_search_catches_a_transfer_defect(defect, invariant, tmp_pat
     # The counterexample is a scenario file that replays byte for byte.
     path = found.write_scenario(tmp_path / "counterexample.py")
     assert f"DEFECTS = ({defect!r},)" in path.read_text()
-    out = _Capture()
+    out = io.StringIO()
     code = raftsim(["run", str(path), "--seed", str(found.seed), "--mode", "streaming", "--json"], out=out)
     assert code == 1
-    summary = json.loads(out.text)
+    summary = json.loads(out.getvalue())
     assert summary["trace_sha256"] == found.trace_sha256
     assert summary["violations"][0].startswith(invariant)
 
-
-class _Capture:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 # -- the commit rule, found in the family of figure-8 histories ---------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import attrs
@@ -77,26 +78,26 @@ def test_an_example_runs_exactly_as_raftsim_run_runs_its_file(tmp_path):
     # The liveness phase restarted node 2, which caught up by a streamed snapshot.
     assert [t["outcome"] for t in first.summary["transfers"]] == ["installed"]
     path = write_scenario(tmp_path / "replay.py", program, space, 5)
-    captured = _Capture()
+    captured = io.StringIO()
     assert raftsim(["run", str(path), "--json"], out=captured) == 0  # seed, mode, store: its DEFAULTS
-    summary = json.loads(captured.text)
+    summary = json.loads(captured.getvalue())
     assert (summary["seed"], summary["mode"]) == (5, "streaming")
     assert summary["trace_sha256"] == first.summary["trace_sha256"]
     # The command line still wins over the file's defaults.
-    assert raftsim(["run", str(path), "--seed", "6", "--json"], out=(other := _Capture())) == 0
-    assert json.loads(other.text)["trace_sha256"] != first.summary["trace_sha256"]
+    assert raftsim(["run", str(path), "--seed", "6", "--json"], out=(other := io.StringIO())) == 0
+    assert json.loads(other.getvalue())["trace_sha256"] != first.summary["trace_sha256"]
 
 
 def test_a_streaming_only_scenario_runs_streaming_without_being_told():
-    captured = _Capture()
+    captured = io.StringIO()
     assert raftsim(["run", "mid_transfer_failure", "--json"], out=captured) == 0
-    assert json.loads(captured.text)["mode"] == "streaming"
+    assert json.loads(captured.getvalue())["mode"] == "streaming"
 
 
 def test_defaults_may_set_only_seed_mode_and_store(tmp_path):
     path = tmp_path / "odd.py"
     path.write_text(scenario_source(Program(), SearchSpace(), 0).replace('DEFAULTS = {', 'DEFAULTS = {"nodes": 5, '))
-    assert raftsim(["run", str(path)], out=_Capture()) == 2
+    assert raftsim(["run", str(path)], out=io.StringIO()) == 2
 
 
 def test_only_failing_examples_leave_their_file_behind(tmp_path):
@@ -127,7 +128,7 @@ def test_programs_the_search_found_failing_now_pass(program, mode, tmp_path):
 def test_a_scenario_with_an_unknown_defect_is_bad_input(tmp_path):
     path = tmp_path / "typo.py"
     path.write_text(scenario_source(Program(), SearchSpace(), 0).replace("DEFECTS = ()", "DEFECTS = ('typo',)"))
-    captured = _Capture()
+    captured = io.StringIO()
     assert raftsim(["run", str(path), "--mode", "streaming"], out=captured) == 2
 
 
@@ -187,18 +188,4 @@ async def test_remove_node_never_shrinks_the_cluster_below_three(finished, autoj
     await RemoveNode(node=2).apply(finished)
     assert finished.members() == before
 
-
-class _Capture:
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
