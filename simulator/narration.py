@@ -50,7 +50,8 @@ def _fault(fields: dict) -> str | None:
         if fields.get("storage") != "none" else f"n{node} restarts empty and must catch up from the leader",
         "pause": f"n{node} freezes (a long pause): it keeps its state but reacts to nothing",
         "resume": f"n{node} wakes up and handles what queued up",
-        "compact": f"n{node} is told to compact its log now (snapshot at {fields.get('index')})",
+        "compact": f"n{node} is told to compact its log now"
+        + (f" (snapshot at {fields['index']})" if fields.get("index") is not None else ""),
         "fail_chunk": _chunk_fault(fields),
         "chunk_fault_crash": f"n{node} crashes ({fields.get('reason')})",
         "transfer_leader": f"n{fields.get('src')} is asked to hand leadership to n{fields.get('to')}",

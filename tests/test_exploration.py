@@ -90,7 +90,7 @@ def test_an_example_runs_exactly_as_raftsim_run_runs_its_file(tmp_path):
 
 def test_a_streaming_only_scenario_runs_streaming_without_being_told():
     captured = io.StringIO()
-    assert raftsim(["run", "mid_transfer_failure", "--json"], out=captured) == 0
+    assert raftsim(["run", "partition_during_transfer", "--json"], out=captured) == 0
     assert json.loads(captured.getvalue())["mode"] == "streaming"
 
 

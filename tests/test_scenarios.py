@@ -234,3 +234,17 @@ def test_realtime_runs_on_the_wall_clock(tmp_path):
     out = io.StringIO()
     assert main(["run", str(path), "--realtime", "--quiet"], out=out) == 0
     assert "FAILED" not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fields, sentence",
+    [
+        ({"fault": "compact", "node_id": 2, "index": 40}, "n2 is told to compact its log now (snapshot at 40)"),
+        # pysyncobj compacts on its own schedule and reports no index.
+        ({"fault": "compact", "node_id": 2, "index": None}, "n2 is told to compact its log now"),
+    ],
+)
+def test_a_compaction_is_told_with_its_index_when_there_is_one(fields, sentence):
+    from simulator.narration import _fault
+
+    assert _fault(fields) == sentence
