@@ -48,9 +48,9 @@ from transports import Embedded, Streaming
 from .client import LivenessError, ProposalTimeoutError
 from .cluster import Cluster
 from .invariants import InvariantViolation
+from .raft import defects
 from .snapshots import DiskSnapshotStore, MemorySnapshotStore
 from .snapshots.urls import is_store_url
-from .raft import defects
 from .trace import CLUSTER, SCENARIO
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -333,6 +333,12 @@ def summarize(cluster: Cluster, name: str, options: RunOptions) -> dict:
                 last_index=stats.last_index, state_digest=cluster.state_machine(node_id).digest(),
             )
         nodes.append(entry)
+    return run_summary(cluster, name, options.seed, options.mode, nodes)
+
+
+def run_summary(cluster, name: str, seed: int, mode: str, nodes: list[dict], *, engine: str | None = None) -> dict:
+    """The summary fields every engine reports alike (``nodes`` is engine-specific;
+    ``engine`` is named for engines other than the native one)."""
     statistics = cluster.transport.statistics()
     # When the last node applied the last entry (or installed the last snapshot).
     caught_up = max(
@@ -340,8 +346,9 @@ def summarize(cluster: Cluster, name: str, options: RunOptions) -> dict:
     )
     return {
         "scenario": name,
-        "seed": options.seed,
-        "mode": options.mode,
+        "seed": seed,
+        "mode": mode,
+        **({"engine": engine} if engine else {}),
         "virtual_seconds": round(cluster.now(), 6),
         "caught_up_seconds": round(caught_up, 6),
         "trace_sha256": cluster.trace.sha256(),

@@ -190,9 +190,6 @@ class PysyncobjCluster(ClientMixin):
     def is_up(self, node_id: int) -> bool:
         return self._runner(node_id).is_up
 
-    def is_paused(self, node_id: int) -> bool:
-        return node_id in self._paused
-
     def up_nodes(self) -> list[int]:
         return [node_id for node_id in self.node_ids if self.runners[node_id].is_up]
 
@@ -258,6 +255,9 @@ class PysyncobjCluster(ClientMixin):
     reset_links = Cluster.reset_links
     set_link = Cluster.set_link
     set_links = Cluster.set_links
+    pause = Cluster.pause
+    resume = Cluster.resume
+    is_paused = Cluster.is_paused
     at = Cluster.at
     _run_actions = Cluster._run_actions
 
@@ -287,25 +287,6 @@ class PysyncobjCluster(ClientMixin):
             raise RuntimeError(f"node {node_id} was removed from the cluster")
         self._fault("restart", node_id=node_id, storage="none")
         self._spawn(node_id)
-
-    def pause(self, node_id: int) -> None:
-        """Freeze ``node_id``: it keeps its state but reacts to nothing; messages wait."""
-        if not self._runner(node_id).is_up:
-            raise RuntimeError(f"node {node_id} is down; only a running node can pause")
-        if node_id in self._paused:
-            raise RuntimeError(f"node {node_id} is already paused")
-        self._paused[node_id] = []
-        self._fault("pause", node_id=node_id)
-
-    def resume(self, node_id: int) -> None:
-        backlog = self._paused.pop(node_id, None)
-        if backlog is None:
-            raise RuntimeError(f"node {node_id} is not paused")
-        self._fault("resume", node_id=node_id)
-        runner = self.runners[node_id]
-        for item in backlog:
-            if runner.is_up:
-                self._deliver(runner, item)
 
     def fail_piece(self, k: int, action: str, *, to: int | None = None, cut_for: float = 1.0) -> None:
         """The counterpart of the native ``fail_chunk`` for pysyncobj's in-band snapshot pieces.

@@ -25,7 +25,6 @@ from transports.streaming.protocol import Outcome
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import PysyncobjMessage
 
-
 #: What a piece fault does right after piece k is sent.
 PIECE_ACTIONS = ("cut", "crash_sender")
 

@@ -70,35 +70,11 @@ def summarize_pysyncobj(cluster, name: str, options) -> dict:
                 state_digest=cluster.state_machine(node_id).digest(),
             )
         nodes.append(entry)
-    statistics = cluster.transport.statistics()
-    caught_up = max(
-        (record.time for record in cluster.trace.of_kind("apply", "snapshot_installed")), default=0.0
-    )
-    return {
-        "scenario": name,
-        "seed": options.seed,
-        "mode": "pysyncobj",
-        "engine": "pysyncobj",
-        "virtual_seconds": round(cluster.now(), 6),
-        "caught_up_seconds": round(caught_up, 6),
-        "trace_sha256": cluster.trace.sha256(),
-        "messages_sent": statistics.messages_sent,
-        "bytes_sent": statistics.bytes_sent,
-        "nodes": nodes,
-        "transfers": [
-            {
-                "from": t.from_, "to": t.to, "snapshot_index": t.snapshot_index, "mode": t.mode,
-                "size": t.size, "bytes_sent": t.bytes_sent, "resent_bytes": t.resent_bytes,
-                "retries": t.retries, "outcome": t.outcome.value,
-                "seconds": round(t.updated_at - t.started_at, 6),
-            }
-            for t in cluster.transfers()
-        ],
-        "peak_snapshot_memory_bytes": {
-            str(node_id): peak for node_id, (_, peak) in cluster.snapshot_memory().items()
-        },
-        "engine_problems": cluster.engine_problems(),
-    }
+    from ..scenario import run_summary
+
+    summary = run_summary(cluster, name, options.seed, "pysyncobj", nodes, engine="pysyncobj")
+    summary["engine_problems"] = cluster.engine_problems()
+    return summary
 
 
 __all__ = ["engine_runner", "scenario_engines", "summarize_pysyncobj"]
