@@ -22,6 +22,10 @@ from pathlib import Path
 import attrs
 
 from simulator.snapshots import DiskSnapshotStore, MemorySnapshotStore, SnapshotStore
+from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
+
+from .streaming.endpoint import StreamingEndpoint
+from .streaming.pulling import PullingEndpoint
 
 MIB = 1024 * 1024
 
@@ -102,9 +106,6 @@ class Streaming:
     @property
     def endpoint_class(self) -> type:
         """The endpoint each node runs: followers pull from ``pull``, or are streamed to."""
-        from .streaming.endpoint import StreamingEndpoint
-        from .streaming.pulling import PullingEndpoint
-
         return StreamingEndpoint if self.pull is None else PullingEndpoint
 
     @classmethod
@@ -129,8 +130,6 @@ class Streaming:
         The prefix must be empty: a run starts from empty stores, as with a fresh
         directory, so that the same seed gives the same run. ``ValueError`` otherwise.
         """
-        from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
-
         store_options = with_shared_client(url, **(store_options or {}))
         store_options.setdefault("chunk_size", options.get("chunk_size", MIB))
         leftovers = objects_under(url, **store_options)

@@ -13,22 +13,21 @@ is no way to tell which byte was wrong.
 
 The writer holds no data and does no I/O itself: the store that opened it
 appends the bytes and records the progress (in memory, or in the partial
-file and its progress record on disk). One writer is active per store; opening
+file and its progress record on disk). What the writer asks of that store is
+:class:`TransferOwner`, defined here so that this module reads on its own;
+``BaseSnapshotStore`` implements it. One writer is active per store; opening
 another, or saving a snapshot at the same index, supersedes it, and the old
 writer then refuses every call.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
 from .errors import SnapshotChunkError, SnapshotDigestError, SnapshotStoreError
 from .metadata import ConfStateTuple, PartialSnapshot, StoredSnapshot, hasher_digest
-
-if TYPE_CHECKING:
-    from .base import BaseSnapshotStore
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -47,6 +46,22 @@ class Transfer:
         return hasher_digest(self.hasher)
 
 
+class TransferOwner(Protocol):
+    """The store side of a transfer: what a :class:`SnapshotWriter` calls on the store that opened it."""
+
+    def _transfer_at(self, index: int) -> Transfer | None:
+        """The transfer in progress at ``index`` (a superseded writer's is no longer it)."""
+
+    def _append_partial(self, transfer: Transfer, offset: int, data: Any, *, prefix_digest: str) -> None:
+        """Durably append ``data`` at ``offset`` and record the new offset as progress."""
+
+    def _publish_transfer(self, transfer: Transfer) -> StoredSnapshot:
+        """Turn the verified, complete transfer into a stored snapshot."""
+
+    def _drop_transfer(self, transfer: Transfer) -> None:
+        """Remove the transfer and its partial data."""
+
+
 def _bytes(count: int) -> str:
     return f"{count} byte" if count == 1 else f"{count} bytes"
 
@@ -58,7 +73,7 @@ class SnapshotWriter:
     snapshot you already hold, ``save_snapshot`` is simpler.
     """
 
-    def __init__(self, store: BaseSnapshotStore, transfer: Transfer) -> None:
+    def __init__(self, store: TransferOwner, transfer: Transfer) -> None:
         self._store = store
         self._transfer = transfer
         self._closed_because: str | None = None

@@ -28,15 +28,26 @@ modelled (``pull_latency``, ``pull_bandwidth``, a ``FaultyStore``'s
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from simulator.raft import SnapshotStatus
 from simulator.snapshots import SnapshotStoreError
 
-from .endpoint import StreamingEndpoint
+from .endpoint import StreamingEndpoint, StreamSettings
 from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest, chunk_checksum
 from .protocol import Outcome, SnapshotOffer, Verdict
 from .pull import PullDownload, SnapshotLocation, chunk_checksums
 from .sending import rechunk
 from .timers import StreamTimer
+
+class PullSettings(StreamSettings, Protocol):
+    """The settings of a pulling endpoint: a ``transports.Streaming`` value with ``pull`` set."""
+
+    pull: object  # the shared SnapshotStore
+    pull_latency: float
+    pull_bandwidth: float | None
+    pull_keep: int
+
 
 #: What a failing store raises: its own errors, or the OS's for a local one.
 _STORE_FAILURES = (SnapshotStoreError, OSError)
@@ -44,6 +55,8 @@ _STORE_FAILURES = (SnapshotStoreError, OSError)
 
 class PullingEndpoint(StreamingEndpoint):
     """See the module docstring. One per node; ``mode.pull`` is the shared store."""
+
+    mode: PullSettings
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
