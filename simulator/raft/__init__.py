@@ -15,6 +15,7 @@ from .errors import (
     ProposalDroppedError,
     RaftError,
     ReadyMisuseError,
+    RequestSnapshotDroppedError,
     SnapshotOutOfDateError,
     SnapshotTemporarilyUnavailableError,
     StorageError,
@@ -34,8 +35,17 @@ from .messages import (
     Snapshot,
     SnapshotMetadata,
 )
+from .membership import (
+    ConfChangeSingle,
+    ConfChangeTransition,
+    ConfChangeV2,
+    changed_conf_state,
+    conf_change_entry,
+    decode_conf_change,
+)
 from .progress import ProgressState
 from .raft import Role
+from .read_only import ReadOnlyOption, ReadState
 from .raw_node import (
     PeerProgress,
     RaftStatistics,
@@ -48,6 +58,15 @@ from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, snapsho
 from .storage import MemStorage, RaftState, Storage
 
 __all__ = [
+    "decode_conf_change",
+    "conf_change_entry",
+    "changed_conf_state",
+    "RequestSnapshotDroppedError",
+    "ReadState",
+    "ReadOnlyOption",
+    "ConfChangeV2",
+    "ConfChangeTransition",
+    "ConfChangeSingle",
     "CAMPAIGN_TRANSFER",
     "INVALID_ID",
     "defects",

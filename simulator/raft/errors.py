@@ -40,6 +40,10 @@ class InvalidConfChangeError(RaftError):
     """A membership change that cannot apply to the current configuration."""
 
 
+class RequestSnapshotDroppedError(RaftError):
+    """``request_snapshot`` refused: this node leads, knows no leader, or already asked."""
+
+
 class ReadyMisuseError(RaftError):
     """``advance`` called without, or with a different, ``Ready`` than ``ready()`` returned."""
 

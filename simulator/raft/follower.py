@@ -27,8 +27,34 @@ class FollowerLog:
     def _respond_append(self, m: Message, **fields) -> None:
         self._send(Message(MT.APPEND_RESPONSE, to=m.from_, from_=self.id, term=self.term, **fields))
 
+    def request_snapshot(self, request_index: int) -> None:
+        """Ask the leader for a snapshot at or past ``request_index`` (``RawNode.request_snapshot``)."""
+        self.pending_request_snapshot = request_index
+        self.events["snapshots_requested"] += 1
+        self._send_request_snapshot()
+
+    def _send_request_snapshot(self) -> None:
+        # A rejecting append response that names the index, as raft-rs sends it.
+        log = self.raft_log
+        self._send(
+            Message(
+                MT.APPEND_RESPONSE,
+                to=self.leader_id,
+                from_=self.id,
+                term=self.term,
+                index=log.committed,
+                reject=True,
+                reject_hint=log.last_index(),
+                request_snapshot=self.pending_request_snapshot,
+            )
+        )
+
     def _handle_append(self, m: Message) -> None:
         log = self.raft_log
+        if self.pending_request_snapshot:
+            # Our state is bad: take nothing but the snapshot; remind the leader.
+            self._send_request_snapshot()
+            return
         if m.index < log.committed:
             # Old news: everything up to our commit index is known to match.
             self._respond_append(m, index=log.committed)
@@ -68,18 +94,24 @@ class FollowerLog:
     def _restore(self, snapshot: Snapshot) -> bool:
         """Take ``snapshot`` in place of our log if it is newer than what we have."""
         log = self.raft_log
-        if snapshot.index <= log.committed:
+        requested = self.pending_request_snapshot
+        if snapshot.index < requested or (not requested and snapshot.index <= log.committed) or (
+            snapshot.index < log.committed
+        ):
             self._reject(SNAPSHOT_NOT_NEWER)
             return False
         if self.id not in snapshot.metadata.conf_state.members:
             # A snapshot whose membership excludes us cannot be ours to install.
             self._reject(MALFORMED)
             return False
-        if log.match_term(snapshot.index, snapshot.term):
+        if not requested and log.match_term(snapshot.index, snapshot.term):
             # We already hold that entry: just fast-forward the commit index.
             self.events["snapshot_fast_forward"] += 1
             log.commit_to(snapshot.index)
             return False
         log.restore(snapshot)
         self.prs.apply_conf(snapshot.metadata.conf_state, log.last_index() + 1)
+        if requested:
+            self.pending_request_snapshot = 0
+            self.events["requested_snapshot_installed"] += 1
         return True

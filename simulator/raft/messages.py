@@ -49,7 +49,12 @@ def _repr_without_defaults(value: object) -> str:
 
 class EntryType(_ReprEnum):
     NORMAL = 0
-    CONF_CHANGE = 1
+    CONF_CHANGE = 1  # data: an encoded ConfChange (one server)
+    CONF_CHANGE_V2 = 2  # data: an encoded ConfChangeV2 (joint consensus, see membership.py)
+
+    @property
+    def is_conf_change(self) -> bool:
+        return self is not EntryType.NORMAL
 
 
 @attrs.frozen(repr=False)
@@ -82,33 +87,67 @@ class HardState:
 
 @attrs.frozen(repr=False)
 class ConfState:
-    """Cluster membership: voting members and non-voting learners (sorted tuples)."""
+    """Cluster membership: voting members and non-voting learners (sorted tuples).
+
+    In a joint configuration (see :mod:`.membership`) ``voters_outgoing`` holds
+    the old voters; a decision then needs a majority of ``voters`` and one of
+    ``voters_outgoing``. ``learners_next`` are outgoing voters that become
+    learners when the joint configuration is left, and ``auto_leave`` says the
+    leader leaves it on its own once it is applied.
+    """
 
     voters: tuple[int, ...] = attrs.field(default=(), converter=tuple)
     learners: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    voters_outgoing: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    learners_next: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    auto_leave: bool = False
 
     __repr__ = _repr_without_defaults
 
     def __attrs_post_init__(self) -> None:
-        for node_id in self.voters + self.learners:
+        for node_id in self.voters + self.learners + self.voters_outgoing + self.learners_next:
             if not isinstance(node_id, int) or node_id < 1:
                 raise ValueError(f"node ids must be integers >= 1, got {node_id!r}")
-        if tuple(sorted(set(self.voters))) != self.voters:
-            raise ValueError(f"ConfState.voters must be sorted and unique, got {self.voters!r}")
-        if tuple(sorted(set(self.learners))) != self.learners:
-            raise ValueError(f"ConfState.learners must be sorted and unique, got {self.learners!r}")
-        both = set(self.voters) & set(self.learners)
+        for name in ("voters", "learners", "voters_outgoing", "learners_next"):
+            value = getattr(self, name)
+            if tuple(sorted(set(value))) != value:
+                raise ValueError(f"ConfState.{name} must be sorted and unique, got {value!r}")
+        both = set(self.learners) & (set(self.voters) | set(self.voters_outgoing))
         if both:
             raise ValueError(f"a node is either a voter or a learner, not both: {sorted(both)}")
+        if not set(self.learners_next) <= set(self.voters_outgoing) - set(self.voters):
+            raise ValueError(
+                f"learners_next {list(self.learners_next)} must be outgoing voters that are not "
+                f"incoming voters"
+            )
+        if (self.learners_next or self.auto_leave) and not self.voters_outgoing:
+            raise ValueError("learners_next and auto_leave belong to a joint configuration only")
 
     @classmethod
-    def of(cls, voters=(), learners=()) -> ConfState:
+    def of(cls, voters=(), learners=(), *, voters_outgoing=(), learners_next=(), auto_leave=False) -> ConfState:
         """Build from any iterables, sorting them."""
-        return cls(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
+        return cls(
+            voters=tuple(sorted(voters)),
+            learners=tuple(sorted(learners)),
+            voters_outgoing=tuple(sorted(voters_outgoing)),
+            learners_next=tuple(sorted(learners_next)),
+            auto_leave=auto_leave,
+        )
 
     @property
     def members(self) -> tuple[int, ...]:
-        return tuple(sorted(self.voters + self.learners))
+        return tuple(sorted(set(self.voters + self.learners + self.voters_outgoing)))
+
+    @property
+    def all_voters(self) -> tuple[int, ...]:
+        """Voters of either half of a joint configuration (just ``voters`` otherwise)."""
+        if not self.voters_outgoing:
+            return self.voters
+        return tuple(sorted(set(self.voters) | set(self.voters_outgoing)))
+
+    @property
+    def is_joint(self) -> bool:
+        return bool(self.voters_outgoing)
 
 
 @attrs.frozen(repr=False)
@@ -224,6 +263,8 @@ class MessageType(_ReprEnum):
     HEARTBEAT_RESPONSE = "heartbeat_response"
     TRANSFER_LEADER = "transfer_leader"
     TIMEOUT_NOW = "timeout_now"
+    READ_INDEX = "read_index"  # read_index(ctx); a follower forwards it to the leader
+    READ_INDEX_RESPONSE = "read_index_response"  # the leader's answer: the read index for ctx
 
 
 LOCAL_MESSAGES = frozenset(
@@ -270,7 +311,14 @@ class Message:
     - ``REQUEST_VOTE`` / ``REQUEST_PRE_VOTE``: ``index``/``log_term`` describe the
       candidate's last entry; a pre-vote carries the term it *would* use.
     - ``SNAPSHOT``: ``snapshot`` (data may be ``None`` for out-of-band transfer).
-    - ``HEARTBEAT``: ``commit`` is ``min(follower match, leader commit)``.
+    - ``HEARTBEAT``: ``commit`` is ``min(follower match, leader commit)``;
+      ``context`` carries the newest pending ReadIndex context (``Safe`` reads),
+      echoed by the ``HEARTBEAT_RESPONSE``.
+    - ``READ_INDEX``: one entry whose ``data`` is the caller's read context;
+      ``READ_INDEX_RESPONSE``: ``index`` is the read index, ``entries`` echo the context.
+    - ``APPEND_RESPONSE`` with ``request_snapshot``: a follower asking for a
+      snapshot at or past that index (``RawNode.request_snapshot``).
+    - ``REQUEST_VOTE``: ``priority`` is the candidate's election priority.
     """
 
     msg_type: MessageType
@@ -285,6 +333,8 @@ class Message:
     reject: bool = False
     reject_hint: int = 0
     context: bytes = b""
+    request_snapshot: int = 0
+    priority: int = 0
 
     __repr__ = _repr_without_defaults
 

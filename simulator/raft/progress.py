@@ -72,6 +72,8 @@ class Progress:
     pending_snapshot: int = 0
     recent_active: bool = False
     is_learner: bool = False
+    #: The follower asked for a snapshot at or past this index (0: it did not).
+    pending_request_snapshot: int = 0
 
     def _reset_state(self, state: ProgressState) -> None:
         self.paused = False
@@ -185,33 +187,57 @@ class ProgressTracker:
 
     @property
     def voters(self) -> tuple[int, ...]:
-        return self.conf_state.voters
+        """Every voter, of both halves while the configuration is joint."""
+        return self.conf_state.all_voters
 
     def is_voter(self, node_id: int) -> bool:
-        return node_id in self.conf_state.voters
+        conf = self.conf_state
+        return node_id in conf.voters or node_id in conf.voters_outgoing
+
+    def is_singleton(self) -> bool:
+        """One voter decides alone (a joint configuration never does)."""
+        return len(self.conf_state.voters) == 1 and not self.conf_state.voters_outgoing
 
     def items(self):
         """(id, progress) pairs in id order: the order messages go out in."""
         return sorted(self.progress.items())
 
+    def _halves(self) -> tuple[tuple[int, ...], ...]:
+        """The majority configurations a decision needs: one, or both halves when joint."""
+        conf = self.conf_state
+        if conf.voters_outgoing:
+            return (conf.voters, conf.voters_outgoing)
+        return (conf.voters,)
+
     def committed_index(self) -> int:
-        """Largest index replicated on a quorum of voters."""
-        voters = self.conf_state.voters
-        if not voters:
-            return 0
-        matched = sorted((self.progress[v].match_index for v in voters), reverse=True)
-        return matched[quorum(len(voters)) - 1]
+        """Largest index replicated on a quorum of voters (in both halves when joint)."""
+        result = None
+        for voters in self._halves():
+            if not voters:
+                continue
+            matched = sorted((self.progress[v].match_index for v in voters), reverse=True)
+            index = matched[quorum(len(voters)) - 1]
+            result = index if result is None else min(result, index)
+        return result or 0
+
+    def has_quorum(self, ids) -> bool:
+        """Do ``ids`` contain a majority of every half of the configuration?"""
+        ids = set(ids)
+        halves = [voters for voters in self._halves() if voters]
+        return bool(halves) and all(
+            sum(1 for v in voters if v in ids) >= quorum(len(voters)) for voters in halves
+        )
 
     def quorum_recently_active(self, self_id: int) -> bool:
         """Did a quorum of voters (this node included) answer since the last check? Resets the flags."""
-        active = 0
+        active = set()
         for node_id, progress in self.items():
             if node_id == self_id:
                 progress.recent_active = True
             if progress.recent_active and self.is_voter(node_id):
-                active += 1
+                active.add(node_id)
             progress.recent_active = node_id == self_id
-        return bool(self.conf_state.voters) and active >= quorum(len(self.conf_state.voters))
+        return self.has_quorum(active)
 
     def reset_votes(self) -> None:
         self.votes.clear()
@@ -220,12 +246,25 @@ class ProgressTracker:
         self.votes.setdefault(node_id, granted)
 
     def tally_votes(self) -> tuple[int, int, VoteResult]:
-        """(granted, rejected, result) counting voters only."""
-        granted = sum(1 for v in self.conf_state.voters if self.votes.get(v) is True)
-        rejected = sum(1 for v in self.conf_state.voters if self.votes.get(v) is False)
-        needed = quorum(len(self.conf_state.voters))
-        if granted >= needed:
-            return granted, rejected, VoteResult.WON
-        if len(self.conf_state.voters) - rejected < needed:
+        """(granted, rejected, result) counting voters only; a joint configuration needs both halves."""
+        voters = self.voters
+        granted = sum(1 for v in voters if self.votes.get(v) is True)
+        rejected = sum(1 for v in voters if self.votes.get(v) is False)
+        results = [self._half_result(half) for half in self._halves() if half]
+        if not results:
             return granted, rejected, VoteResult.LOST
+        if VoteResult.LOST in results:
+            return granted, rejected, VoteResult.LOST
+        if all(result is VoteResult.WON for result in results):
+            return granted, rejected, VoteResult.WON
         return granted, rejected, VoteResult.PENDING
+
+    def _half_result(self, voters: tuple[int, ...]) -> VoteResult:
+        granted = sum(1 for v in voters if self.votes.get(v) is True)
+        rejected = sum(1 for v in voters if self.votes.get(v) is False)
+        needed = quorum(len(voters))
+        if granted >= needed:
+            return VoteResult.WON
+        if len(voters) - rejected < needed:
+            return VoteResult.LOST
+        return VoteResult.PENDING

@@ -25,39 +25,33 @@ from .config import Config
 from .errors import ProposalDroppedError
 from .follower import FollowerLog
 from .log import RaftLog
+from .membership import MembershipChanges
 from .messages import (
     CAMPAIGN_TRANSFER,
     INVALID_ID,
-    ConfChange,
-    ConfChangeType,
     ConfState,
     Entry,
-    EntryType,
     HardState,
     Message,
     MessageType,
-    _ReprEnum,
 )
 from .progress import ProgressTracker, VoteResult
+from .read_only import ReadIndexHandling, ReadOnly, ReadState
 from .reasons import (
     MALFORMED,
     PROPOSAL_DROPPED,
+    PROPOSAL_NOT_FORWARDED,
+    READ_DROPPED,
     STALE_TERM,
     UNKNOWN_SENDER,
     VOTE_IN_LEASE,
     WRONG_ROLE,
 )
 from .replication import LeaderReplication
+from .role import Role
 from .storage import Storage
 
 MT = MessageType
-
-
-class Role(_ReprEnum):
-    FOLLOWER = "follower"
-    PRE_CANDIDATE = "pre_candidate"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
 
 
 class CampaignKind(enum.Enum):
@@ -66,7 +60,7 @@ class CampaignKind(enum.Enum):
     TRANSFER = "transfer"  # skips pre-vote and the voters' leader lease
 
 
-class Raft(FollowerLog, LeaderReplication):
+class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges):
     """One node's Raft state. Use it through :class:`~simulator.raft.raw_node.RawNode`."""
 
     def __init__(self, config: Config, storage: Storage, rng: random.Random) -> None:
@@ -90,6 +84,13 @@ class Raft(FollowerLog, LeaderReplication):
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_tick
+        self.read_only = ReadOnly(config.read_only_option)
+        #: Reads confirmed since the last ``Ready`` (handed out there).
+        self.read_states: list[ReadState] = []
+        #: Reads that reached a leader before it committed an entry of its term.
+        self.pending_read_requests: list[Message] = []
+        #: A follower's outstanding request_snapshot index (0: none).
+        self.pending_request_snapshot = 0
 
         hard_state = raft_state.hard_state
         if hard_state != HardState():
@@ -141,17 +142,22 @@ class Raft(FollowerLog, LeaderReplication):
         self.lead_transferee = None
         self.prs.reset_votes()
         self.pending_conf_index = 0
+        self.read_only = ReadOnly(self.config.read_only_option)
+        self.pending_read_requests = []
         last = self.raft_log.last_index()
         for node_id, progress in self.prs.items():
             progress.match_index = last if node_id == self.id else 0
             progress.next_index = last + 1
             progress.become_probe()
             progress.next_index = last + 1
-            progress.recent_active = True
+            progress.pending_request_snapshot = 0
+            # Only our own answer is known: a new leader that hears from no quorum
+            # within one election timeout steps down (raft-rs resets these too).
+            progress.recent_active = node_id == self.id
 
     def _reset_randomized_election_timeout(self) -> None:
-        low = self.config.election_tick
-        self.randomized_election_timeout = self.rng.randrange(low, 2 * low)
+        low, high = self.config.election_range
+        self.randomized_election_timeout = self.rng.randrange(low, high)
 
     def become_follower(self, term: int, leader_id: int) -> None:
         self._reset(term)
@@ -240,10 +246,7 @@ class Raft(FollowerLog, LeaderReplication):
         if log.committed <= log.applied:
             return False
         low = max(log.applied + 1, log.first_index())
-        return any(
-            entry.entry_type is EntryType.CONF_CHANGE
-            for entry in log.slice(low, log.committed + 1)
-        )
+        return any(entry.entry_type.is_conf_change for entry in log.slice(low, log.committed + 1))
 
     def campaign(self, kind: CampaignKind) -> None:
         if kind is CampaignKind.PRE_ELECTION:
@@ -275,6 +278,7 @@ class Raft(FollowerLog, LeaderReplication):
                         index=last_index,
                         log_term=last_term,
                         context=context,
+                        priority=self.config.priority,
                     )
                 )
 
@@ -362,7 +366,10 @@ class Raft(FollowerLog, LeaderReplication):
             or (pre_vote and m.term > self.term)
         )
         response_type = MT.REQUEST_PRE_VOTE_RESPONSE if pre_vote else MT.REQUEST_VOTE_RESPONSE
-        if can_vote and self.raft_log.is_up_to_date(m.index, m.log_term):
+        # Election priority (raft-rs): among equally up-to-date logs, only a candidate
+        # of at least our priority gets our vote.
+        outranked = m.index <= self.raft_log.last_index() and m.priority < self.config.priority
+        if can_vote and self.raft_log.is_up_to_date(m.index, m.log_term) and not outranked:
             self._send(Message(response_type, to=m.from_, from_=self.id, term=m.term))
             if not pre_vote:
                 self.election_elapsed = 0
@@ -378,6 +385,11 @@ class Raft(FollowerLog, LeaderReplication):
             if self.leader_id == INVALID_ID:
                 self._reject(PROPOSAL_DROPPED)
                 raise ProposalDroppedError(f"node {self.id} knows no leader to forward to")
+            if self.config.disable_proposal_forwarding:
+                self._reject(PROPOSAL_NOT_FORWARDED)
+                raise ProposalDroppedError(
+                    f"node {self.id} is a follower and proposal forwarding is disabled"
+                )
             self._send(Message(MT.PROPOSE, to=self.leader_id, from_=self.id, entries=m.entries))
         elif kind is MT.APPEND:
             self.election_elapsed = 0
@@ -398,6 +410,10 @@ class Raft(FollowerLog, LeaderReplication):
             if m.from_ == self.leader_id:
                 return  # the transferee already leads
             self._send(attrs.evolve(m, to=self.leader_id))
+        elif kind is MT.READ_INDEX:
+            self._step_follower_read_index(m)
+        elif kind is MT.READ_INDEX_RESPONSE:
+            self._step_read_index_response(m)
         elif kind is MT.TIMEOUT_NOW:
             if self.promotable:
                 self.events["timeout_now_received"] += 1
@@ -417,6 +433,9 @@ class Raft(FollowerLog, LeaderReplication):
         if kind is MT.PROPOSE:
             self._reject(PROPOSAL_DROPPED)
             raise ProposalDroppedError(f"node {self.id} is campaigning; no leader to take it")
+        if kind is MT.READ_INDEX:
+            self._reject(READ_DROPPED)
+            return
         if kind in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
             # A leader of our term exists (terms are equal here): follow it.
             self.become_follower(m.term, m.from_)
@@ -441,29 +460,6 @@ class Raft(FollowerLog, LeaderReplication):
                 self.become_follower(self.term, INVALID_ID)
         else:
             self._reject(WRONG_ROLE)
-
-    # -- membership ---------------------------------------------------------
-
-    def apply_conf_change(self, change: ConfChange) -> ConfState:
-        """Apply a committed membership change and return the new membership."""
-        voters = set(self.prs.conf_state.voters)
-        learners = set(self.prs.conf_state.learners)
-        node = change.node_id
-        if change.change_type is ConfChangeType.ADD_NODE:
-            learners.discard(node)
-            voters.add(node)
-        elif change.change_type is ConfChangeType.ADD_LEARNER_NODE:
-            if node not in voters:
-                learners.add(node)
-        else:
-            voters.discard(node)
-            learners.discard(node)
-        conf_state = ConfState.of(voters, learners)
-        self.prs.apply_conf(conf_state, self.raft_log.last_index() + 1)
-        self.events["conf_changes_applied"] += 1
-        if self.role is Role.LEADER:
-            self.after_leader_conf_change()
-        return conf_state
 
 
 def _append_is_well_formed(m: Message) -> bool:

@@ -11,7 +11,8 @@ The application drives a node in a loop::
         # 2. persist ready.entries and ready.hard_state
         # 3. send ready.messages (only now: they may promise what was persisted)
         # 4. apply ready.committed_entries; call apply_conf_change for
-        #    CONF_CHANGE entries and save the returned ConfState
+        #    CONF_CHANGE / CONF_CHANGE_V2 entries and save the returned ConfState
+        # 5. serve each of ready.read_states once applied >= its index
         node.advance(ready)
 
 ``Ready`` lists its fields in that order.
@@ -25,16 +26,10 @@ import random
 import attrs
 
 from .config import Config
-from .errors import (
-    ConfChangePendingError,
-    InvalidConfChangeError,
-    ProposalDroppedError,
-    ReadyMisuseError,
-)
+from .errors import ProposalDroppedError, ReadyMisuseError, RequestSnapshotDroppedError
+from .membership import AnyConfChange, changed_conf_state, conf_change_entry
 from .messages import (
     INVALID_ID,
-    ConfChange,
-    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -45,6 +40,7 @@ from .messages import (
 )
 from .progress import ProgressState
 from .raft import Raft, Role
+from .read_only import ReadState
 from .reasons import LOCAL_FROM_NETWORK, MALFORMED, MISADDRESSED, UNKNOWN_SENDER
 from .storage import Storage
 
@@ -75,6 +71,8 @@ class Ready:
     - ``entries`` and ``hard_state``: persist them.
     - ``messages``: send them, only after persisting.
     - ``committed_entries``: apply them to the state machine, in order.
+    - ``read_states``: reads confirmed by the leader; serve each once the
+      state machine has applied its ``index``.
     """
 
     number: int
@@ -84,6 +82,7 @@ class Ready:
     hard_state: HardState | None
     messages: tuple[Message, ...]
     committed_entries: tuple[Entry, ...]
+    read_states: tuple[ReadState, ...] = ()
 
 
 @attrs.frozen
@@ -184,41 +183,59 @@ class RawNode:
             Message(MT.PROPOSE, to=self.id, from_=self.id, entries=(Entry(term=0, index=0, data=bytes(data)),))
         )
 
-    def propose_conf_change(self, change: ConfChange) -> None:
-        """Propose one membership change; raises if another is pending or it cannot apply."""
+    def propose_conf_change(self, change: AnyConfChange) -> None:
+        """Propose a membership change (``ConfChange`` or ``ConfChangeV2``).
+
+        Raises ``ConfChangePendingError`` if another is not applied yet and
+        ``InvalidConfChangeError`` if it cannot apply; the leader checks
+        forwarded changes the same way (:meth:`Raft.check_conf_change`).
+        """
         raft = self.raft
-        if raft.role is Role.LEADER and raft.pending_conf_index > raft.raft_log.applied:
-            raise ConfChangePendingError(
-                f"membership change at index {raft.pending_conf_index} is not applied yet "
-                f"(applied {raft.raft_log.applied}); propose one change at a time"
-            )
-        self._validate_conf_change(change)
-        entry = Entry(term=0, index=0, data=change.encode(), entry_type=EntryType.CONF_CHANGE)
-        raft.step(Message(MT.PROPOSE, to=self.id, from_=self.id, entries=(entry,)))
+        if raft.role is Role.LEADER:
+            raft.check_conf_change(change)
+        else:
+            changed_conf_state(raft.conf_state, change)  # our view; the leader checks again
+        raft.step(Message(MT.PROPOSE, to=self.id, from_=self.id, entries=(conf_change_entry(change),)))
 
-    def _validate_conf_change(self, change: ConfChange) -> None:
-        conf = self.raft.conf_state
-        node = change.node_id
-        if change.change_type is ConfChangeType.ADD_NODE and node in conf.voters:
-            raise InvalidConfChangeError(f"node {node} is already a voter")
-        if change.change_type is ConfChangeType.ADD_LEARNER_NODE:
-            if node in conf.voters:
-                raise InvalidConfChangeError(
-                    f"node {node} is a voter; demoting a voter to learner is not supported"
-                )
-            if node in conf.learners:
-                raise InvalidConfChangeError(f"node {node} is already a learner")
-        if change.change_type is ConfChangeType.REMOVE_NODE:
-            if node not in conf.members:
-                raise InvalidConfChangeError(
-                    f"node {node} is not a member; members are {list(conf.members)}"
-                )
-            if conf.voters == (node,):
-                raise InvalidConfChangeError(f"cannot remove node {node}, the last voter")
+    def apply_conf_change(self, change: AnyConfChange) -> ConfState:
+        """Apply a committed membership change; save the returned ``ConfState`` to storage.
 
-    def apply_conf_change(self, change: ConfChange) -> ConfState:
-        """Apply a committed membership change; save the returned ``ConfState`` to storage."""
+        A change that cannot apply (it would remove the last voter, say) is
+        refused and counted (``conf_change_refused_at_apply``); the returned
+        configuration is then the unchanged one.
+        """
         return self.raft.apply_conf_change(change)
+
+    def read_index(self, context: bytes) -> None:
+        """Ask for a linearizable read; ``Ready.read_states`` answers with ``context``.
+
+        ``context`` must be non-empty and unique among reads in flight. On a
+        follower the request goes to the leader; with no leader it is dropped
+        (counted as ``read_index_dropped``) and the caller retries.
+        """
+        if not isinstance(context, bytes) or not context:
+            raise ValueError(f"read context must be non-empty bytes, got {context!r}")
+        entry = Entry(term=0, index=0, data=context)
+        self.raft.step(Message(MT.READ_INDEX, to=self.id, from_=self.id, entries=(entry,)))
+
+    def request_snapshot(self, request_index: int | None = None) -> None:
+        """Follower: ask the leader for a snapshot at or past ``request_index`` (default: our commit).
+
+        For a follower that knows its state is bad (a damaged snapshot on
+        disk, say): it ignores appends until the snapshot is installed.
+        """
+        raft = self.raft
+        if raft.role is not Role.FOLLOWER or raft.leader_id == INVALID_ID:
+            raise RequestSnapshotDroppedError(
+                f"node {self.id} is {raft.role.value} and knows leader {raft.leader_id}; "
+                "only a follower with a leader can request a snapshot"
+            )
+        if raft.pending_request_snapshot:
+            raise RequestSnapshotDroppedError(
+                f"node {self.id} already requested a snapshot at {raft.pending_request_snapshot}"
+            )
+        index = raft.raft_log.committed if request_index is None else request_index
+        raft.request_snapshot(max(index, 1))
 
     def transfer_leader(self, transferee: int) -> None:
         """Ask the leader to hand leadership to ``transferee`` (it must be a voter)."""
@@ -240,7 +257,7 @@ class RawNode:
         # Called after every input, so it compares fields instead of building values.
         raft = self.raft
         log = raft.raft_log
-        if raft.messages or log.unstable.entries or log.unstable.snapshot is not None:
+        if raft.messages or log.unstable.entries or log.unstable.snapshot is not None or raft.read_states:
             return True
         hard, soft = self._previous_hard_state, self._previous_soft_state
         return (
@@ -271,8 +288,10 @@ class RawNode:
             hard_state=hard_state if hard_state != self._previous_hard_state else None,
             messages=tuple(raft.messages),
             committed_entries=tuple(log.next_entries(raft.config.max_committed_size_per_ready)),
+            read_states=tuple(raft.read_states),
         )
         raft.messages.clear()
+        raft.read_states.clear()
         self._outstanding = ready
         return ready
 
@@ -298,6 +317,7 @@ class RawNode:
             log.stable_to(last.index, last.term)
         if ready.committed_entries:
             log.applied_to(ready.committed_entries[-1].index)
+        self.raft.maybe_auto_leave()
 
     # -- observation --------------------------------------------------------
 

@@ -19,3 +19,13 @@ SNAPSHOT_NOT_NEWER = "snapshot_not_newer"
 SNAPSHOT_UNAVAILABLE = "snapshot_temporarily_unavailable"
 TRANSFER_TO_NON_VOTER = "transfer_to_non_voter"
 WRONG_ROLE = "unexpected_for_role"
+#: A forwarded membership change that does not apply to the leader's configuration.
+CONF_CHANGE_INVALID = "conf_change_invalid"
+#: A committed membership change that does not apply when its turn comes (kept the old configuration).
+CONF_CHANGE_REFUSED_AT_APPLY = "conf_change_refused_at_apply"
+#: A read request with no leader to confirm it (the caller retries).
+READ_DROPPED = "read_index_dropped"
+#: A proposal over ``Config.max_uncommitted_size``.
+UNCOMMITTED_SIZE_EXCEEDED = "uncommitted_size_exceeded"
+#: A proposal reaching a follower with ``disable_proposal_forwarding`` set.
+PROPOSAL_NOT_FORWARDED = "proposal_forwarding_disabled"

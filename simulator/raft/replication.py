@@ -16,17 +16,22 @@ import attrs
 
 from .errors import (
     CompactedError,
+    ConfChangePendingError,
+    InvalidConfChangeError,
     ProposalDroppedError,
     SnapshotTemporarilyUnavailableError,
 )
-from .messages import INVALID_ID, Entry, EntryType, Message, MessageType
+from .membership import decode_conf_change
+from .messages import INVALID_ID, Entry, Message, MessageType
 from .progress import ProgressState
 from .reasons import (
     CONF_CHANGE_DROPPED,
+    CONF_CHANGE_INVALID,
     MALFORMED,
     PROPOSAL_DROPPED,
     SNAPSHOT_UNAVAILABLE,
     TRANSFER_TO_NON_VOTER,
+    UNCOMMITTED_SIZE_EXCEEDED,
     UNKNOWN_SENDER,
     WRONG_ROLE,
 )
@@ -51,7 +56,17 @@ class LeaderReplication:
         self.maybe_commit()
 
     def maybe_commit(self) -> bool:
-        return self.raft_log.maybe_commit(self.prs.committed_index(), self.term)
+        if not self.raft_log.maybe_commit(self.prs.committed_index(), self.term):
+            return False
+        # The first commit of our term tells us the true commit index: reads may go.
+        self._release_deferred_reads()
+        return True
+
+    def _broadcast_commit(self) -> None:
+        """Tell followers the commit index moved (unless ``skip_bcast_commit``)."""
+        if not self.config.skip_bcast_commit or self.pending_conf_index > self.raft_log.applied:
+            # A pending membership change is always broadcast: the new members wait on it.
+            self.broadcast_append()
 
     # -- sending ------------------------------------------------------------
 
@@ -65,24 +80,27 @@ class LeaderReplication:
         progress = self.prs.progress[to]
         if progress.is_paused():
             return False
+        if progress.pending_request_snapshot:
+            return self._send_snapshot(to)
         log = self.raft_log
         try:
             prev_term = log.term(progress.next_index - 1)
             entries = log.entries(progress.next_index, self.config.max_size_per_msg)
         except CompactedError:
             return self._send_snapshot(to)
-        self._send(
-            Message(
-                MT.APPEND,
-                to=to,
-                from_=self.id,
-                term=self.term,
-                index=progress.next_index - 1,
-                log_term=prev_term,
-                entries=tuple(entries),
-                commit=log.committed,
+        if not (self.config.batch_append and entries and self._batch_into_waiting_append(to, entries)):
+            self._send(
+                Message(
+                    MT.APPEND,
+                    to=to,
+                    from_=self.id,
+                    term=self.term,
+                    index=progress.next_index - 1,
+                    log_term=prev_term,
+                    entries=tuple(entries),
+                    commit=log.committed,
+                )
             )
-        )
         if entries:
             if progress.state is ProgressState.REPLICATE:
                 last_sent = entries[-1].index
@@ -92,14 +110,30 @@ class LeaderReplication:
                 progress.pause()
         return True
 
+    def _batch_into_waiting_append(self, to: int, entries: list[Entry]) -> bool:
+        """``batch_append``: extend an append to ``to`` not yet handed out, if ``entries`` follow it."""
+        for position in range(len(self.messages) - 1, -1, -1):
+            waiting = self.messages[position]
+            if waiting.to != to or waiting.msg_type is not MT.APPEND:
+                continue
+            if not waiting.entries or waiting.entries[-1].index + 1 != entries[0].index:
+                return False
+            self.messages[position] = attrs.evolve(
+                waiting, entries=waiting.entries + tuple(entries), commit=self.raft_log.committed
+            )
+            self.events["appends_batched"] += 1
+            return True
+        return False
+
     def _send_snapshot(self, to: int) -> bool:
         progress = self.prs.progress[to]
         if not progress.recent_active:
             # Do not spend a snapshot on a node we have not heard from lately.
             self.events["snapshot_skipped_inactive"] += 1
             return False
+        request_index = progress.pending_request_snapshot or progress.next_index - 1
         try:
-            snapshot = self.raft_log.snapshot(progress.next_index - 1, to)
+            snapshot = self.raft_log.snapshot(request_index, to)
         except SnapshotTemporarilyUnavailableError:
             # Storage is still making one; the next heartbeat response retries.
             self._reject(SNAPSHOT_UNAVAILABLE)
@@ -110,6 +144,9 @@ class LeaderReplication:
             Message(MT.SNAPSHOT, to=to, from_=self.id, term=self.term, snapshot=snapshot)
         )
         progress.become_snapshot(snapshot.index)
+        if progress.pending_request_snapshot:
+            progress.pending_request_snapshot = 0
+            self.events["requested_snapshots_sent"] += 1
         self.events["snapshots_sent"] += 1
         return True
 
@@ -120,10 +157,10 @@ class LeaderReplication:
             Message(MT.HEARTBEAT, to=to, from_=self.id, term=self.term, commit=commit, context=context)
         )
 
-    def broadcast_heartbeat(self) -> None:
+    def broadcast_heartbeat(self, context: bytes = b"") -> None:
         for node_id, _ in self.prs.items():
             if node_id != self.id:
-                self._send_heartbeat(node_id)
+                self._send_heartbeat(node_id, context)
 
     def _send_timeout_now(self, to: int) -> None:
         self._send(Message(MT.TIMEOUT_NOW, to=to, from_=self.id, term=self.term))
@@ -133,7 +170,11 @@ class LeaderReplication:
     def step_leader(self, m: Message) -> None:
         kind = m.msg_type
         if kind is MT.BEAT:
-            self.broadcast_heartbeat()
+            # Carry the newest pending read: answers to it confirm every read before it.
+            self.broadcast_heartbeat(self.read_only.last_pending_context())
+            return
+        if kind is MT.READ_INDEX:
+            self._step_leader_read_index(m)
             return
         if kind is MT.CHECK_QUORUM:
             if not self.prs.quorum_recently_active(self.id):
@@ -165,8 +206,9 @@ class LeaderReplication:
             progress.resume()
             if progress.state is ProgressState.REPLICATE and progress.inflights.full():
                 progress.inflights.free_first_one()
-            if progress.match_index < self.raft_log.last_index():
+            if progress.match_index < self.raft_log.last_index() or progress.pending_request_snapshot:
                 self.send_append(m.from_)
+            self._read_acknowledged(m)
         elif kind is MT.SNAP_STATUS:
             if progress.state is not ProgressState.SNAPSHOT:
                 return
@@ -197,18 +239,43 @@ class LeaderReplication:
             raise ProposalDroppedError(
                 f"leadership is being transferred to node {self.lead_transferee}"
             )
+        limit = self.config.max_uncommitted_size
+        if limit is not None:
+            self._check_uncommitted_size(m.entries, limit)
         entries = list(m.entries)
         for position, entry in enumerate(entries):
-            if entry.entry_type is not EntryType.CONF_CHANGE:
+            if not entry.entry_type.is_conf_change:
                 continue
-            if self.pending_conf_index > self.raft_log.applied:
+            # Forwarded changes were checked against the sender's view, which may be
+            # stale or forged: check them against ours, as propose_conf_change does.
+            try:
+                self.check_conf_change(decode_conf_change(entry))
+            except ValueError:
+                self._reject(MALFORMED)
+            except ConfChangePendingError:
                 # One membership change at a time: keep the slot, drop the change.
                 self._reject(CONF_CHANGE_DROPPED)
-                entries[position] = Entry(term=0, index=0)
+            except InvalidConfChangeError:
+                self._reject(CONF_CHANGE_INVALID)
             else:
                 self.pending_conf_index = self.raft_log.last_index() + position + 1
+                continue
+            entries[position] = Entry(term=0, index=0)
         self.append_entries(entries)
         self.broadcast_append()
+
+    def _check_uncommitted_size(self, proposed, limit: int) -> None:
+        """``max_uncommitted_size``: refuse data beyond ``limit`` bytes waiting to commit."""
+        log = self.raft_log
+        size = sum(entry.size for entry in proposed)
+        if size == 0:
+            return  # empty entries (leader no-ops, leave-joint) always go
+        waiting = sum(entry.size for entry in log.slice(log.committed + 1, log.last_index() + 1))
+        if waiting > 0 and waiting + size > limit:
+            self._reject(UNCOMMITTED_SIZE_EXCEEDED)
+            raise ProposalDroppedError(
+                f"{waiting} bytes wait to commit; {size} more would pass max_uncommitted_size={limit}"
+            )
 
     def _handle_append_response(self, m: Message, progress) -> None:
         log = self.raft_log
@@ -217,6 +284,9 @@ class LeaderReplication:
             if m.log_term > 0:
                 # Skip every entry of a term the follower cannot have.
                 next_probe = log.find_conflict_by_term(m.reject_hint, m.log_term)[0]
+            if m.request_snapshot:
+                self._snapshot_requested(m, progress)
+                return
             if progress.maybe_decrease_to(m.index, next_probe):
                 if progress.state is ProgressState.REPLICATE:
                     progress.become_probe()
@@ -238,7 +308,7 @@ class LeaderReplication:
             progress.inflights.free_to(m.index)
 
         if self.maybe_commit():
-            self.broadcast_append()
+            self._broadcast_commit()
         elif was_paused:
             self.send_append(m.from_)
         # Keep the pipe full while the window allows.
@@ -248,6 +318,15 @@ class LeaderReplication:
         if m.from_ == self.lead_transferee and progress.match_index == log.last_index():
             self.events["leader_transfer_timeout_now"] += 1
             self._send_timeout_now(m.from_)
+
+    def _snapshot_requested(self, m: Message, progress) -> None:
+        """A follower knows its state is bad and asks for a snapshot at or past ``m.request_snapshot``."""
+        self.events["snapshot_requests_received"] += 1
+        if progress.state is ProgressState.SNAPSHOT:
+            return  # one is already on its way
+        progress.pending_request_snapshot = max(progress.pending_request_snapshot, m.request_snapshot)
+        progress.become_probe()
+        self.send_append(m.from_)
 
     def _transfer_leader(self, transferee: int) -> None:
         progress = self.prs.progress.get(transferee)
@@ -271,7 +350,7 @@ class LeaderReplication:
 
     def after_leader_conf_change(self) -> None:
         """Re-count the quorum, and step down if we removed ourselves."""
-        if self.id not in self.prs.conf_state.voters:
+        if not self.prs.is_voter(self.id):
             # Hand over to the most up-to-date voter so the cluster need not wait
             # an election timeout, then stop leading.
             candidates = [
