@@ -667,9 +667,11 @@ def test_missing_halves_and_wrong_sizes_are_reported(directory):
         file.truncate(4)
     reopened = disk_store(directory)
     assert [s.index for s in reopened.list_snapshots()] == [1]
+    assert reopened.recovery_actions == [
+        "removed snapshot-0000000000000002.bin: data without metadata snapshot-0000000000000002.meta.json, "
+        "left by a save or compaction that was interrupted (metadata marks a complete snapshot)",
+    ]
     assert sorted(reopened.problems) == [
-        "snapshot-0000000000000002.bin has no metadata file snapshot-0000000000000002.meta.json (a save, "
-        "commit or compaction was interrupted); ignored, expected both files for a complete snapshot",
         "snapshot-0000000000000003.meta.json has no data file snapshot-0000000000000003.bin; ignored, "
         "expected both files",
         "snapshot-0000000000000004.bin has 4 bytes, snapshot-0000000000000004.meta.json records size 6 "

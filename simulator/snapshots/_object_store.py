@@ -359,8 +359,10 @@ class ObjectSnapshotStore(BaseSnapshotStore):
     def _open_reader(self, snapshot: StoredSnapshot) -> RangeReader:
         return _ObjectReader(self.bucket, file_name(snapshot.index, BIN), snapshot)
 
-    def _delete_snapshot(self, snapshot: StoredSnapshot) -> None:
+    def _unpublish_snapshot(self, snapshot: StoredSnapshot) -> None:
         self.bucket.delete(file_name(snapshot.index, META))  # gone at once, as a whole
+
+    def _delete_snapshot_data(self, snapshot: StoredSnapshot) -> None:
         self.bucket.delete(file_name(snapshot.index, BIN))
 
     # -- storage primitives: partial transfers ---------------------------------------------

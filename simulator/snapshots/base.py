@@ -241,8 +241,13 @@ class BaseSnapshotStore:
             )
         doomed = sorted(self._snapshots)[:-keep_count]
         for index in doomed:
-            self._delete_snapshot(self._snapshots[index])
+            snapshot = self._snapshots[index]
+            # The list follows the storage step by step, so a failure (a full or broken
+            # disk) leaves memory and storage in step: a snapshot is listed exactly
+            # while its metadata exists; data left behind is ignored and reported on reopening.
+            self._unpublish_snapshot(snapshot)
             del self._snapshots[index]
+            self._delete_snapshot_data(snapshot)
         return doomed
 
     # -- receiving snapshots in pieces --------------------------------------
@@ -344,7 +349,14 @@ class BaseSnapshotStore:
     def _open_reader(self, snapshot: StoredSnapshot) -> RangeReader:
         raise NotImplementedError
 
-    def _delete_snapshot(self, snapshot: StoredSnapshot) -> None:
+    def _unpublish_snapshot(self, snapshot: StoredSnapshot) -> None:
+        """Make ``snapshot`` stop being complete, atomically (remove its metadata).
+
+        If this raises, the snapshot must still be complete and readable."""
+        raise NotImplementedError
+
+    def _delete_snapshot_data(self, snapshot: StoredSnapshot) -> None:
+        """Delete the data of a snapshot already unpublished."""
         raise NotImplementedError
 
     def _begin_transfer(self, transfer: Transfer) -> None:

@@ -24,6 +24,7 @@ be dropped, and a new one opened on the directory, as after a real crash.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ from .files import (
     fsync_file,
     no_faults,
     remove_if_present,
+    removed_on_failure,
     write_atomically,
 )
 from .metadata import (
@@ -155,20 +157,22 @@ class DiskSnapshotStore(BaseSnapshotStore):
     def _stage(self, index: int, chunks: Iterator[Any]) -> Staged:
         temporary = self._path(index, BIN + TMP)
         hasher, size = new_hasher(), 0
-        with open(temporary, "wb") as file:
-            try:
+        # A failing data source or disk (ENOSPC on write, flush or fsync) removes the
+        # temporary file at once; only a simulated crash (a step) leaves it for recovery.
+        with removed_on_failure(temporary):
+            file = open(temporary, "wb")
+        try:
+            with removed_on_failure(temporary):
                 for chunk in chunks:
                     file.write(chunk)
                     hasher.update(chunk)
                     size += len(chunk)
-            except BaseException:
-                # The data source failed (not a simulated crash: those come later).
-                file.close()
-                remove_if_present(temporary)
-                raise
-            file.flush()
+                file.flush()
             self._step("data_written")
-            fsync_file(file, durable=self.durable)
+            with removed_on_failure(temporary):
+                fsync_file(file, durable=self.durable)
+        finally:
+            file.close()
         self._step("data_fsynced")
         return Staged(size=size, digest=hasher_digest(hasher), handle=temporary)
 
@@ -176,26 +180,41 @@ class DiskSnapshotStore(BaseSnapshotStore):
         remove_if_present(staged.handle)
 
     def _publish_staged(self, staged: Staged, snapshot: StoredSnapshot) -> None:
-        os.replace(staged.handle, self._path(snapshot.index, BIN))
-        self._sync_directory()
+        data_path = self._path(snapshot.index, BIN)
+        with removed_on_failure(staged.handle):
+            os.replace(staged.handle, data_path)
+        with removed_on_failure(data_path):  # a failing disk: no snapshot, no leftover data
+            self._sync_directory()
         self._step("data_renamed")
-        self._write_metadata(snapshot)
+        with removed_on_failure(data_path):
+            self._write_metadata(snapshot)
 
     def _write_metadata(self, snapshot: StoredSnapshot) -> None:
-        self._write_atomically(
-            self._path(snapshot.index, META),
-            snapshot_to_json(snapshot),
-            written="meta_tmp_written",
-            renamed="meta_renamed",
-        )
+        """Publish ``snapshot``; if the disk fails, it stays unpublished (as the caller's memory says)."""
+        path = self._path(snapshot.index, META)
+        try:
+            self._write_atomically(path, snapshot_to_json(snapshot), written="meta_tmp_written",
+                                   renamed="meta_renamed")
+        except OSError:
+            # The rename may have happened before the directory fsync failed: undo it.
+            with contextlib.suppress(OSError):
+                remove_if_present(path)
+            raise
 
     def _open_reader(self, snapshot: StoredSnapshot) -> RangeReader:
         return _FileReader(snapshot)
 
-    def _delete_snapshot(self, snapshot: StoredSnapshot) -> None:
+    def _unpublish_snapshot(self, snapshot: StoredSnapshot) -> None:
         remove_if_present(self._path(snapshot.index, META))
-        self._sync_directory()
+        try:
+            self._sync_directory()
+        except OSError:
+            # The name is gone either way; if the removal is lost in a crash, the old
+            # snapshot reappears on reopening, complete and checked: harmless.
+            pass
         self._step("compact_meta_removed")
+
+    def _delete_snapshot_data(self, snapshot: StoredSnapshot) -> None:
         remove_if_present(self._path(snapshot.index, BIN))
         self._sync_directory()
         self._step("compact_data_removed")
@@ -206,11 +225,20 @@ class DiskSnapshotStore(BaseSnapshotStore):
         return str(self._path(index, PARTIAL))
 
     def _begin_transfer(self, transfer: Transfer) -> None:
-        with open(self._path(transfer.partial.index, PARTIAL), "wb") as file:
-            fsync_file(file, durable=self.durable)
-        self._sync_directory()
-        self._step("partial_created")
-        self._record_progress(transfer)
+        index = transfer.partial.index
+        try:
+            with open(self._path(index, PARTIAL), "wb") as file:
+                fsync_file(file, durable=self.durable)
+            self._sync_directory()
+            self._step("partial_created")
+            self._record_progress(transfer)
+        except OSError:
+            # A failing disk: the transfer never started, on disk as in memory.
+            with contextlib.suppress(OSError):
+                remove_if_present(self._path(index, PROGRESS))
+            with contextlib.suppress(OSError):
+                remove_if_present(self._path(index, PARTIAL))
+            raise
 
     def _append_partial(self, transfer: Transfer, offset: int, data: Any, *, prefix_digest: str) -> None:
         with open(self._path(transfer.partial.index, PARTIAL), "r+b") as file:
@@ -239,19 +267,32 @@ class DiskSnapshotStore(BaseSnapshotStore):
         )
 
     def _publish_partial(self, transfer: Transfer, snapshot: StoredSnapshot) -> None:
-        os.replace(self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN))
-        self._sync_directory()
-        self._step("data_renamed")
-        self._write_metadata(snapshot)
-        remove_if_present(self._path(snapshot.index, PROGRESS))
-        self._sync_directory()
+        partial_path, data_path = self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN)
+        os.replace(partial_path, data_path)
+        try:
+            self._sync_directory()
+            self._step("data_renamed")
+            self._write_metadata(snapshot)
+        except OSError:
+            # A failing disk, not a crash: put the data back, so the transfer the store
+            # still holds in memory is the one a reopened store would resume.
+            os.replace(data_path, partial_path)
+            raise
+        # Published. A progress record left behind by a failing disk is removed on reopening.
+        with contextlib.suppress(OSError):
+            remove_if_present(self._path(snapshot.index, PROGRESS))
+            self._sync_directory()
         self._step("progress_removed")
 
     def _remove_partial(self, transfer: Transfer) -> None:
-        # The record goes first: data without a record is an orphan that reopening removes.
+        # The record goes first: data without a record is an orphan that reopening removes,
+        # and the next transfer at this index truncates; so once the record is gone,
+        # a disk failing to remove the data changes nothing the store reports.
         remove_if_present(self._path(transfer.partial.index, PROGRESS))
-        self._sync_directory()
+        with contextlib.suppress(OSError):
+            self._sync_directory()
         self._step("partial_progress_removed")
-        remove_if_present(self._path(transfer.partial.index, PARTIAL))
-        self._sync_directory()
+        with contextlib.suppress(OSError):
+            remove_if_present(self._path(transfer.partial.index, PARTIAL))
+            self._sync_directory()
         self._step("partial_removed")

@@ -18,9 +18,11 @@ host never loses power, since simulated crashes stop between steps anyway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +30,18 @@ BIN, META, PARTIAL, PROGRESS = ".bin", ".meta.json", ".partial", ".partial.json"
 TMP = ".tmp"
 _NAME = re.compile(r"snapshot-(\d{16,})(\.bin|\.meta\.json|\.partial|\.partial\.json)")
 _TMP_NAME = re.compile(r"snapshot-.+\.tmp")
+
+#: Metadata and progress records are a few hundred bytes; a larger file is not one of ours.
+MAX_RECORD_BYTES = 64 * 1024
+
+_IRREGULAR_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 #: Called with a step name after each durable step; may raise to simulate a crash there.
 FaultInjector = Callable[[str], None]
@@ -47,6 +61,44 @@ def parse_name(name: str) -> tuple[int, str] | None:
 
 def is_temporary(name: str) -> bool:
     return _TMP_NAME.fullmatch(name) is not None
+
+
+def irregular_kind(path: Path) -> str | None:
+    """What stands at ``path`` if it is not a regular file ("a directory", ...), else ``None``.
+
+    Looks at the entry itself (``lstat``): a symbolic link is reported, never
+    followed, and a FIFO is never opened, so recovery cannot hang on one.
+    """
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for is_kind, name in _IRREGULAR_KINDS if is_kind(mode)), "not a regular file")
+
+
+def read_record(path: Path) -> bytes:
+    """The bytes of a small record file; ``ValueError`` if it exceeds :data:`MAX_RECORD_BYTES`."""
+    with open(path, "rb") as file:
+        raw = file.read(MAX_RECORD_BYTES + 1)
+    if len(raw) > MAX_RECORD_BYTES:
+        raise ValueError(f"{path.name} is over {MAX_RECORD_BYTES} bytes; a small JSON record expected")
+    return raw
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: Path) -> Iterator[None]:
+    """If the block raises, remove ``path`` (a temporary file) and re-raise.
+
+    Wraps only real I/O, never a fault-injector step: a simulated crash must
+    leave its files behind, as a real one would, for recovery to find.
+    """
+    try:
+        yield
+    except BaseException:
+        try:
+            remove_if_present(path)
+        except OSError:
+            pass  # the original error says more; reopening removes temporary files anyway
+        raise
 
 
 def fsync_file(file: BinaryIO, *, durable: bool) -> None:
@@ -76,11 +128,12 @@ def write_atomically(
     once the new content is visible under ``path``.
     """
     temporary = path.with_name(path.name + TMP)
-    with open(temporary, "wb") as file:
+    with removed_on_failure(temporary), open(temporary, "wb") as file:
         file.write(data)
         fsync_file(file, durable=durable)
     step(written)
-    os.replace(temporary, path)
+    with removed_on_failure(temporary):
+        os.replace(temporary, path)
     fsync_directory(path.parent, durable=durable)
     step(renamed)
 

@@ -112,7 +112,10 @@ class MemorySnapshotStore(BaseSnapshotStore):
     def _open_reader(self, snapshot: StoredSnapshot) -> RangeReader:
         return _ChunksReader(self._data[snapshot.index])
 
-    def _delete_snapshot(self, snapshot: StoredSnapshot) -> None:
+    def _unpublish_snapshot(self, snapshot: StoredSnapshot) -> None:
+        pass  # the index in memory is the metadata: the base class drops it
+
+    def _delete_snapshot_data(self, snapshot: StoredSnapshot) -> None:
         del self._data[snapshot.index]
 
     def _begin_transfer(self, transfer: Transfer) -> None:

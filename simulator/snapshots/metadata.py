@@ -213,8 +213,10 @@ class _Fields:
     def __init__(self, raw: bytes, what: str, expected_format: str) -> None:
         try:
             record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # bad UTF-8, bad JSON, an integer too long to convert
             raise MetadataError(f"{what} is not valid UTF-8 JSON ({error})") from None
+        except RecursionError:
+            raise MetadataError(f"{what} nests JSON too deeply to parse; a flat record expected") from None
         if not isinstance(record, dict):
             raise MetadataError(f"{what} must hold a JSON object, found {type(record).__name__}")
         self._record = record
@@ -231,7 +233,7 @@ class _Fields:
             raise MetadataError(f"{self._what}: field {name!r} is missing")
         try:
             return check(self._record[name])
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             raise MetadataError(f"{self._what}: field {name!r}: {error}") from None
 
     def conf_state(self) -> ConfStateTuple | None:

@@ -10,6 +10,10 @@ left behind and decides what to trust. Its rules, in order:
    here (that would read every snapshot at every start); reads and streams
    check it. Anything else is ignored and reported in ``problems``; complete
    snapshot files are never deleted by recovery, so a person can look at them.
+   A ``.bin`` with no metadata and no progress record is not a snapshot (metadata
+   is written last and removed first): it is what an interrupted save or
+   compaction leaves, so it is removed, as an action, like a temporary file.
+   After a crash of a correct store, recovery finds no problems, only actions.
 3. A partial transfer is a ``.partial`` with a ``.partial.json`` progress
    record. Its first ``offset`` bytes are re-hashed and compared with the digest
    recorded with the offset; bytes past ``offset`` (appended before a crash,
@@ -18,6 +22,13 @@ left behind and decides what to trust. Its rules, in order:
 4. A progress record whose data was already renamed to ``.bin`` (a crash
    during commit, before the metadata was written) is rolled forward when the
    ``.bin`` has the recorded size and digest: the metadata is written then.
+
+Whatever else stands in the directory cannot stop it from opening: an entry
+with a store file's name that is not a regular file (a directory, a symbolic
+link, dangling or not, a FIFO: never followed or opened) is ignored as if
+absent; a record that is huge or nested too deeply to parse is a corrupt
+record; an ``OSError`` while loading one index skips that index. Each is
+one entry in ``problems``, and every other snapshot is still served.
 """
 
 from __future__ import annotations
@@ -36,9 +47,11 @@ from .files import (
     file_name,
     fsync_directory,
     fsync_file,
+    irregular_kind,
     is_temporary,
     no_faults,
     parse_name,
+    read_record,
     remove_if_present,
     write_atomically,
 )
@@ -93,44 +106,88 @@ class _Recovery:
 
     def remove(self, index: int, *kinds: str) -> None:
         for kind in kinds:
-            self.changed |= remove_if_present(self.path(index, kind))
+            try:
+                self.changed |= remove_if_present(self.path(index, kind))
+            except OSError as error:  # a directory in the file's place, no permission
+                self.result.problems.append(
+                    f"{file_name(index, kind)}: cannot remove it ({error.strerror}); left as it is"
+                )
 
     def run(self) -> Recovered:
         kinds_by_index: dict[int, set[str]] = {}
         for name in sorted(os.listdir(self.directory)):
             if is_temporary(name):
-                os.remove(self.directory / name)
-                self.changed = True
-                self.result.actions.append(f"removed {name}: temporary file of a write that did not finish")
+                self.remove_temporary(name)
                 continue
             parsed = parse_name(name)
-            if parsed is not None:
+            if parsed is not None and self.is_regular(name):
                 kinds_by_index.setdefault(parsed[0], set()).add(parsed[1])
         data_without_metadata = set()
         for index in sorted(kinds_by_index):
             kinds = kinds_by_index[index]
             if META in kinds:
-                self.load_complete(index, has_data=BIN in kinds)
+                self.guarded(index, self.result.snapshots, lambda: self.load_complete(index, has_data=BIN in kinds))
             elif BIN in kinds:
                 data_without_metadata.add(index)
         for index in sorted(kinds_by_index):
             kinds = kinds_by_index[index]
             if PROGRESS in kinds:
-                self.load_partial(index, has_data=PARTIAL in kinds, loose_bin=index in data_without_metadata)
+                self.guarded(index, self.result.transfers, lambda: self.load_partial(
+                    index, has_data=PARTIAL in kinds, loose_bin=index in data_without_metadata))
             elif PARTIAL in kinds:
-                self.remove(index, PARTIAL)
-                self.result.actions.append(
-                    f"removed {file_name(index, PARTIAL)}: partial data without a progress record "
-                    "(a transfer interrupted while starting or being removed)"
-                )
+                self.remove_orphan_partial(index)
         for index in sorted(data_without_metadata - set(self.result.snapshots)):
-            self.result.problems.append(
-                f"{file_name(index, BIN)} has no metadata file {file_name(index, META)} (a save, commit or "
-                "compaction was interrupted); ignored, expected both files for a complete snapshot"
+            # Metadata is written last and removed first, so this is no snapshot but the
+            # leftover of a save or compaction cut short: a crash, not damage, and garbage.
+            self.remove(index, BIN)
+            self.result.actions.append(
+                f"removed {file_name(index, BIN)}: data without metadata {file_name(index, META)}, left by "
+                "a save or compaction that was interrupted (metadata marks a complete snapshot)"
             )
         if self.changed:
             fsync_directory(self.directory, durable=self.durable)
         return self.result
+
+    def remove_temporary(self, name: str) -> None:
+        try:
+            os.remove(self.directory / name)  # unlinks a symbolic link or FIFO itself
+        except FileNotFoundError:
+            return
+        except OSError as error:  # a directory, or no permission
+            self.result.problems.append(
+                f"{name}: cannot remove this leftover temporary entry ({error.strerror}); ignored"
+            )
+            return
+        self.changed = True
+        self.result.actions.append(f"removed {name}: temporary file of a write that did not finish")
+
+    def is_regular(self, name: str) -> bool:
+        try:
+            kind = irregular_kind(self.directory / name)
+        except FileNotFoundError:
+            return False  # removed since the listing
+        if kind is not None:
+            self.result.problems.append(f"{name} is {kind}, a regular file expected; ignored")
+        return kind is None
+
+    def guarded(self, index: int, loaded: dict, load: Callable[[], None]) -> None:
+        """Run ``load``; an I/O error on one index is a problem with it, not with the directory.
+
+        ``loaded`` is where ``load`` puts what it finds: a half-loaded entry is taken out again.
+        """
+        try:
+            load()
+        except OSError as error:
+            loaded.pop(index, None)
+            where = os.path.basename(error.filename) if error.filename else f"index {index}"
+            self.result.problems.append(f"{where}: {error.strerror or error}; index {index} ignored")
+
+    def remove_orphan_partial(self, index: int) -> None:
+        self.remove(index, PARTIAL)
+        self.result.actions.append(
+            f"removed {file_name(index, PARTIAL)}: partial data without a progress record "
+            "(a transfer interrupted while starting or being removed)"
+        )
 
     def load_complete(self, index: int, *, has_data: bool) -> None:
         meta_name, data_path = file_name(index, META), self.path(index, BIN)
@@ -140,9 +197,9 @@ class _Recovery:
             )
             return
         try:
-            raw = self.path(index, META).read_bytes()
+            raw = read_record(self.path(index, META))
             snapshot = snapshot_from_json(raw, what=meta_name, location=str(data_path))
-        except MetadataError as error:
+        except (MetadataError, ValueError) as error:
             self.result.problems.append(f"{error}; snapshot {index} ignored")
             return
         if snapshot.index != index:
@@ -164,11 +221,11 @@ class _Recovery:
         partial_path = self.path(index, PARTIAL)
         try:
             partial, prefix_digest = partial_from_json(
-                self.path(index, PROGRESS).read_bytes(), what=progress_name, location=str(partial_path)
+                read_record(self.path(index, PROGRESS)), what=progress_name, location=str(partial_path)
             )
             if partial.index != index:
                 raise MetadataError(f"{progress_name} records index {partial.index}, expected {index}")
-        except MetadataError as error:
+        except (MetadataError, ValueError) as error:
             self.remove(index, PROGRESS, PARTIAL)
             self.result.problems.append(f"{error}; partial transfer {index} removed")
             return
