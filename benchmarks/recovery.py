@@ -51,8 +51,14 @@ from benchlib import (
     write_json,
 )
 
-from simulator import Cluster, CompactionPolicy, DiskSnapshotStore, WorkflowExecutor, run
-from simulator.snapshot_handling import NodeSnapshots
+from simulator import (
+    Cluster,
+    CompactionPolicy,
+    DiskSnapshotStore,
+    WorkflowExecutor,
+    run,
+)
+from simulator.cluster.snapshot_handling import NodeSnapshots
 from simulator.snapshots.writer import SnapshotWriter
 from transports import Embedded, Streaming
 from transports.streaming import IncomingTransfer

@@ -26,7 +26,7 @@ import time
 from benchlib import print_table, ratio, write_json
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
-from simulator.schedules import steady_load
+from simulator.explore.schedules import steady_load
 from simulator.testing import Network
 
 TICK = 0.1

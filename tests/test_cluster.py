@@ -26,8 +26,8 @@ from simulator import (
     WorkflowExecutor,
     read_jsonl,
 )
-from simulator import faults
-from simulator.schedules import steady_load
+from transports import faults
+from simulator.explore.schedules import steady_load
 from transports import Constant, Exponential, LinkConfig, Uniform
 
 

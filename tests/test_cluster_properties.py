@@ -4,12 +4,12 @@ Theory of operation: hypothesis draws a fault program
 (:func:`simulator.fault_programs`: propose, partition, heal, isolate,
 one-way, crash, restart, pause, resume, add and remove nodes, compact, a
 fault on chunk k of a snapshot stream, leader transfer, let time pass) and a
-seed. :func:`simulator.exploration.run_example` writes it as a scenario file
+seed. :func:`simulator.explore.search.run_example` writes it as a scenario file
 and runs it exactly as ``raftsim run`` does. During the run the invariant
 monitor checks every change (election safety, log matching, leader
 completeness, state machine safety, indexes never going backwards,
 snapshots covering committed entries only and equal to the leader's);
-after every step :class:`simulator.programs.ProgramChecks` checks that no
+after every step :class:`simulator.explore.programs.ProgramChecks` checks that no
 acknowledged write is lost, that a resumed transfer re-sends at most one
 chunk, and that log entries are discarded only under a durable snapshot.
 Then the liveness phase stops the faults and requires every live member to
@@ -33,7 +33,7 @@ from conftest import profile
 from hypothesis import HealthCheck, given, settings
 
 from simulator import SearchSpace, fault_programs, seeds
-from simulator.exploration import failure_of, run_example, write_scenario
+from simulator.explore.search import failure_of, run_example, write_scenario
 
 EXAMPLES = {"ci": 80, "thorough": 2000}[profile()]
 

@@ -35,9 +35,9 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 
 from simulator import Config, MessageType, SearchSpace, search
-from simulator.cli import main as raftsim
-from simulator.exploration import run_example
-from simulator.invariants import InvariantViolation
+from simulator.cli.main import main as raftsim
+from simulator.explore.search import run_example
+from simulator.checks.invariants import InvariantViolation
 from simulator.raft import defects
 from simulator.testing import Network
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor
-from simulator.schedules import apply_schedule, random_fault_schedule, steady_load
+from simulator.explore.schedules import apply_schedule, random_fault_schedule, steady_load
 
 PROGRAM = Path(__file__).parent / "programs" / "faulty_run.py"
 

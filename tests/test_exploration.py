@@ -25,10 +25,10 @@ from simulator import (
     Wait,
     fault_programs,
 )
-from simulator.cli import main as raftsim
-from simulator.exploration import run_example, scenario_source, write_scenario
-from simulator.invariants import InvariantViolation
-from simulator.programs import AcknowledgedWrite
+from simulator.cli.main import main as raftsim
+from simulator.explore.search import run_example, scenario_source, write_scenario
+from simulator.checks.invariants import InvariantViolation
+from simulator.explore.programs import AcknowledgedWrite
 from simulator.scenario import ScenarioError, load_module
 from transports import Streaming
 

@@ -1,4 +1,4 @@
-"""``simulator.faults``: each network fault shape as the set of directed links it blocks."""
+"""``transports.faults``: each network fault shape as the set of directed links it blocks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from simulator import faults
+from transports import faults
 
 
 def all_links(ids) -> set[tuple[int, int]]:

@@ -12,12 +12,20 @@ the layer the file lives in:
                           Raft messages, transports or rest of simulator
     transports/           layer 2: stdlib, trio, attrs, simulator.raft,
                           simulator.snapshots; not the rest of simulator
-    simulator/ (rest)     layer 3: anything but the user folders and tests
+    simulator/ (rest)     layer 3, one subpackage per role, each importing only
+                          the roles below it (ROLE_MAY_IMPORT):
+                            checks    < observe < cluster < engines < scenario
+                            machines  <           explore < testing  < cli
     scenarios/, notebooks/  users: the simulator and transports package roots
                           and simulator.testing only, plus stdlib/third-party
 
 ``from package import name`` counts as importing ``package.name`` when that is
 a module in this repository, and ``package`` otherwise (a re-exported name).
+
+Import circles: every import between modules of ``simulator`` and
+``transports`` (those inside functions included: a deferred import is still a
+dependency) is an edge of one graph; a strongly connected component of more
+than one module is a circle, and fails the suite.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ SNAPSHOTS_FORBIDDEN = frozenset({
     "trio", "anyio", "asyncio", "threading", "concurrent", "multiprocessing",
 })
 TRANSPORTS_THIRD_PARTY = frozenset({"trio", "attrs"})
+# The network driver alone speaks gRPC; the simulator must run without it installed.
+GRPC_THIRD_PARTY = frozenset({"grpc", "google"})
 USER_FOLDERS = frozenset({"scenarios", "notebooks", "tests"})
 PUBLIC_ENTRY_POINTS = frozenset({"simulator", "transports", "simulator.testing"})
 
@@ -190,6 +200,8 @@ def _transports_rule(module: str) -> str | None:
     top = module.split(".")[0]
     if top == "transports" or _within(module, "simulator.raft") or _within(module, "simulator.snapshots"):
         return None
+    if top in GRPC_THIRD_PARTY:
+        return "only transports.grpc may import gRPC and protobuf (the simulator runs without them)"
     if top == "simulator":
         return "layer 2 may import simulator.raft and simulator.snapshots, not the rest of simulator (layer 3)"
     if top in STDLIB or top in TRANSPORTS_THIRD_PARTY:
@@ -197,9 +209,58 @@ def _transports_rule(module: str) -> str | None:
     return "layer 2 may import only the standard library, trio, attrs, simulator.raft and simulator.snapshots"
 
 
-def _runner_rule(module: str) -> str | None:
-    top = module.split(".")[0]
-    return f"library code must not import {top}" if top in USER_FOLDERS else None
+# Layer 3 roles, and which other parts of simulator each may import. A role
+# never imports one that uses it, so a newcomer can read them bottom-up.
+_BASE = frozenset({"raft", "snapshots"})
+ROLE_MAY_IMPORT: dict[str, frozenset[str]] = {
+    "checks": frozenset({"raft"}),
+    "machines": frozenset({"snapshots"}),
+    "observe": _BASE | {"checks"},
+    "cluster": _BASE | {"checks", "machines", "observe"},
+    "engines": _BASE | {"checks", "machines", "observe", "cluster"},
+    "scenario": _BASE | {"checks", "machines", "observe", "cluster", "engines"},
+    "explore": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario"},
+    "testing": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario", "explore"},
+    "cli": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario", "explore", "testing",
+                    "_version"},
+}
+# Roles that stay free of trio and the transports (the checks run under any driver).
+ROLES_WITHOUT_TRANSPORTS = frozenset({"checks", "machines"})
+
+
+def _role_of(path: str) -> str | None:
+    parts = path.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "simulator" else None
+
+
+def _grpc_rule(module: str) -> str | None:
+    if module.split(".")[0] in GRPC_THIRD_PARTY:
+        return None
+    return _transports_rule(module)
+
+
+def _runner_rule_for(role: str | None):
+    def rule(module: str) -> str | None:
+        parts = module.split(".")
+        top = parts[0]
+        if top in USER_FOLDERS:
+            return f"library code must not import {top}"
+        if role is None or role not in ROLE_MAY_IMPORT:
+            return None  # the package root and its entry points re-export everything
+        if top == "transports" and role in ROLES_WITHOUT_TRANSPORTS:
+            return f"simulator.{role} must not depend on the transports"
+        if top != "simulator":
+            return None
+        if len(parts) == 1:
+            return (f"simulator.{role} must not import the simulator package root (it re-exports "
+                    "everything); import the module that defines the name")
+        target = parts[1]
+        if target == role or target in ROLE_MAY_IMPORT[role]:
+            return None
+        allowed = ", ".join(sorted(ROLE_MAY_IMPORT[role])) or "nothing"
+        return f"simulator.{role} may import only simulator.{{{allowed}}}, not simulator.{target}"
+
+    return rule
 
 
 def _user_rule(module: str) -> str | None:
@@ -218,7 +279,9 @@ def _rule_for(path: str):
     if path.startswith("simulator/snapshots/"):
         return _snapshots_rule
     if path.startswith("simulator/"):
-        return _runner_rule
+        return _runner_rule_for(_role_of(path))
+    if path.startswith("transports/grpc/"):
+        return _grpc_rule
     if path.startswith("transports/"):
         return _transports_rule
     if path.startswith(("scenarios/", "notebooks/")):
@@ -312,8 +375,97 @@ def test_module_is_small_enough(path: str) -> None:
 def test_discovery_finds_the_files_that_always_exist() -> None:
     # Guards against a wrong REPO_ROOT or glob making every test above vacuous.
     labels = {unit.label for unit in SOURCE_UNITS}
-    assert {"simulator/cli.py", "transports/__init__.py"} <= labels
-    assert "simulator/cli.py" in SIZED_MODULES
+    assert {"simulator/cli/main.py", "transports/__init__.py"} <= labels
+    assert "simulator/cli/main.py" in SIZED_MODULES
+    # Every layer-3 subpackage has a rule, so a new room cannot slip in unruled.
+    rooms = {p.name for p in (REPO_ROOT / "simulator").iterdir() if (p / "__init__.py").is_file()}
+    assert rooms - {"raft", "snapshots"} == set(ROLE_MAY_IMPORT) - {"_version"}, (
+        "every subpackage of simulator needs a line in ROLE_MAY_IMPORT"
+    )
+
+
+# ------------------------------------------------------------------ circles
+
+
+def import_graph(units: list[SourceUnit], known_modules: frozenset[str]) -> dict[str, set[str]]:
+    """Module -> the repository modules it imports (deferred imports included)."""
+    graph: dict[str, set[str]] = {}
+    for unit in units:
+        if not unit.path.startswith(("simulator/", "transports/")) or not unit.path.endswith(".py"):
+            continue
+        name, _ = _module_name(unit.path)
+        edges = graph.setdefault(name, set())
+        for imported in _imports(ast.parse(unit.source), unit.path, known_modules):
+            if imported.module in known_modules and imported.module != name:
+                edges.add(imported.module)
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    circles: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    circles.append(sorted(component))
+    return circles
+
+
+def test_no_import_circles_between_modules() -> None:
+    circles = import_circles(import_graph(SOURCE_UNITS, REPOSITORY_MODULES))
+    assert not circles, "import circles (modules that cannot be understood apart; merge them or " \
+        "move the shared piece down):\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def test_circle_finder_finds_a_deferred_circle() -> None:
+    units = [
+        SourceUnit("simulator/observe/a.py", "a", "from .b import x\n"),
+        SourceUnit("simulator/observe/b.py", "b", "def f():\n    from .a import y\n"),
+        SourceUnit("simulator/observe/c.py", "c", "from .a import z\n"),
+    ]
+    known = frozenset({"simulator", "simulator.observe", "simulator.observe.a", "simulator.observe.b",
+                       "simulator.observe.c"})
+    graph = import_graph(units, known)
+    assert import_circles(graph) == [["simulator.observe.a", "simulator.observe.b"]]
+    assert import_circles({"x": {"y"}, "y": {"z"}, "z": set()}) == []
 
 
 RAFT = "simulator/raft/_node.py"
@@ -341,6 +493,12 @@ KNOWN = frozenset({"simulator", "simulator.raft", "simulator.raft._log", "simula
         ("scenarios/demo.py", "from simulator.raft import RawNode\n"),
         ("scenarios/demo.py", "from simulator import cli\n"),
         ("notebooks/demo.py", "import transports._streaming\n"),
+        ("simulator/checks/monitor.py", "from ..cluster.cluster import Cluster\n"),
+        ("simulator/checks/monitor.py", "import trio\nfrom transports import Streaming\n"),
+        ("simulator/observe/trace.py", "from simulator.cluster.node import Tick\n"),
+        ("simulator/cluster/node.py", "from ..explore.programs import Program\n"),
+        ("simulator/cluster/node.py", "from simulator import Cluster\n"),
+        ("simulator/scenario/runner.py", "from ..explore import programs\n"),
     ],
 )
 def test_checker_flags_violations(path: str, source: str) -> None:
@@ -358,6 +516,8 @@ def test_checker_flags_violations(path: str, source: str) -> None:
         ("simulator/snapshots/_disk.py", "import os\nimport attrs\n"),
         ("transports/_streaming.py", "import trio\nfrom simulator.raft import RawNode\nfrom simulator import raft\n"),
         ("simulator/_cluster.py", "import trio\nimport transports\nfrom simulator.raft import RawNode\n"),
+        ("simulator/cluster/node.py", "from ..checks.monitor import M\nfrom ..observe.trace import T\n"),
+        ("simulator/explore/programs.py", "from ..cluster.client import C\nfrom ..scenario import run\n"),
         ("scenarios/demo.py", "import simulator\nfrom transports import Embedded\nfrom simulator.testing import H\n"),
         ("scenarios/demo.py", "from simulator import testing\nimport rich\n"),
     ],

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.text import Text
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
-from simulator.cli import main
-from simulator.live_view import LOG_LINES, LiveView
+from simulator.cli.main import main
+from simulator.observe.live_view import LOG_LINES, LiveView
 from transports import Streaming
 
 FRAME_START = "raftsim · "  # every frame opens with the header

@@ -20,7 +20,7 @@ from simulator import (
     KeyValueStore,
     WorkflowExecutor,
 )
-from simulator.cli import main
+from simulator.cli.main import main
 from simulator.engines import PYSYNCOBJ_VERSION, PysyncobjCluster, PysyncobjWorkarounds
 from simulator.engines.pysyncobj_adapter import SimNode, engine_session, wire_size
 from simulator.engines.pysyncobj_checks import PysyncobjMonitor
@@ -380,7 +380,7 @@ async def test_the_live_view_shows_pysyncobj_nodes_and_its_transfer_progress(aut
 
     from rich.console import Console
 
-    from simulator.live_view import LiveView
+    from simulator.observe.live_view import LiveView
 
     console = Console(file=io.StringIO(), force_terminal=True, width=140, record=True)
     link = LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)

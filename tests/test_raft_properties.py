@@ -39,7 +39,7 @@ from hypothesis.stateful import (
 )
 
 from simulator import Entry, MessageType, ProposalDroppedError, Role, SnapshotStatus
-from simulator.invariants import InvariantChecker, InvariantViolation, NodeView
+from simulator.checks.invariants import InvariantChecker, InvariantViolation, NodeView
 from simulator.testing import Network
 
 # -- faults as values ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from scenarios import first_election
-from simulator.cli import main
+from simulator.cli.main import main
 
 SCENARIOS = (
     "basic", "node_join", "large_snapshot", "mid_transfer_failure", "partition_during_transfer",
@@ -245,6 +245,6 @@ def test_realtime_runs_on_the_wall_clock(tmp_path):
     ],
 )
 def test_a_compaction_is_told_with_its_index_when_there_is_one(fields, sentence):
-    from simulator.narration import _fault
+    from simulator.observe.narration import _fault
 
     assert _fault(fields) == sentence

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.schedules import (
+from simulator.explore.schedules import (
     FAULTS,
     FaultSchedule,
     FaultStep,

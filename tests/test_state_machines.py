@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import simulator
 from simulator import DecodeError, KeyValueStore, StateMachine, WorkflowExecutor
-from simulator.codec import Reader, Writer
+from simulator.machines.codec import Reader, Writer
 
 start = WorkflowExecutor.start
 complete = WorkflowExecutor.complete_step

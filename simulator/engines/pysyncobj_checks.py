@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import attrs
 
-from ..invariants import InvariantViolation
+from ..checks.invariants import InvariantViolation
 
 
 def command_digest(command: bytes) -> str:

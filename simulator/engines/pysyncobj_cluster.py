@@ -35,12 +35,12 @@ import trio
 
 from transports import InMemoryClusterTransport, LinkConfig
 
-from ..client import ClientMixin, LivenessError
-from ..cluster import Cluster, _first_leaf, _leaves
-from ..invariants import InvariantViolation
-from ..node import CompactionPolicy, Tick
-from ..state_machines import WorkflowExecutor
-from ..trace import CLUSTER, SCENARIO, Trace
+from ..checks.invariants import InvariantViolation
+from ..cluster.client import ClientMixin, LivenessError
+from ..cluster.cluster import Cluster, _first_leaf, _leaves
+from ..cluster.node import CompactionPolicy, Tick
+from ..machines.state_machines import WorkflowExecutor
+from ..observe.trace import CLUSTER, SCENARIO, Trace
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import PysyncobjWorkarounds, SimNode
 from .pysyncobj_checks import PysyncobjMonitor

@@ -24,8 +24,8 @@ from pysyncobj.config import FAIL_REASON
 
 from transports.in_memory import Delivered
 
-from ..invariants import InvariantViolation
-from ..node import ClientCommand, ProposalTicket, Tick
+from ..checks.invariants import InvariantViolation
+from ..cluster.node import ClientCommand, ProposalTicket, Tick
 from ..raft import ConfState, Role
 from . import pysyncobj_adapter as adapter
 from .pysyncobj_adapter import EngineLivelock, PysyncobjMessage, SimNode

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from pysyncobj import SyncObj, replicated
 
-from ..state_machines import KeyValueStore, WorkflowExecutor
+from ..machines.state_machines import KeyValueStore, WorkflowExecutor
 from .pysyncobj_adapter import SeededTimeouts
 
 #: ``on_apply(node_id, index, command_bytes, result)``: an entry reached the machine.

@@ -7,7 +7,7 @@ import sys
 import trio
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
-from simulator.schedules import apply_schedule, random_fault_schedule, steady_load
+from simulator.explore.schedules import apply_schedule, random_fault_schedule, steady_load
 from transports import Embedded, LinkConfig, Streaming, Uniform
 
 

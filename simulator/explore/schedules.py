@@ -19,7 +19,7 @@ import trio
 
 from transports import LinkConfig, Uniform
 
-from .client import ProposalTimeoutError
+from ..cluster.client import ProposalTimeoutError
 
 #: Fault method names a schedule may use; each is a method of ``Cluster``.
 FAULTS = (

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
-from .invariants import InvariantChecker, NodeView
-from .raft import (
+from ..checks.invariants import InvariantChecker, NodeView
+from ..raft import (
     ConfChange,
     Config,
     ConfState,

@@ -52,18 +52,9 @@ def records_of(source) -> list[TraceRecord]:
     )
 
 
-def record_dict(record: TraceRecord) -> dict[str, object]:
-    """One record as a dict; an event field named like a base column is not allowed to hide it."""
-    row: dict[str, object] = {"time": record.time, "node": record.node, "seq": record.seq,
-                              "kind": record.kind}
-    for name, value in record.fields:
-        row[f"field_{name}" if name in row else name] = value
-    return row
-
-
 def to_dicts(source) -> list[dict[str, object]]:
     """Every record of ``source`` (see :func:`records_of`) as a dict, in trace order."""
-    return [record_dict(record) for record in records_of(source)]
+    return [record.to_dict() for record in records_of(source)]
 
 
 def to_dataframe(source):

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from .. import faults
+from transports import faults
+
 from ..trace import CLUSTER, TraceRecord
 
 
@@ -124,7 +125,7 @@ def network_faults(records: Sequence[TraceRecord]) -> list[NetworkFault]:
     """Each stretch of time with the same set of blocked links, if any were blocked.
 
     Replays the fault events on the cluster's own fault shapes
-    (:mod:`simulator.faults`): ``partition``, ``bridge`` and
+    (:mod:`transports.faults`): ``partition``, ``bridge`` and
     ``majorities_ring`` replace what was blocked, ``isolate`` and
     ``one_way`` add to it, ``heal`` clears it.
     """

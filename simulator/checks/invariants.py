@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import attrs
 
-from .raft import Entry, RawNode, Role
+from ..raft import Entry, RawNode, Role
 
 
 class InvariantViolation(AssertionError):

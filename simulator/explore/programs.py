@@ -5,7 +5,7 @@ A :class:`Program` is a tuple of steps — ``Propose(count=3)``,
 ... — run one after another by one task, so the same program and seed give
 the same trace. Every step's ``repr`` is the Python that builds it, so a
 program that broke something can be printed, pasted into a scenario file and
-replayed (:mod:`simulator.exploration` writes such files).
+replayed (:mod:`simulator.explore.search` writes such files).
 
 A step that does not apply (a node the cluster lacks, restarting a node that
 is up, removing the last three members) does nothing: every program is
@@ -24,9 +24,9 @@ from __future__ import annotations
 import attrs
 import trio
 
-from .client import LivenessError, ProposalTimeoutError
-from .state_machines import WorkflowExecutor
-from .trace import CLUSTER, SCENARIO
+from ..cluster.client import LivenessError, ProposalTimeoutError
+from ..machines.state_machines import WorkflowExecutor
+from ..observe.trace import CLUSTER, SCENARIO
 
 #: Seconds a proposal, a membership change or a leader transfer may take.
 STEP_TIMEOUT = 3.0

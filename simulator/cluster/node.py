@@ -22,8 +22,10 @@ import trio
 
 from transports.streaming import StreamTimer
 
-from .monitor import InvariantMonitor
-from .raft import (
+from ..checks.monitor import InvariantMonitor
+from ..machines.state_machines import StateMachine
+from ..observe.trace import Trace
+from ..raft import (
     ConfChange,
     Config,
     Entry,
@@ -36,8 +38,6 @@ from .raft import (
     SnapshotStatus,
 )
 from .snapshot_handling import NodeSnapshots
-from .state_machines import StateMachine
-from .trace import Trace
 
 
 @attrs.frozen

@@ -96,8 +96,8 @@ def _options(args, mode: str):
 
 
 def _run_one(info, options, *, out, story: bool, trace_path=None, live: bool = False):
-    from simulator import run
-    from simulator.narration import narrate
+    from simulator.cluster.cluster import run
+    from simulator.observe.narration import narrate
     from simulator.scenario import run_scenario
 
     views = []
@@ -106,7 +106,7 @@ def _run_one(info, options, *, out, story: bool, trace_path=None, live: bool = F
         if live:
             from rich.console import Console
 
-            from simulator.live_view import LiveView
+            from simulator.observe.live_view import LiveView
 
             # The caller saw out.isatty(); rich is told so, whatever the environment says.
             view = LiveView(cluster, Console(file=out, force_terminal=True), scenario=info.name)
@@ -177,7 +177,7 @@ def _cmd_run(args, out) -> int:
 
 
 def _cmd_compare(args, out) -> int:
-    from simulator.narration import human_bytes
+    from simulator.observe.narration import human_bytes
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
@@ -226,8 +226,8 @@ def _cmd_list(out) -> int:
 
 
 def _cmd_replay(args, out) -> int:
-    from simulator.narration import narrate
-    from simulator.trace import read_jsonl
+    from simulator.observe.narration import narrate
+    from simulator.observe.trace import read_jsonl
 
     path = Path(args.trace)
     if not path.is_file():

@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ..raft import CompactedError, Entry, RawNode, Role, snapshot_digest
 from .invariants import InvariantViolation
-from .raft import CompactedError, Entry, RawNode, Role, snapshot_digest
 
 
 @attrs.frozen

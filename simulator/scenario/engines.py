@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..node import CompactionPolicy
+from ..cluster.node import CompactionPolicy
+from ..engines import ENGINES
+from .script import ScenarioError
+from .summary import run_summary
 
 #: Cluster options the native engine understands and pysyncobj has no use for.
 _NATIVE_ONLY = ("snapshot_mode", "transport", "config")
@@ -24,8 +27,6 @@ def scenario_engines(module: ModuleType) -> tuple[str, ...]:
 
 def engine_runner(module: ModuleType, name: str, options, params: dict, native_open, native_summarize):
     """``(open, summarize)`` for the engine ``options.engine`` chose; a clear error if unsupported."""
-    from ..scenario import ScenarioError
-    from . import ENGINES
 
     engine = options.engine
     if engine not in ENGINES:
@@ -36,7 +37,8 @@ def engine_runner(module: ModuleType, name: str, options, params: dict, native_o
     if engine == "native":
         return native_open, native_summarize
 
-    from .pysyncobj_cluster import PysyncobjCluster
+    # Loaded only for pysyncobj runs: it imports pysyncobj itself.
+    from ..engines.pysyncobj_cluster import PysyncobjCluster
 
     extra = dict(getattr(module, "PYSYNCOBJ", {}))
     hook = getattr(module, "pysyncobj_options", None)
@@ -70,7 +72,6 @@ def summarize_pysyncobj(cluster, name: str, options) -> dict:
                 state_digest=cluster.state_machine(node_id).digest(),
             )
         nodes.append(entry)
-    from ..scenario import run_summary
 
     summary = run_summary(cluster, name, options.seed, "pysyncobj", nodes, engine="pysyncobj")
     summary["engine_problems"] = cluster.engine_problems()

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from .raft import Message
+from ..raft import Message
 
 SCENARIO, TRANSPORT, NODE = 0, 1, 2
 
@@ -56,6 +56,14 @@ class TraceRecord:
         except KeyError as missing:
             raise ValueError(f"trace line lacks field {missing}; expected t, node, seq, kind") from None
         return cls(time, node, seq, kind, tuple(body.items()))
+
+    def to_dict(self) -> dict[str, object]:
+        """This record as a flat dict; an event field named like a base column
+        (time, node, seq, kind) is renamed ``field_<name>`` so it cannot hide it."""
+        row: dict[str, object] = {"time": self.time, "node": self.node, "seq": self.seq, "kind": self.kind}
+        for name, value in self.fields:
+            row[f"field_{name}" if name in row else name] = value
+        return row
 
     def to_text(self) -> str:
         who = "cluster" if self.node == CLUSTER else f"n{self.node}"
@@ -266,16 +274,9 @@ class Trace:
         )
 
     def to_dicts(self) -> list[dict]:
-        """Every record as a dict (see :func:`simulator.to_dicts`)."""
-        from .records import to_dicts
-
-        return to_dicts(self)
-
-    def to_dataframe(self):
-        """Every record as a row of a pandas DataFrame (see :func:`simulator.to_dataframe`)."""
-        from .records import to_dataframe
-
-        return to_dataframe(self)
+        """Every record as a dict (see :func:`simulator.to_dicts`; for a pandas
+        DataFrame, :func:`simulator.to_dataframe` takes a trace too)."""
+        return [record.to_dict() for record in self.records]
 
     def excerpt(self, last: int = 20) -> str:
         """The last ``last`` records as text, for error messages."""

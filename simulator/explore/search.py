@@ -1,6 +1,6 @@
 """Property search: random fault programs, shrunk failures, replayable scenario files.
 
-:func:`fault_programs` is a hypothesis strategy for :class:`~simulator.programs.Program`
+:func:`fault_programs` is a hypothesis strategy for :class:`~simulator.explore.programs.Program`
 values over a :class:`SearchSpace` (cluster size, snapshot mode, store,
 chunk size, defects switched on). :func:`run_example` renders a program as a
 scenario file and runs it exactly as ``raftsim run`` would, so the file a
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import attrs
 
+from ..cluster.cluster import run
+from ..raft import defects
+from ..scenario import RunOptions, ScenarioResult, resolve, run_scenario
 from . import programs as S
-from .cluster import run
 from .programs import Program
-from .raft import defects
-from .scenario import RunOptions, ScenarioResult, resolve, run_scenario
 
 CHUNK_ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut",
                  "crash_sender", "crash_receiver")
@@ -121,7 +121,7 @@ def scenario_source(program: Program, space: SearchSpace, seed: int, *, headline
                           width=76, subsequent_indent="    ").replace('"""', "'''")
     return (
         f'"""{title}\n\n'
-        "Written by raftsim's property search (simulator.exploration). Replay it with\n\n"
+        "Written by raftsim's property search (simulator.explore.search). Replay it with\n\n"
         "    raftsim run THIS_FILE\n\n"
         f"(its DEFAULTS say --seed {seed} --mode {space.mode}{store}) and it runs exactly\n"
         "as it did in the search, trace hash and all.\n"

@@ -20,9 +20,9 @@ import trio
 
 from transports.in_memory import CLIENT
 
+from ..observe.trace import CLUSTER, SCENARIO
+from ..raft import ConfChange, ConfChangeType
 from .node import ClientCommand, ProposalTicket
-from .raft import ConfChange, ConfChangeType
-from .trace import CLUSTER, SCENARIO
 
 
 class ProposalTimeoutError(Exception):

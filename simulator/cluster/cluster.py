@@ -38,19 +38,19 @@ from transports import (
     LinkConfig,
     SnapshotMode,
     Streaming,
+    faults,
 )
 from transports.chunk_faults import ChunkFault
 from transports.streaming import TransferProgress, TransferRegistry
 
-from . import faults
+from ..checks.invariants import InvariantViolation
+from ..checks.monitor import InvariantMonitor
+from ..machines.state_machines import StateMachine, WorkflowExecutor
+from ..observe.trace import CLUSTER, SCENARIO, Trace
+from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .client import Client, ClientMixin
-from .invariants import InvariantViolation
-from .monitor import InvariantMonitor
 from .node import CompactionPolicy, LeaderTransfer, NodeRunner, SnapshotReport, Tick
-from .raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .snapshot_handling import NodeSnapshots
-from .state_machines import StateMachine, WorkflowExecutor
-from .trace import CLUSTER, SCENARIO, Trace
 
 
 class Cluster(ClientMixin):

@@ -27,8 +27,8 @@ from transports.streaming import (
     TransferRegistry,
 )
 
-from .raft import Message, MessageType, Snapshot, SnapshotStatus
-from .snapshots import DiskSnapshotStore
+from ..raft import Message, MessageType, Snapshot, SnapshotStatus
+from ..snapshots import DiskSnapshotStore
 
 
 @attrs.define

@@ -24,8 +24,8 @@ import attrs
 
 from transports import Constant, LinkConfig, SnapshotMode
 
+from ..machines.state_machines import WorkflowExecutor
 from .cluster import Cluster
-from .state_machines import WorkflowExecutor
 
 #: 100 Mbit/s and 1 ms: a snapshot's size shows in its transfer time.
 DEFAULT_LINK = LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)

@@ -1,0 +1,25 @@
+"""Scenario scripts: the format (``script``), the story's handle (``sim``),
+running one on either engine (``runner``, ``engines``) and its summary."""
+
+from .runner import ScenarioResult, run_scenario
+from .script import (
+    SCENARIO_DIR,
+    RunOptions,
+    ScenarioError,
+    ScenarioInfo,
+    find_scenarios,
+    load_module,
+    parse_size,
+    resolve,
+    scenario_defaults,
+    scenario_defects,
+    scenario_params,
+)
+from .sim import Sim
+from .summary import run_summary, summarize
+
+__all__ = [
+    "SCENARIO_DIR", "RunOptions", "ScenarioError", "ScenarioInfo", "ScenarioResult", "Sim",
+    "find_scenarios", "load_module", "parse_size", "resolve", "run_scenario", "run_summary",
+    "scenario_defaults", "scenario_defects", "scenario_params", "summarize",
+]

@@ -1,0 +1,127 @@
+"""Running a scenario script: options in, a cluster to act on, a summary out.
+
+:func:`run_scenario` opens the cluster with the chosen snapshot mode (the
+format is described in :mod:`simulator.scenario.script`), runs the story,
+and returns a :class:`ScenarioResult` that the CLI prints as text or JSON.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+from transports import Embedded, Streaming
+
+from ..checks.invariants import InvariantViolation
+from ..cluster.client import LivenessError, ProposalTimeoutError
+from ..cluster.cluster import Cluster
+from ..raft import defects
+from ..snapshots import DiskSnapshotStore, MemorySnapshotStore
+from ..snapshots.urls import is_store_url
+from .engines import engine_runner
+from .script import (
+    RunOptions,
+    ScenarioError,
+    ScenarioInfo,
+    load_module,
+    scenario_defects,
+    scenario_params,
+)
+from .sim import Sim
+from .summary import summarize
+
+
+@attrs.frozen
+class ScenarioResult:
+    scenario: str
+    seed: int
+    mode: str
+    ok: bool
+    violations: tuple[str, ...]
+    failed_checks: tuple[str, ...]
+    summary: dict
+
+
+def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict):
+    if options.mode == "embedded":
+        return Embedded()
+    extra = dict(streaming)  # the scenario's own Streaming options, e.g. rate_limit
+    if options.chunk_size is not None:
+        extra["chunk_size"] = options.chunk_size
+    if is_store_url(options.store):
+        try:
+            return Streaming.in_bucket(options.store, pull=options.pull, **extra)
+        except (ValueError, ImportError) as error:  # store errors are ValueErrors
+            raise ScenarioError(f"--store {options.store}: {error}") from None
+    if options.pull:  # the shared store beside the nodes' own stores
+        chunk_size = extra.get("chunk_size", MemorySnapshotStore().chunk_size)
+        extra["pull"] = (DiskSnapshotStore(store_dir / "shared", chunk_size=chunk_size, durable=False)
+                         if store_dir is not None else MemorySnapshotStore(chunk_size=chunk_size))
+    if store_dir is not None:
+        return Streaming.on_disk(store_dir, **extra)
+    return Streaming(**extra)
+
+
+
+async def run_scenario(
+    info: ScenarioInfo,
+    options: RunOptions,
+    *,
+    on_cluster: Callable[[Cluster], None] | None = None,
+    trace_path: Path | None = None,
+) -> ScenarioResult:
+    """Open the cluster, run the story, and summarise; see the module docstring."""
+    module = load_module(info.path)
+    modes = getattr(module, "MODES", ("embedded", "streaming"))
+    if options.mode not in modes:
+        raise ScenarioError(f"scenario {info.name!r} runs in {', '.join(modes)} mode only")
+    params = scenario_params(module, options)
+    from .engines import engine_runner
+
+    open_cluster, summarize_run = engine_runner(module, info.name, options, params, Cluster.open, summarize)
+    switched_on = scenario_defects(module)
+    cluster_options = dict(getattr(module, "CLUSTER", {}))
+    if options.nodes is not None:
+        cluster_options["nodes"] = options.nodes
+    with tempfile.TemporaryDirectory(prefix="raftsim-") as scratch:
+        store_dir = None
+        if options.store.startswith("disk"):
+            store_dir = Path(options.store[5:]) if options.store.startswith("disk:") else Path(scratch)
+        mode = _snapshot_mode(options, store_dir, getattr(module, "STREAMING", {}))
+        violations: list[str] = []
+        cluster_ref: list[Cluster] = []
+        sims: list[Sim] = []
+        try:
+            with defects.injected(*switched_on):
+                async with open_cluster(seed=options.seed, snapshot_mode=mode, **cluster_options) as cluster:
+                    cluster_ref.append(cluster)
+                    if on_cluster is not None:
+                        on_cluster(cluster)
+                    sim = Sim(cluster, params, options)
+                    sims.append(sim)
+                    await module.scenario(sim)
+                    summary = summarize_run(cluster, info.name, options)
+        except InvariantViolation as violation:
+            violations.append(str(violation).splitlines()[0])
+            sim_checks = []
+            summary = summarize_run(cluster_ref[0], info.name, options) if cluster_ref else {}
+        except (LivenessError, ProposalTimeoutError, trio.TooSlowError) as stuck:
+            # The story could not go on: a failed run (exit 1), told in one line.
+            first_line = str(stuck).splitlines()[0] if str(stuck) else type(stuck).__name__
+            earlier = sims[0].checks if sims else []
+            sim_checks = [*earlier, (f"the story got stuck: {first_line}", False)]
+            summary = summarize_run(cluster_ref[0], info.name, options) if cluster_ref else {}
+        else:
+            sim_checks = sim.checks
+        if trace_path is not None and cluster_ref:
+            cluster_ref[0].trace.write_jsonl(trace_path)
+    failed = tuple(text for text, ok in sim_checks if not ok)
+    ok = not violations and not failed
+    summary.update(ok=ok, violations=violations, failed_checks=list(failed), defects=list(switched_on))
+    mode = "pysyncobj" if options.engine == "pysyncobj" else options.mode
+    return ScenarioResult(info.name, options.seed, mode, ok, tuple(violations), failed, summary)
+
