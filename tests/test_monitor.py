@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 from simulator import (
-    ConfState,
     Config,
+    ConfState,
     Entry,
     HardState,
     InvariantMonitor,

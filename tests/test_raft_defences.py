@@ -19,15 +19,19 @@ import pytest
 from simulator import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     Config,
+    ConfState,
     Entry,
     EntryType,
     Message,
     MessageType,
     Role,
 )
-from simulator.raft.reasons import CONF_CHANGE_INVALID, CONF_CHANGE_REFUSED_AT_APPLY, MALFORMED
+from simulator.raft.reasons import (
+    CONF_CHANGE_INVALID,
+    CONF_CHANGE_REFUSED_AT_APPLY,
+    MALFORMED,
+)
 from simulator.testing import Network
 
 MT = MessageType

@@ -21,6 +21,14 @@ from .errors import (
     StorageError,
     UnavailableError,
 )
+from .membership import (
+    ConfChangeSingle,
+    ConfChangeTransition,
+    ConfChangeV2,
+    changed_conf_state,
+    conf_change_entry,
+    decode_conf_change,
+)
 from .messages import (
     CAMPAIGN_TRANSFER,
     INVALID_ID,
@@ -35,17 +43,8 @@ from .messages import (
     Snapshot,
     SnapshotMetadata,
 )
-from .membership import (
-    ConfChangeSingle,
-    ConfChangeTransition,
-    ConfChangeV2,
-    changed_conf_state,
-    conf_change_entry,
-    decode_conf_change,
-)
 from .progress import ProgressState
 from .raft import Role
-from .read_only import ReadOnlyOption, ReadState
 from .raw_node import (
     PeerProgress,
     RaftStatistics,
@@ -54,26 +53,20 @@ from .raw_node import (
     SnapshotStatus,
     SoftState,
 )
+from .read_only import ReadOnlyOption, ReadState
 from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, snapshot_digest
 from .storage import MemStorage, RaftState, Storage
 
 __all__ = [
-    "decode_conf_change",
-    "conf_change_entry",
-    "changed_conf_state",
-    "RequestSnapshotDroppedError",
-    "ReadState",
-    "ReadOnlyOption",
-    "ConfChangeV2",
-    "ConfChangeTransition",
-    "ConfChangeSingle",
     "CAMPAIGN_TRANSFER",
     "INVALID_ID",
-    "defects",
     "CompactedError",
     "ConfChange",
     "ConfChangePendingError",
+    "ConfChangeSingle",
+    "ConfChangeTransition",
     "ConfChangeType",
+    "ConfChangeV2",
     "ConfState",
     "Config",
     "ConfigError",
@@ -92,8 +85,11 @@ __all__ = [
     "RaftState",
     "RaftStatistics",
     "RawNode",
+    "ReadOnlyOption",
+    "ReadState",
     "Ready",
     "ReadyMisuseError",
+    "RequestSnapshotDroppedError",
     "Role",
     "Snapshot",
     "SnapshotDataStore",
@@ -105,5 +101,9 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnavailableError",
+    "changed_conf_state",
+    "conf_change_entry",
+    "decode_conf_change",
+    "defects",
     "snapshot_digest",
 ]

@@ -32,6 +32,7 @@ import attrs
 from ..checks.invariants import InvariantChecker, NodeView
 from ..raft import (
     ConfChange,
+    ConfChangeV2,
     Config,
     ConfState,
     Entry,
@@ -41,9 +42,11 @@ from ..raft import (
     Message,
     MessageType,
     RawNode,
+    ReadState,
     Ready,
     Role,
     SnapshotStatus,
+    decode_conf_change,
 )
 
 MessageFilter = Callable[[Message], bool]
@@ -148,6 +151,8 @@ class Network:
         self.blocked: set[tuple[int, int]] = set()
         self.delivered = 0
         self.dropped = 0
+        #: Every ``ReadState`` each node's ``Ready`` handed out, in order.
+        self.read_states: dict[int, list[ReadState]] = {}
         self.checker = InvariantChecker() if check_invariants else None
         conf_state = ConfState.of(voters, learners)
         for node_id in conf_state.members:
@@ -215,11 +220,13 @@ class Network:
             storage.set_hard_state(ready.hard_state)
         self.in_flight.extend(ready.messages)
         for entry in ready.committed_entries:
-            if entry.entry_type is EntryType.CONF_CHANGE:
-                conf_state = node.apply_conf_change(ConfChange.decode(entry.data))
+            if entry.entry_type.is_conf_change:
+                conf_state = node.apply_conf_change(decode_conf_change(entry))
                 storage.set_conf_state(conf_state)
             else:
                 harness_node.state_machine.apply(entry)
+        if ready.read_states:
+            self.read_states.setdefault(harness_node.node_id, []).extend(ready.read_states)
         node.advance(ready)
 
     def process_readies(self) -> None:
@@ -359,7 +366,7 @@ class Network:
         self.node(node_id).propose(data)
         self.process_readies()
 
-    def propose_conf_change(self, node_id: int, change: ConfChange) -> None:
+    def propose_conf_change(self, node_id: int, change: ConfChange | ConfChangeV2) -> None:
         self.node(node_id).propose_conf_change(change)
         self.process_readies()
 
