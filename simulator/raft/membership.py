@@ -194,7 +194,7 @@ def _simple(conf: ConfState, change: ConfChange) -> ConfState:
         raise InvalidConfChangeError(f"node {node} is not a member; members are {list(conf.members)}")
     voters, learners = set(conf.voters), set(conf.learners)
     _apply_single(voters, set(), learners, set(), kind, node)
-    if not voters:
+    if conf.voters and not voters:
         raise InvalidConfChangeError(f"cannot remove node {node}, the last voter")
     return ConfState.of(voters, learners)
 
