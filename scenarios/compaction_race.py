@@ -23,7 +23,7 @@ compare the bytes sent with ``raftsim compare compaction_race``.
 import trio
 
 from simulator import WorkflowExecutor
-from transports import Constant, LinkConfig, Streaming
+from transports import Constant, LinkConfig
 
 BANDWIDTH = 6_250_000  # bytes per second: 50 Mbit/s
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=BANDWIDTH)}
@@ -37,14 +37,11 @@ def transfers_to(cluster, node_id: int):
 
 async def scenario(sim):
     cluster = sim.cluster
-    # Sized in chunks of --chunk-size in both modes, so that `raftsim compare` compares one workload.
-    chunk_size = sim.options.chunk_size or Streaming().chunk_size
-    payload = max(0, 6 * chunk_size // WORKFLOWS - 128)  # a snapshot a little under six chunks
+    chunk_size = sim.chunk_size
+    payload = sim.workflow_payload(chunks=6, workflows=WORKFLOWS)  # a snapshot a little under six chunks
     leader = await cluster.wait_for_leader()
     sim.say(f"n{leader} leads; the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
-    for number in range(WORKFLOWS):
-        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], bytes([number]) * payload),
-                              timeout=60)
+    await sim.load_workflows(WORKFLOWS, payload)
     await cluster.wait_caught_up(timeout=60)
     first = cluster.compact(leader)
     for number in range(sim.params["writes"]):
@@ -54,9 +51,7 @@ async def scenario(sim):
     newcomer = max(cluster.node_ids) + 1
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: cluster.add_node(timeout=120))
-        with trio.fail_after(30):
-            while not transfers_to(cluster, newcomer):  # look every millisecond
-                await trio.sleep(0.001)
+        await sim.wait_for_transfer(newcomer)
         await trio.sleep(1.2 * chunk_size / BANDWIDTH)  # about one chunk in
         second = cluster.compact(leader)
         [old] = transfers_to(cluster, newcomer)

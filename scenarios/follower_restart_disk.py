@@ -23,7 +23,6 @@ Why streaming only: in embedded mode nothing partial is ever written. The
 snapshot lives in one message in memory, and a crash loses all of it.
 """
 
-from simulator import WorkflowExecutor
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)}
@@ -35,16 +34,14 @@ WORKFLOWS = 20
 async def scenario(sim):
     cluster = sim.cluster
     k = sim.params["k"]
-    chunk_size = cluster.snapshot_mode.chunk_size
+    chunk_size = sim.chunk_size
     # A snapshot a little under max(5, k + 2) chunks: chunk k is never the last.
-    payload = max(0, max(5, k + 2) * chunk_size // WORKFLOWS - 128)
+    payload = sim.workflow_payload(chunks=max(5, k + 2), workflows=WORKFLOWS)
     store = "on disk" if sim.options.store.startswith("disk") else "in memory, standing for a disk"
     leader = await cluster.wait_for_leader()
     sim.say(f"every node keeps its snapshots {store}; "
             f"n{leader} leads and the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
-    for number in range(WORKFLOWS):
-        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], bytes([number]) * payload),
-                              timeout=60)
+    await sim.load_workflows(WORKFLOWS, payload)
     await cluster.wait_caught_up()
     cluster.compact(leader)
 

@@ -28,12 +28,11 @@ Finally the old leader restarts and catches up as a follower (on
 pysyncobj it restarts empty: its default keeps nothing on disk).
 """
 
-import random
 
 import trio
 
-from simulator import CompactionPolicy, WorkflowExecutor
-from transports import Constant, LinkConfig, Streaming
+from simulator import CompactionPolicy
+from transports import Constant, LinkConfig
 
 WORKFLOWS = 20
 CLUSTER = {
@@ -48,18 +47,13 @@ ENGINES = ("native", "pysyncobj")
 
 async def scenario(sim):
     cluster = sim.cluster
-    # Sized in chunks of --chunk-size in both modes, so that `raftsim compare` compares one workload.
-    chunk_size = sim.options.chunk_size or Streaming().chunk_size
-    payload = max(0, 5 * chunk_size // WORKFLOWS - 128)  # a snapshot a little under five chunks
+    chunk_size = sim.chunk_size
+    payload = sim.workflow_payload(chunks=5, workflows=WORKFLOWS)  # a snapshot a little under five chunks
     pysyncobj = sim.options.engine == "pysyncobj"
     leader = await cluster.wait_for_leader()
     sim.say(f"n{leader} leads; the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
-    for number in range(WORKFLOWS):
-        data = bytes([number]) * payload
-        if pysyncobj:
-            # pysyncobj gzips its snapshot: repeated bytes would shrink to kilobytes; random ones do not.
-            data = random.Random(number).randbytes(payload)
-        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], data), timeout=60)
+    # pysyncobj gzips its snapshot: repeated bytes would shrink to kilobytes; random ones do not.
+    await sim.load_workflows(WORKFLOWS, payload, random_bytes=pysyncobj)
     await cluster.wait_caught_up()
     if pysyncobj:
         indexes = [cluster.storage(n).snapshot_metadata.index for n in cluster.node_ids]
@@ -82,9 +76,7 @@ async def scenario(sim):
     else:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cluster.add_node)
-            with trio.fail_after(30):
-                while not any(t.to == newcomer for t in cluster.transfers()):  # look every millisecond
-                    await trio.sleep(0.001)
+            await sim.wait_for_transfer(newcomer)
             [message] = [r for r in cluster.trace.of_kind("send")
                          if (r.get("to"), r.get("type")) == (newcomer, "snapshot")]
             await trio.sleep((message.get("arrives") - cluster.now()) / 2)  # half way there

@@ -26,12 +26,10 @@ restarts the snapshot from its first piece. ``raftsim compare
 mid_transfer_failure --engine pysyncobj`` puts the three side by side.
 """
 
-import random
 
 import trio
 
-from simulator import WorkflowExecutor
-from transports import Constant, LinkConfig, Streaming
+from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)}
 PARAMS = {"k": 3}
@@ -45,18 +43,13 @@ async def scenario(sim):
     cluster = sim.cluster
     k = sim.params["k"]
     engine = "pysyncobj" if sim.options.engine == "pysyncobj" else sim.mode
-    # Sized in chunks of --chunk-size on every engine, so that `raftsim compare` compares one workload.
-    chunk_size = sim.options.chunk_size or Streaming().chunk_size
+    chunk_size = sim.chunk_size
     # A snapshot a little under max(5, k + 2) chunks: chunk k is never the last.
-    payload = max(0, max(5, k + 2) * chunk_size // WORKFLOWS - 128)
+    payload = sim.workflow_payload(chunks=max(5, k + 2), workflows=WORKFLOWS)
     leader = await cluster.wait_for_leader()
     sim.say(f"n{leader} leads; the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
-    for number in range(WORKFLOWS):
-        data = bytes([number]) * payload
-        if engine == "pysyncobj":
-            # pysyncobj gzips its snapshot: repeated bytes would shrink to kilobytes; random ones do not.
-            data = random.Random(number).randbytes(payload)
-        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], data), timeout=60)
+    # pysyncobj gzips its snapshot: repeated bytes would shrink to kilobytes; random ones do not.
+    await sim.load_workflows(WORKFLOWS, payload, random_bytes=engine == "pysyncobj")
     await cluster.wait_caught_up()
     cluster.compact(leader)
 
@@ -73,9 +66,7 @@ async def scenario(sim):
     else:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: cluster.add_node(timeout=60))
-            with trio.fail_after(30):
-                while not any(t.to == newcomer for t in cluster.transfers()):  # look every millisecond
-                    await trio.sleep(0.001)
+            await sim.wait_for_transfer(newcomer)
             [message] = [r for r in cluster.trace.of_kind("send")
                          if (r.get("to"), r.get("type")) == (newcomer, "snapshot")]
             arrives = message.get("arrives")

@@ -37,13 +37,11 @@ WORKFLOWS = 20
 
 async def scenario(sim):
     cluster = sim.cluster
-    chunk_size = cluster.snapshot_mode.chunk_size
-    payload = max(0, 5 * chunk_size // WORKFLOWS - 128)  # a snapshot a little under five chunks
+    chunk_size = sim.chunk_size
+    payload = sim.workflow_payload(chunks=5, workflows=WORKFLOWS)  # a snapshot a little under five chunks
     leader = await cluster.wait_for_leader()
     sim.say(f"n{leader} leads; the cluster takes {WORKFLOWS} workflows of {payload:,} bytes each")
-    for number in range(WORKFLOWS):
-        await cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], bytes([number]) * payload),
-                              timeout=60)
+    await sim.load_workflows(WORKFLOWS, payload)
     await cluster.wait_caught_up()
     cluster.compact(leader)
 
@@ -55,9 +53,7 @@ async def scenario(sim):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cluster.add_node)
-        with trio.fail_after(30):
-            while received() < 2 * chunk_size:  # look every millisecond: chunks can be quick
-                await trio.sleep(0.001)
+        await sim.wait_for_transfer(newcomer, chunks=2)
         cluster.partition(others, [newcomer])
         await trio.sleep(sim.params["seconds"])
         await cluster.propose(WorkflowExecutor.start("during-partition", ["fetch"]))

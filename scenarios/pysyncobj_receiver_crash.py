@@ -56,9 +56,7 @@ async def scenario(sim):
     transfer_time = size / BANDWIDTH
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: cluster.add_node(timeout=120 + 20 * transfer_time))
-        with trio.fail_after(60):
-            while not any(t.to == newcomer for t in cluster.transfers()):
-                await trio.sleep(0.001)
+        await sim.wait_for_transfer(newcomer, timeout=60)
         await trio.sleep(transfer_time / 2)
         sim.say(f"half way through the expected {transfer_time:.2f} s, n{newcomer} crashes; it stays "
                 f"down until half a second after the whole snapshot would have arrived")

@@ -80,8 +80,6 @@ async def run_scenario(
     if options.mode not in modes:
         raise ScenarioError(f"scenario {info.name!r} runs in {', '.join(modes)} mode only")
     params = scenario_params(module, options)
-    from .engines import engine_runner
-
     open_cluster, summarize_run = engine_runner(module, info.name, options, params, Cluster.open, summarize)
     switched_on = scenario_defects(module)
     cluster_options = dict(getattr(module, "CLUSTER", {}))

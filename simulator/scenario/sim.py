@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import random
+
 import trio
 
+from transports import Streaming
+
 from ..cluster.cluster import Cluster
+from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
 from .script import RunOptions
 
+#: About what the workflow executor keeps per workflow besides its payload.
+WORKFLOW_BOOKKEEPING = 128
+
 
 class Sim:
-    """What a scenario gets: the cluster, its parameters, and a voice."""
+    """What a scenario gets: the cluster, its parameters, a voice, and the
+    set-up steps that stories share (state sized in chunks, waiting for a
+    transfer to get somewhere), so each scenario reads as its story."""
 
     def __init__(self, cluster: Cluster, params: dict, options: RunOptions) -> None:
         self.cluster = cluster
@@ -34,3 +44,40 @@ class Sim:
         return bool(condition)
 
 
+
+    @property
+    def chunk_size(self) -> int:
+        """The run's chunk size: the streaming mode's, else ``--chunk-size``, else
+        the ``Streaming`` default. Scenarios size their state in chunks in every
+        mode, so that ``raftsim compare`` compares one workload."""
+        return (getattr(self.cluster.snapshot_mode, "chunk_size", None) or self.options.chunk_size
+                or Streaming().chunk_size)
+
+    def workflow_payload(self, *, chunks: int, workflows: int) -> int:
+        """Payload bytes per workflow so that ``workflows`` of them make a snapshot
+        a little under ``chunks`` chunks of :attr:`chunk_size`."""
+        return max(0, chunks * self.chunk_size // workflows - WORKFLOW_BOOKKEEPING)
+
+    async def load_workflows(self, count: int, payload: int, *, random_bytes: bool = False,
+                             timeout: float = 60) -> None:
+        """Propose ``count`` one-step workflows ``wf-0``, ``wf-1``... of ``payload`` bytes each.
+
+        The payload repeats one byte per workflow; ``random_bytes=True`` draws it
+        from a generator seeded by the workflow's number instead (for engines
+        that compress their snapshots, where repeated bytes would shrink to nothing).
+        """
+        for number in range(count):
+            data = random.Random(number).randbytes(payload) if random_bytes else bytes([number % 256]) * payload
+            await self.cluster.propose(WorkflowExecutor.start(f"wf-{number}", ["fetch"], data), timeout=timeout)
+
+    async def wait_for_transfer(self, to: int, *, chunks: int = 0, timeout: float = 30) -> None:
+        """Wait until a snapshot transfer to node ``to`` has begun and, with
+        ``chunks=k``, until it holds at least k verified chunks.
+
+        It looks every millisecond of virtual time (chunks can be quick) and
+        raises ``trio.TooSlowError`` after ``timeout`` virtual seconds.
+        """
+        wanted = chunks * self.chunk_size
+        with trio.fail_after(timeout):
+            while not any(t.to == to and t.bytes_done >= wanted for t in self.cluster.transfers()):
+                await trio.sleep(0.001)
