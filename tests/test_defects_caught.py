@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 
 from simulator import Config, MessageType, SearchSpace, search
-from simulator.cli.main import main as raftsim
+from simulator.cli import main as raftsim
 from simulator.explore.search import run_example
 from simulator.checks.invariants import InvariantViolation
 from simulator.raft import defects

@@ -25,7 +25,7 @@ from simulator import (
     Wait,
     fault_programs,
 )
-from simulator.cli.main import main as raftsim
+from simulator.cli import main as raftsim
 from simulator.explore.search import run_example, scenario_source, write_scenario
 from simulator.checks.invariants import InvariantViolation
 from simulator.explore.programs import AcknowledgedWrite

@@ -231,7 +231,7 @@ def test_command_line_pull_is_deterministic_across_processes(tmp_path):
 def test_command_line_refuses_a_used_prefix_and_pull_without_streaming(s3_environment, s3_bucket, capsys):
     import io
 
-    from simulator.cli.main import main
+    from simulator.cli import main
 
     assert main(["run", "node_join", "--mode", "streaming", "--store", f"s3://{s3_bucket}/cli", "--quiet"],
                 out=io.StringIO()) == 0

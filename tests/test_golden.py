@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from simulator.cli.main import main
+from simulator.cli import main
 from simulator.scenario import SCENARIO_DIR, find_scenarios, load_module
 
 GOLDEN_DIR = SCENARIO_DIR / "golden"

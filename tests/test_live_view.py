@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
-from simulator.cli.main import main
+from simulator.cli import main
 from simulator.observe.live_view import LOG_LINES, LiveView
 from transports import Streaming
 

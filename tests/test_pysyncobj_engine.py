@@ -20,7 +20,7 @@ from simulator import (
     KeyValueStore,
     WorkflowExecutor,
 )
-from simulator.cli.main import main
+from simulator.cli import main
 from simulator.engines import PYSYNCOBJ_VERSION, PysyncobjCluster, PysyncobjWorkarounds
 from simulator.engines.pysyncobj_adapter import SimNode, engine_session, wire_size
 from simulator.engines.pysyncobj_checks import PysyncobjMonitor

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from scenarios import first_election
-from simulator.cli.main import main
+from simulator.cli import main
 
 SCENARIOS = (
     "basic", "node_join", "large_snapshot", "mid_transfer_failure", "partition_during_transfer",

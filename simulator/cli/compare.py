@@ -1,0 +1,52 @@
+"""``raftsim compare SCENARIO``: the same scenario in each mode (and engine), side by side."""
+
+from __future__ import annotations
+
+from .options import add_run_options, fill_defaults, run_one, run_options
+
+NAME = "compare"
+
+
+def add_parser(commands) -> None:
+    compare = commands.add_parser(
+        NAME, help="run a scenario in both modes (and on pysyncobj with --engine pysyncobj), side by side")
+    add_run_options(compare)
+
+
+def execute(args, out) -> int:
+    from simulator.observe.narration import human_bytes
+    from simulator.scenario import resolve
+
+    info = resolve(args.scenario)
+    fill_defaults(args, info)
+    columns = ("embedded", "streaming") + (("pysyncobj",) if args.engine == "pysyncobj" else ())
+    results = {mode: run_one(info, run_options(args, mode), out=out, story=False) for mode in columns}
+    rows = []
+
+    def row(label, value) -> None:
+        rows.append((label, *(value(results[mode].summary) for mode in columns)))
+
+    def transfers(summary):
+        return summary.get("transfers", [])
+
+    row("result", lambda s: "ok" if s["ok"] else "FAILED")
+    row("virtual s, whole run", lambda s: f"{s['virtual_seconds']:.3f}")
+    row("virtual s, all caught up", lambda s: f"{s['caught_up_seconds']:.3f}")
+    row("messages sent", lambda s: f"{s['messages_sent']:,}")
+    row("bytes sent", lambda s: human_bytes(s["bytes_sent"]))
+    row("snapshot transfers", lambda s: str(len(transfers(s))))
+    row("snapshot bytes sent", lambda s: human_bytes(sum(t["bytes_sent"] for t in transfers(s))))
+    row("snapshot bytes re-sent", lambda s: human_bytes(sum(t["resent_bytes"] for t in transfers(s))))
+    row("transfer retries", lambda s: str(sum(t["retries"] for t in transfers(s))))
+    row("transfer seconds", lambda s: f"{sum(t['seconds'] for t in transfers(s)):.3f}")
+    nodes = {node for result in results.values() for node in result.summary["peak_snapshot_memory_bytes"]}
+    for node in sorted(nodes, key=int):
+        row(f"peak snapshot memory n{node}",
+            lambda s, node=node: human_bytes(s["peak_snapshot_memory_bytes"].get(node, 0)))
+    row("invariants", lambda s: "violated" if s["violations"] else "held")
+    width = max(len(label) for label, *_ in rows)
+    print(f"{info.name} (seed {args.seed})\n", file=out)
+    print(f"{'':<{width}}" + "".join(f"  {mode:>14}" for mode in columns), file=out)
+    for label, *values in rows:
+        print(f"{label:<{width}}" + "".join(f"  {value:>14}" for value in values), file=out)
+    return 0 if all(result.ok for result in results.values()) else 1

@@ -1,0 +1,95 @@
+"""The options every scenario-running command shares (``run``, ``compare``), and what they become."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import UsageError
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", help="a name from scenarios/ (see 'raftsim list') or a path")
+    parser.add_argument("--seed", type=int, help="run seed: same seed, same run (default: the scenario's, or 0)")
+    parser.add_argument("--chunk-size", metavar="SIZE", help="streaming chunk size, e.g. 512KiB, 4MiB")
+    parser.add_argument("--store",
+                        help="(default: the scenario's, or memory) memory, disk, disk:DIR, s3://bucket/prefix or "
+                        "gs://bucket/prefix (streaming; cloud credentials and endpoints from the environment)")
+    parser.add_argument("--pull", action="store_true",
+                        help="followers pull snapshots from a shared store instead of the leader streaming them")
+    parser.add_argument("--nodes", type=int, help="cluster size (default: the scenario's)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a scenario parameter; repeat for more")
+    parser.add_argument("--realtime", action="store_true", help="run at wall-clock speed (demos)")
+    parser.add_argument("--engine", choices=("native", "pysyncobj"), default="native",
+                        help="the Raft engine: raftsim's own, or real pysyncobj nodes")
+
+
+def fill_defaults(args, info) -> None:
+    """Options the command line left out come from the scenario (``DEFAULTS``, ``MODES``)."""
+    from simulator.scenario import scenario_defaults
+
+    for key, value in scenario_defaults(info).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
+def run_options(args, mode: str):
+    """The :class:`RunOptions` of one run of ``mode`` (embedded, streaming or pysyncobj)."""
+    from simulator.scenario import RunOptions, parse_size
+
+    params = []
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE, got {item!r}")
+        params.append((key, value))
+    if args.nodes is not None and args.nodes < 1:
+        raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
+    return RunOptions(
+        seed=args.seed,
+        mode="embedded" if mode == "pysyncobj" else mode,  # pysyncobj moves snapshots its own way
+        chunk_size=parse_size(args.chunk_size) if args.chunk_size else None,
+        store=args.store,
+        # compare runs the embedded side too, where there is nothing to pull
+        pull=args.pull and (mode == "streaming" or args.command == "run"),
+        nodes=args.nodes,
+        params=tuple(params),
+        realtime=args.realtime,
+        engine="pysyncobj" if mode == "pysyncobj" else "native",
+    )
+
+
+def run_one(info, options, *, out, story: bool, trace_path=None, live: bool = False):
+    """Run one scenario with ``options``: live view, narrated story, or silent; the result."""
+    import functools
+
+    from simulator.cluster.cluster import run
+    from simulator.observe.narration import narrate
+    from simulator.scenario import run_scenario
+
+    views = []
+
+    def attach(cluster) -> None:
+        if live:
+            from rich.console import Console
+
+            from simulator.observe.live_view import LiveView
+
+            # The caller saw out.isatty(); rich is told so, whatever the environment says.
+            view = LiveView(cluster, Console(file=out, force_terminal=True), scenario=info.name)
+            views.append(view)
+            view.start()
+        elif story:
+            def tell(record) -> None:
+                sentence = narrate(record)
+                if sentence is not None:
+                    print(f"[{record.time:9.3f}s] {sentence}", file=out)
+
+            cluster.trace.listeners.append(tell)
+
+    story_run = functools.partial(run_scenario, on_cluster=attach, trace_path=trace_path)
+    try:
+        return run(story_run, info, options, realtime=options.realtime)
+    finally:
+        for view in views:  # after the run: the final frame, then the summary below it
+            view.stop()

@@ -1,0 +1,59 @@
+"""``raftsim run SCENARIO``: run one scenario and tell what happens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .options import add_run_options, fill_defaults, run_one, run_options
+
+NAME = "run"
+
+
+def add_parser(commands) -> None:
+    run = commands.add_parser(NAME, help="run a scenario and tell what happens")
+    add_run_options(run)
+    run.add_argument("--mode", choices=("embedded", "streaming"),
+                     help="how snapshots travel (default: the scenario's first mode, embedded if it runs both)")
+    run.add_argument("--trace", metavar="FILE.jsonl", help="also write the trace as JSONL")
+    run.add_argument("--json", action="store_true", help="print only a JSON summary at the end")
+    run.add_argument("--quiet", action="store_true", help="no story, only the summary")
+
+
+def execute(args, out) -> int:
+    from simulator.scenario import resolve
+
+    info = resolve(args.scenario)
+    fill_defaults(args, info)
+    options = run_options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)
+    live = out.isatty() and not (args.json or args.quiet)
+    result = run_one(info, options, out=out, story=not (args.json or args.quiet),
+                     trace_path=Path(args.trace) if args.trace else None, live=live)
+    if args.json:
+        print(json.dumps(result.summary, sort_keys=False), file=out)
+    else:
+        print_summary(result, out)
+    return 0 if result.ok else 1
+
+
+def print_summary(result, out) -> None:
+    summary = result.summary
+    print(f"\n{result.scenario} (seed {result.seed}, {result.mode}): "
+          f"{'ok' if result.ok else 'FAILED'} after {summary.get('virtual_seconds', 0):.3f} "
+          "virtual seconds", file=out)
+    for violation in result.violations:
+        print(f"  invariant violated: {violation}", file=out)
+    for check in result.failed_checks:
+        print(f"  check failed: {check}", file=out)
+    for node in summary.get("nodes", []):
+        if not node["up"]:
+            print(f"  n{node['id']}: down", file=out)
+            continue
+        print(f"  n{node['id']}: {node['role']:<13} term {node['term']:<3} commit {node['commit']:<5} "
+              f"applied {node['applied']:<5} snapshot {node['snapshot_index']:<5} "
+              f"state {node['state_digest'][7:19]}", file=out)
+    for transfer in summary.get("transfers", []):
+        print(f"  transfer n{transfer['from']}->n{transfer['to']} snapshot {transfer['snapshot_index']}: "
+              f"{transfer['outcome']}, {transfer['size']:,} bytes, {transfer['bytes_sent']:,} sent, "
+              f"{transfer['resent_bytes']:,} re-sent, {transfer['retries']} retries", file=out)
+    print(f"  trace sha256 {summary.get('trace_sha256')}", file=out)
