@@ -35,9 +35,9 @@ from simulator import (
     to_dicts,
     transfer_dicts,
 )
-from simulator.observe.plotting.flows import messages, transfers
+from simulator.observe.flows import messages, transfers
 from transports import faults
-from simulator.observe.plotting.intervals import network_faults, outages, role_spans
+from simulator.observe.intervals import network_faults, outages, role_spans
 from transports import Constant, Embedded, LinkConfig, Streaming
 
 LINK = LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)

@@ -14,7 +14,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, Locator
 
 from ..narration import human_bytes
-from .intervals import NetworkFault, NodeOutage
+from ..intervals import NetworkFault, NodeOutage
 
 OUTAGE_STYLE = {
     "down": {"facecolor": "0.55", "alpha": 0.35, "hatch": "//", "edgecolor": "0.35"},

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from ..records import records_of
 from ._draw import axes, lane_axis, shade_faults
-from .intervals import network_faults, node_ids, outages, role_spans, run_end
+from ..intervals import network_faults, node_ids, outages, role_spans, run_end
 
 ROLE_COLOURS = {
     "leader": "tab:green",

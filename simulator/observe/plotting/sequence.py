@@ -27,8 +27,8 @@ from matplotlib.patches import FancyArrowPatch
 
 from ..records import records_of
 from ._draw import axes, lane_axis, shade_faults
-from .flows import MessageArrow, messages
-from .intervals import network_faults, node_ids, outages, run_end
+from ..flows import MessageArrow, messages
+from ..intervals import network_faults, node_ids, outages, run_end
 
 #: Colour of each family of messages.
 FAMILIES = {

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..narration import human_bytes
 from ..records import records_of
-from .intervals import network_faults, node_ids, outages, role_spans, run_end
+from ..intervals import network_faults, node_ids, outages, role_spans, run_end
 
 #: Column titles, in order; ``None`` values show as "-".
 COLUMNS = ("node", "status", "role", "term", "commit", "applied", "snapshot", "last index",

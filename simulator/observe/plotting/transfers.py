@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from ..records import records_of
 from ._draw import axes, byte_axis, span_faults
-from .flows import TransferTrack, transfers
-from .intervals import network_faults, outages
+from ..flows import TransferTrack, transfers
+from ..intervals import network_faults, outages
 
 
 def plot_transfers(source, ax=None, *, receiver: int | None = None, snapshot_index: int | None = None):

@@ -15,7 +15,7 @@ import attrs
 
 from transports import faults
 
-from ..trace import CLUSTER, TraceRecord
+from .trace import CLUSTER, TraceRecord
 
 
 @attrs.frozen

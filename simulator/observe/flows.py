@@ -1,7 +1,7 @@
 """What a trace says about things that move: messages, and snapshot transfers.
 
 Pure functions from trace records to small values, like
-:mod:`~simulator.plotting.intervals`. A message is one arrow: sent at one
+:mod:`~simulator.observe.intervals`. A message is one arrow: sent at one
 time, arriving at another (or dropped). A transfer is one snapshot's journey
 to one receiver: verified bytes over time, with the retries, resumptions and
 rejected chunks that happened on the way.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..trace import TraceRecord
+from .trace import TraceRecord
 
 #: Message types of the out-of-band snapshot stream (the Raft core never sees them).
 STREAM_TYPES = frozenset({"snapshot_chunk", "snapshot_request", "snapshot_ack", "snapshot_abort"})
