@@ -131,7 +131,8 @@ class NodeSnapshots:
         storage = runner.storage
         metadata = snapshot.metadata
         if snapshot.data is not None:
-            machine.restore_from_snapshot(snapshot.data)
+            # The same contract as streamed installs: an iterable of chunks (here, one).
+            machine.restore_from_snapshot((snapshot.data,))
             storage.apply_snapshot_with_data(snapshot)  # checks the data against the digest
             digest = metadata.digest
         else:

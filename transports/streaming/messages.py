@@ -7,22 +7,40 @@ them. ``kind`` names them in transport statistics and the trace.
 
 from __future__ import annotations
 
-import zlib
 from typing import ClassVar
 
 import attrs
+
+from simulator.snapshots.checksums import (
+    CHUNK_CHECKSUM_VERSION,
+    UnknownChecksumVersion,
+)
+from simulator.snapshots.checksums import chunk_checksum as _versioned_checksum
 
 #: Bytes a header of any stream message counts for on the wire.
 HEADER_BYTES = 64
 
 
-def chunk_checksum(data: bytes) -> int:
-    """CRC-32 of a chunk: cheap, and enough to catch corruption on the wire.
-
-    The whole snapshot is verified once more against its sha256 digest
-    before it is installed.
+def chunk_checksum(data: bytes, version: int = CHUNK_CHECKSUM_VERSION) -> int:
+    """Checksum of a chunk (CRC-32C since version 2; see :mod:`simulator.snapshots.checksums`):
+    cheap, and enough to catch corruption on the wire. The whole snapshot is
+    verified once more against its sha256 digest before it is installed.
     """
-    return zlib.crc32(data)
+    return _versioned_checksum(data, version)
+
+
+def checksum_mismatch(data: bytes, checksum: int, version: int) -> str | None:
+    """Why ``data`` does not match ``checksum`` under ``version``, or ``None`` if it does.
+
+    A version this build does not know is named as such, not called corruption.
+    """
+    try:
+        actual = _versioned_checksum(data, version)
+    except UnknownChecksumVersion as error:
+        return str(error)
+    if actual != checksum:
+        return f"has checksum {actual:#010x}, expected {checksum:#010x}"
+    return None
 
 
 @attrs.frozen
@@ -59,6 +77,9 @@ class SnapshotChunk:
     is_final: bool
     checksum: int
     data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    #: Which algorithm made ``checksum`` (:data:`~simulator.snapshots.checksums.CHUNK_CHECKSUMS`);
+    #: travels in the fixed-size header, so the wire size is unchanged.
+    checksum_version: int = CHUNK_CHECKSUM_VERSION
 
     @property
     def size(self) -> int:

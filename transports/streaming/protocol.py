@@ -30,7 +30,7 @@ from collections import Counter, deque
 
 import attrs
 
-from .messages import SnapshotChunk, SnapshotRequest, chunk_checksum
+from .messages import SnapshotChunk, SnapshotRequest, checksum_mismatch, chunk_checksum
 
 #: Retry back-off doubles the wait at most this many times (8x).
 MAX_BACKOFF_DOUBLINGS = 3
@@ -139,12 +139,9 @@ class IncomingTransfer:
                 "bad final flag",
                 f"is_final={chunk.is_final} on a chunk ending at {chunk.offset + size} of {offer.size}",
             )
-        actual = chunk_checksum(chunk.data)
-        if actual != chunk.checksum:
-            return self._reject(
-                "bad checksum",
-                f"chunk at offset {chunk.offset} has checksum {actual:#010x}, expected {chunk.checksum:#010x}",
-            )
+        mismatch = checksum_mismatch(chunk.data, chunk.checksum, chunk.checksum_version)
+        if mismatch is not None:
+            return self._reject("bad checksum", f"chunk at offset {chunk.offset} {mismatch}")
         return Verdict.ACCEPT, "ok"
 
     def _reject(self, reason: str, detail: str) -> tuple[Verdict, str]:

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import attrs
 
-from .messages import HEADER_BYTES, chunk_checksum
+from .messages import CHUNK_CHECKSUM_VERSION, HEADER_BYTES, checksum_mismatch, chunk_checksum
 from .protocol import MAX_BACKOFF_DOUBLINGS, Verdict
 
 #: Bytes each chunk checksum adds to a location message on the wire.
@@ -43,6 +43,8 @@ class SnapshotLocation:
     total_size: int
     chunk_size: int
     checksums: tuple[int, ...] = attrs.field(repr=lambda sums: f"<{len(sums)} checksums>")
+    #: Algorithm of ``checksums`` (:data:`~simulator.snapshots.checksums.CHUNK_CHECKSUMS`).
+    checksum_version: int = CHUNK_CHECKSUM_VERSION
 
     @property
     def size(self) -> int:
@@ -54,7 +56,7 @@ def chunk_count(total_size: int, chunk_size: int) -> int:
 
 
 def chunk_checksums(chunks) -> tuple[int, ...]:
-    """The CRC-32 of each chunk, in order (the chunks must all be ``chunk_size`` but the last)."""
+    """The checksum (current version) of each chunk, in order (the chunks must all be ``chunk_size`` but the last)."""
     return tuple(chunk_checksum(chunk) for chunk in chunks)
 
 
@@ -97,10 +99,9 @@ class PullDownload:
         if len(data) != expected:
             return Verdict.REJECT, f"{expected} bytes expected at offset {offset}, the store returned {len(data)}"
         number = offset // self.location.chunk_size
-        actual = chunk_checksum(data)
-        if actual != self.location.checksums[number]:
-            return Verdict.REJECT, (f"chunk {number} at offset {offset} has checksum {actual:#010x}, "
-                                    f"expected {self.location.checksums[number]:#010x}")
+        mismatch = checksum_mismatch(data, self.location.checksums[number], self.location.checksum_version)
+        if mismatch is not None:
+            return Verdict.REJECT, f"chunk {number} at offset {offset} {mismatch}"
         return Verdict.ACCEPT, "ok"
 
     def read_time(self, length: int, extra: float = 0.0) -> float:
