@@ -188,8 +188,13 @@ class NodeSnapshots:
     def schedule(self, delay: float, item) -> None:
         self.runner.schedule(self.runner.trace.clock() + delay, item)
 
-    def install(self, message: Message) -> None:
+    def install(self, message: Message) -> str | None:
+        """Step the snapshot into Raft; ``None`` if Raft took it, else the reason it refused."""
+        rejections = self.runner.node.raft.rejections
+        before = dict(rejections)
         self.runner.node.step(message)
+        refused = [reason for reason in sorted(rejections) if rejections[reason] > before.get(reason, 0)]
+        return ", ".join(refused) if refused else None
 
     def step(self, message: Message) -> None:
         self.runner.node.step(message)

@@ -34,7 +34,16 @@ from .errors import (
     SnapshotStoreError,
 )
 from .memory import MemorySnapshotStore
-from .metadata import ConfStateTuple, PartialSnapshot, StoredSnapshot, digest_of
+from .metadata import (
+    ConfStateTuple,
+    PartialSnapshot,
+    StoredSnapshot,
+    check_count,
+    check_digest,
+    check_snapshot_id,
+    digest_of,
+    is_count,
+)
 from .faulty import FaultyStore
 from .protocol import SnapshotData, SnapshotStore
 from .replicated import ReplicaStatus, ReplicatedSnapshotStore
@@ -65,5 +74,9 @@ __all__ = [
     "SnapshotStoreError",
     "SnapshotWriter",
     "StoredSnapshot",
+    "check_count",
+    "check_digest",
+    "check_snapshot_id",
     "digest_of",
+    "is_count",
 ]

@@ -63,9 +63,14 @@ def default_snapshot_id(index: int, term: int, digest: str) -> str:
 # --------------------------------------------------------------- validation
 
 
+def is_count(value: object) -> bool:
+    """Whether ``value`` is a non-negative ``int`` (not a ``bool``): an index, term, size or offset."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def check_count(value: object, name: str) -> int:
     """``value`` as a non-negative ``int`` (not a ``bool``), or ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_count(value):
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return value
 

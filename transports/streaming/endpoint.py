@@ -30,6 +30,7 @@ from simulator.snapshots import (
     SnapshotDigestError,
     SnapshotStore,
     SnapshotStoreError,
+    is_count,
 )
 
 from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest
@@ -72,8 +73,11 @@ class StreamHost(Protocol):
 
     def schedule(self, delay: float, item) -> None: ...
 
-    def install(self, message: Message) -> None:
-        """Step a snapshot message into Raft; its data is in the node's store."""
+    def install(self, message: Message) -> str | None:
+        """Step a snapshot message into Raft; its data is in the node's store.
+
+        Returns ``None`` if Raft took the snapshot, else why it refused (``"stale_term"``).
+        """
 
     def step(self, message: Message) -> None:
         """Step a message into Raft as it is."""
@@ -113,6 +117,7 @@ class StreamingEndpoint(SnapshotSending):
         self._idle_retries = 0
         self._generation = 0
         self._asked_from: int | None = None  # verified offset of the last re-request after a reject
+        self._last_failure: str | None = None  # why the last chunk did not count, for a give-up
         self._digest_restarts = 0
         self.outgoing: dict[int, OutgoingTransfer] = {}
         self._streams: dict[int, tuple[int, object]] = {}  # peer -> (offset, chunk iterator)
@@ -126,7 +131,7 @@ class StreamingEndpoint(SnapshotSending):
     def on_offer(self, message: Message) -> None:
         """A metadata-only snapshot message arrived from the leader."""
         metadata = message.snapshot.metadata
-        if metadata.index <= self.host.committed_index():
+        if is_count(metadata.index) and metadata.index <= self.host.committed_index():
             # Raft refuses it (or just moves commit) without needing the data.
             self.host.step(message)
             return
@@ -140,8 +145,7 @@ class StreamingEndpoint(SnapshotSending):
                 snapshot_id=metadata.snapshot_id,
             )
         except ValueError as error:
-            self.counters["malformed_offer"] += 1
-            self.host.event("transfer_refused", reason=str(error))
+            self._refuse_malformed(str(error))
             return
         active = self.incoming
         if active is not None:
@@ -168,8 +172,12 @@ class StreamingEndpoint(SnapshotSending):
                 self.counters["older_offer_ignored"] += 1
                 return
             self._finish_incoming(Outcome.SUPERSEDED, f"snapshot {offer.index} supersedes it")
-            self._writer.abort()
+            self._abort_writer()
         self._start_incoming(offer, message)
+
+    def _refuse_malformed(self, reason: str) -> None:
+        self.counters["malformed_offer"] += 1
+        self.host.event("transfer_refused", reason=reason)
 
     def _open_writer(self, offer: SnapshotOffer, message: Message):
         return self.store.open_writer(
@@ -193,10 +201,20 @@ class StreamingEndpoint(SnapshotSending):
                 return
             self.host.event("transfer_refused", index=offer.index, reason=str(error))
             return
+        except (ValueError, TypeError) as error:  # the offer's membership is not one
+            self._refuse_malformed(f"snapshot {offer.index}: {error}")
+            return
+        except OSError as error:
+            # A full or failing disk: refuse for now; the leader offers again later.
+            self.counters["store_failed"] += 1
+            self.host.event("transfer_refused", index=offer.index,
+                            reason=f"cannot start receiving: the store failed ({error})")
+            return
         self._writer = writer
         self._offer_message = message
         self._idle_retries = 0
         self._asked_from = None
+        self._last_failure = None
         self._generation += 1
         transfer = IncomingTransfer(
             me=self.node_id,
@@ -263,11 +281,13 @@ class StreamingEndpoint(SnapshotSending):
         if verdict is Verdict.REJECT:
             self.counters["rejected_chunk"] += 1
             self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=detail)
-            at_verified = chunk.offset == transfer.verified_offset
-            if at_verified or (chunk.offset > transfer.verified_offset
-                               and self._asked_from != transfer.verified_offset):
-                # Ask again from what we have. The rest of the window will arrive as
-                # gaps; one request covers them all, so they do not ask again.
+            self._last_failure = f"chunk rejected: {detail}"
+            if chunk.offset >= transfer.verified_offset and self._asked_from != transfer.verified_offset:
+                # Ask again from what we have, once per verified offset. The rest of the
+                # window arrives as gaps, covered by that one request. If what comes back
+                # is rejected too (every chunk corrupted, an offer whose size the chunks
+                # contradict), asking at once would loop at wire speed: the idle timer
+                # asks instead, backing off, and gives up after max_idle_retries.
                 self._asked_from = transfer.verified_offset
                 transfer.retries += 1
                 if record is not None:
@@ -276,13 +296,18 @@ class StreamingEndpoint(SnapshotSending):
             return
         try:
             self._writer.write(chunk.offset, chunk.data)
-        except SnapshotStoreError as error:
+        except (SnapshotStoreError, OSError) as error:
+            # OSError: a full or failing disk. The transfer pauses: the idle timer asks
+            # again from the verified offset, backing off, and gives up after
+            # max_idle_retries, naming this failure; the node and the cluster go on.
             self.counters["write_failed"] += 1
             self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset, reason=str(error))
+            self._last_failure = f"writing to the store failed: {error}"
             return
         now = self.host.now()
         transfer.advance(len(chunk.data), now, measure=self._idle_retries == 0)
         self._idle_retries = 0
+        self._last_failure = None
         if record is not None:
             record.bytes_done = transfer.verified_offset
             record.updated_at = now
@@ -297,6 +322,12 @@ class StreamingEndpoint(SnapshotSending):
         transfer = self.incoming
         try:
             self._writer.commit(verify_digest=not defects.active(defects.INSTALL_UNVERIFIED))
+        except OSError as error:
+            # The store could not publish it (the partial is kept, complete): the next
+            # offer of this snapshot resumes at its end and commits again.
+            self.counters["store_failed"] += 1
+            self._finish_incoming(Outcome.ABORTED, f"cannot store the snapshot: {error}")
+            return
         except SnapshotDigestError as error:
             # Every chunk passed its checksum yet the whole does not match: start over,
             # a few times (a wrong digest in the offer would fail forever).
@@ -309,11 +340,19 @@ class StreamingEndpoint(SnapshotSending):
             self.incoming = None
             self._start_incoming(offer, message)
             return
-        self._digest_restarts = 0
         message = self._offer_message
         source = transfer.offer.source
+        refusal = self.host.install(message)
+        if refusal is not None:
+            # Raft refused it (a leader of a stale term finishing its stream): not
+            # installed. The snapshot stays in the store; the sender hears why.
+            self.counters["install_refused"] += 1
+            reason = f"Raft refused the snapshot ({refusal})"
+            self._finish_incoming(Outcome.ABORTED, reason)
+            self.host.send(SnapshotAbort(from_=self.node_id, to=source,
+                                         snapshot_id=transfer.offer.snapshot_id, reason=reason))
+            return
         self._finish_incoming(Outcome.INSTALLED, "verified and installed")
-        self.host.install(message)
         self.host.send(SnapshotAck(from_=self.node_id, to=source, snapshot_id=transfer.offer.snapshot_id,
                                    offset=transfer.offer.size, installed=True))
 
@@ -327,6 +366,7 @@ class StreamingEndpoint(SnapshotSending):
                         index=transfer.offer.index, retries=transfer.retries, reason=reason)
         self.incoming = None
         self._generation += 1
+        self._digest_restarts = 0  # the next transfer gets every try again
 
     def _on_receive_idle(self, timer: StreamTimer) -> None:
         transfer = self.incoming
@@ -341,7 +381,8 @@ class StreamingEndpoint(SnapshotSending):
         self._idle_retries += 1
         if self._idle_retries > self.mode.max_idle_retries:
             # Keep the partial data: a later offer of the same snapshot resumes it.
-            self._finish_incoming(Outcome.ABORTED, f"no progress after {self.mode.max_idle_retries} retries")
+            why = f" (last: {self._last_failure})" if self._last_failure else ""
+            self._finish_incoming(Outcome.ABORTED, f"no progress after {self.mode.max_idle_retries} retries{why}")
             return
         record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
         if record is not None:
@@ -352,13 +393,22 @@ class StreamingEndpoint(SnapshotSending):
         self._request(transfer)
 
     def on_abort(self, abort: SnapshotAbort) -> None:
+        if self._receiver_gave_up(abort):
+            return
         transfer = self.incoming
         if transfer is None or abort.snapshot_id != transfer.offer.snapshot_id:
             return
         if abort.from_ != transfer.offer.source:
             return  # a former source gave up; the transfer continues from the current one
         self._finish_incoming(Outcome.ABORTED, abort.reason)
-        self._writer.abort()  # the sender no longer has it: the partial is of no use
+        self._abort_writer()  # the sender no longer has it: the partial is of no use
+
+    def _abort_writer(self) -> None:
+        try:
+            self._writer.abort()
+        except OSError:
+            # The disk would not let the partial go; the next transfer supersedes it.
+            self.counters["store_failed"] += 1
 
     # -- dispatch -----------------------------------------------------------------
 

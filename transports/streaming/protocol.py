@@ -30,6 +30,8 @@ from collections import Counter, deque
 
 import attrs
 
+from simulator.snapshots import check_count, check_digest, check_snapshot_id, is_count
+
 from .messages import SnapshotChunk, SnapshotRequest, checksum_mismatch, chunk_checksum
 
 #: Retry back-off doubles the wait at most this many times (8x).
@@ -48,13 +50,20 @@ class SnapshotOffer:
     snapshot_id: str
 
     def __attrs_post_init__(self) -> None:
-        if self.size < 0:
-            raise ValueError(f"snapshot size must be >= 0, got {self.size}")
+        # An offer comes off the network: anything the store would refuse is refused
+        # here, as ValueError, so that a peer's garbage is counted, never raised.
+        for name in ("source", "index", "term"):
+            check_count(getattr(self, name), name)
+        if not is_count(self.size):
+            kind = "be >= 0" if isinstance(self.size, int) and not isinstance(self.size, bool) else "be an integer"
+            raise ValueError(f"snapshot size must {kind}, got {self.size!r}")
         if not self.snapshot_id or not self.digest:
             raise ValueError(
                 f"snapshot {self.index} offer needs a snapshot_id and digest for streaming, "
                 f"got id={self.snapshot_id!r} digest={self.digest!r}"
             )
+        check_digest(self.digest)
+        check_snapshot_id(self.snapshot_id)
 
 
 class Verdict(enum.Enum):

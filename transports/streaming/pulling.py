@@ -132,6 +132,9 @@ class PullingEndpoint(StreamingEndpoint):
         transfer = self.outgoing.get(ack.from_)
         if transfer is None or ack.snapshot_id != transfer.snapshot_id:
             return
+        if ack.installed and ack.offset != transfer.total_size:
+            self.counters["mismatched_installed_ack"] += 1  # not this transfer's install
+            return
         transfer.on_ack(ack.offset, self.host.now())
         transfer.last_activity_at = self.host.now()  # an ack is news even when it repeats an offset
         if ack.installed:
@@ -210,7 +213,7 @@ class PullingEndpoint(StreamingEndpoint):
             return
         try:
             self._writer.write(offset, data)
-        except SnapshotStoreError as error:
+        except _STORE_FAILURES as error:  # OSError: a full or failing disk; retried after a back-off
             self._pull_failed(f"writing to the node's store failed: {error}")
             return
         transfer.advance(len(data), now)

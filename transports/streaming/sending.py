@@ -117,8 +117,8 @@ class SnapshotSending:
                 return
             try:
                 data = self._read_chunk(peer, transfer)
-            except SnapshotStoreError as error:
-                # Compacted away, or corrupt on disk: end it; Raft will offer a newer one.
+            except (SnapshotStoreError, OSError) as error:
+                # Compacted away, corrupt or unreadable on disk: end it; Raft offers again.
                 self._abort_outgoing(peer, f"cannot read snapshot {transfer.snapshot_index}: {error}")
                 return
             chunk = transfer.make_chunk(data)
@@ -162,11 +162,24 @@ class SnapshotSending:
         transfer = self.outgoing.get(ack.from_)
         if transfer is None or ack.snapshot_id != transfer.snapshot_id:
             return
+        if ack.installed and ack.offset != transfer.total_size:
+            # An install covers the whole snapshot this transfer sends; anything else
+            # is not this transfer's install (a forged or garbled ack): never FINISH on it.
+            self.counters["mismatched_installed_ack"] += 1
+            return
         transfer.on_ack(ack.offset, self.host.now())
         if ack.installed:
             self._end_outgoing(ack.from_, SnapshotStatus.FINISH, "installed")
         else:
             self._pump(ack.from_)
+
+    def _receiver_gave_up(self, abort: SnapshotAbort) -> bool:
+        """A receiver we stream to ended the transfer (Raft refused the snapshot): tell our Raft."""
+        transfer = self.outgoing.get(abort.from_)
+        if transfer is None or transfer.snapshot_id != abort.snapshot_id:
+            return False
+        self._end_outgoing(abort.from_, SnapshotStatus.FAILURE, f"the receiver gave up: {abort.reason}")
+        return True
 
     def _abort_outgoing(self, peer: int, reason: str) -> None:
         transfer = self.outgoing.get(peer)
