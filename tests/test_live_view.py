@@ -117,10 +117,11 @@ async def test_down_paused_and_partitioned_nodes_say_so(autojump_clock):
             frame = last_frame(console)
             assert node_row(frame, crashed)[1:] == ["-", "-", "-", "-", "0", "-", "down"]
             assert node_row(frame, paused)[-1] == "paused"
-            # Every node a blocked link touches is partitioned: the isolated one, and
-            # the others, which cannot reach it.
-            for node_id in (isolated, steady, leader):
-                assert node_row(frame, node_id)[-1] == "partitioned"
+            # Only the isolated node is partitioned: the others lost a link to it,
+            # yet still reach a majority.
+            assert node_row(frame, isolated)[-1] == "partitioned"
+            for node_id in (steady, leader):
+                assert node_row(frame, node_id)[-1] == "up"
 
             view.start()
             cluster.heal()

@@ -170,7 +170,9 @@ async def test_network_faults_replay_the_clusters_fault_shapes(autojump_clock):
     assert set(second.blocked) == set(first.blocked) | {(2, 1)}
     assert second.end - second.start == pytest.approx(1.0)
     assert set(third.blocked) == faults.isolate([1, 2, 3], 2) and third.ongoing
-    assert third.nodes == (1, 2, 3)
+    # Shaded: the nodes cut off from a majority, not every node that lost a link.
+    assert first.nodes == (3,) and third.nodes == (2,) and third.touched == (1, 2, 3)
+    assert second.nodes == (1, 2, 3)  # n1 and n2 no longer talk both ways: nobody has a majority
 
 
 # -- message-sequence diagram ----------------------------------------------------------------------

@@ -35,7 +35,8 @@ class NetworkFault:
     """From ``start`` to ``end`` the directed links ``blocked`` lost every message.
 
     ``label`` names the fault that set this state up; ``nodes`` are the
-    nodes with at least one blocked link, the ones a plot shades.
+    nodes it cut off (see :func:`cut_off`), the ones a plot shades, and
+    ``touched`` every node with at least one blocked link.
     """
 
     start: float
@@ -43,10 +44,28 @@ class NetworkFault:
     blocked: tuple[tuple[int, int], ...]
     label: str
     ongoing: bool = False  # the trace ended before it did
+    nodes: tuple[int, ...] = ()
 
     @property
-    def nodes(self) -> tuple[int, ...]:
+    def touched(self) -> tuple[int, ...]:
         return tuple(sorted({node for link in self.blocked for node in link}))
+
+
+def cut_off(blocked, members) -> tuple[int, ...]:
+    """The nodes a set of ``blocked`` links cuts off from a majority of ``members``.
+
+    A node is cut off when it cannot talk both ways with enough others to
+    make a majority with itself: isolating n4 cuts off n4 alone, although
+    every other node lost its link to n4 too. When a fault leaves everyone a
+    majority (one lost direction in a large cluster, say), the nodes at the
+    ends of the blocked links are the ones it touches.
+    """
+    members = sorted(set(members) | {node for link in blocked for node in link})
+    majority = len(members) // 2 + 1
+    alone = tuple(node for node in members
+                  if 1 + sum((node, peer) not in blocked and (peer, node) not in blocked
+                             for peer in members if peer != node) < majority)
+    return alone or tuple(sorted({node for link in blocked for node in link}))
 
 
 @attrs.frozen
@@ -159,10 +178,12 @@ def network_faults(records: Sequence[TraceRecord]) -> list[NetworkFault]:
         if after == blocked:
             continue
         if blocked and record.time > since:
-            found.append(NetworkFault(since, record.time, tuple(sorted(blocked)), label))
+            found.append(NetworkFault(since, record.time, tuple(sorted(blocked)), label,
+                                      nodes=cut_off(blocked, members)))
         blocked, since, label = after, record.time, _label(fields)
     if blocked:
-        found.append(NetworkFault(since, end, tuple(sorted(blocked)), label, ongoing=True))
+        found.append(NetworkFault(since, end, tuple(sorted(blocked)), label, ongoing=True,
+                                  nodes=cut_off(blocked, members)))
     return found
 
 

@@ -37,6 +37,7 @@ from rich.text import Text
 
 from transports.streaming import Outcome
 
+from .intervals import cut_off
 from .narration import human_bytes, narrate
 from .trace import TraceRecord
 
@@ -155,7 +156,7 @@ class LiveView:
         return header
 
     def _node_status(self, node_id: int, partitioned: set[int]) -> str:
-        """``down``, ``paused``, ``partitioned`` (a blocked link touches it) or ``up``."""
+        """``down``, ``paused``, ``partitioned`` (cut off from a majority) or ``up``."""
         if not self.cluster.is_up(node_id):
             return "down"
         if self.cluster.is_paused(node_id):
@@ -171,7 +172,9 @@ class LiveView:
         for name in ("term", "commit", "applied", "snapshot", "last index"):
             table.add_column(name, justify="right")
         table.add_column("status")
-        partitioned = {node for link in self.cluster.transport.blocked_links for node in link}
+        blocked = set(self.cluster.transport.blocked_links)
+        # Only the nodes cut off from a majority show as partitioned, not every end of a cut link.
+        partitioned = set(cut_off(blocked, self.cluster.node_ids)) if blocked else set()
         # A joining node learns it is a learner only from the leader's log or snapshot.
         leader = self.cluster.leader_id()
         learners = set(self.cluster.statistics(leader).conf_state.learners) if leader else set()
