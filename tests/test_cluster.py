@@ -1083,8 +1083,9 @@ class DivergentKeyValueStore(KeyValueStore):
 
     __slots__ = ()
 
-    def create_snapshot(self, index: int) -> bytes:
-        return super().create_snapshot(index) + b"divergent"
+    def snapshot_chunks(self, index: int):
+        yield from super().snapshot_chunks(index)
+        yield b"divergent"
 
 
 async def test_violation_inside_a_node_task_reaches_the_user_unwrapped(autojump_clock):

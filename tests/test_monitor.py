@@ -148,8 +148,8 @@ def test_two_snapshots_at_one_index_with_different_data_violate_state_machine_sa
     monitor = InvariantMonitor()
     monitor.committed(1, node(1, [1], commit=1), 1)
     monitor.committed(2, node(2, [1], commit=1), 1)
-    monitor.snapshot_created(1, 1, b"state-a")
-    assert violation(lambda: monitor.snapshot_created(2, 1, b"state-b")) == "state machine safety"
+    monitor.snapshot_created(1, 1, snapshot_digest(b"state-a"))
+    assert violation(lambda: monitor.snapshot_created(2, 1, snapshot_digest(b"state-b"))) == "state machine safety"
 
 
 # -- commit and applied never go back -----------------------------------------------------
@@ -201,7 +201,7 @@ def test_ordered_indexes_are_fine():
 def test_snapshot_created_past_the_nodes_commit_violates_snapshot_rule():
     monitor = InvariantMonitor()
     monitor.committed(1, node(1, [1, 1], commit=1), 1)
-    invariant = violation(lambda: monitor.snapshot_created(1, 2, b"state"))
+    invariant = violation(lambda: monitor.snapshot_created(1, 2, snapshot_digest(b"state")))
     assert invariant == "snapshot covers committed entries only"
 
 
@@ -215,7 +215,7 @@ def test_snapshot_installed_past_every_commit_violates_snapshot_rule():
 def test_installed_snapshot_differing_from_the_one_made_violates_equality():
     monitor = InvariantMonitor()
     monitor.committed(1, node(1, [1, 1], commit=2), 2)
-    monitor.snapshot_created(1, 2, b"state")
+    monitor.snapshot_created(1, 2, snapshot_digest(b"state"))
     invariant = violation(lambda: monitor.snapshot_installed(2, 2, snapshot_digest(b"other")))
     assert invariant == "installed snapshot equals the leader's state"
 
@@ -223,6 +223,6 @@ def test_installed_snapshot_differing_from_the_one_made_violates_equality():
 def test_installing_the_snapshot_that_was_made_is_fine():
     monitor = InvariantMonitor()
     monitor.committed(1, node(1, [1, 1], commit=2), 2)
-    monitor.snapshot_created(1, 2, b"state")
+    monitor.snapshot_created(1, 2, snapshot_digest(b"state"))
     monitor.snapshot_installed(2, 2, snapshot_digest(b"state"))
     assert monitor.highest_applied[2] == 2

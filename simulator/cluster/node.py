@@ -23,7 +23,7 @@ import trio
 from transports.streaming import StreamTimer
 
 from ..checks.monitor import InvariantMonitor
-from ..machines.state_machines import StateMachine
+from ..machines.contracts import StateMachine, snapshot_chunks_of
 from ..observe.trace import Trace
 from ..raft import (
     ConfChange,
@@ -319,12 +319,15 @@ class NodeRunner:
         held = self.storage.snapshot_metadata.index
         if applied <= held:
             return held
-        data = self.state_machine.create_snapshot(applied)
-        self.monitor.snapshot_created(self.node_id, applied, data)
-        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, data)
-        self._event("snapshot_created", index=applied, term=snapshot.term, size=len(data),
+        # Chunks flow from the machine into the storage (its store, if it has one) as
+        # they are made: a large state is never encoded whole in memory.
+        chunks = snapshot_chunks_of(self.state_machine, applied)
+        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
+        size = snapshot.metadata.size
+        self.monitor.snapshot_created(self.node_id, applied, snapshot.metadata.digest)
+        self._event("snapshot_created", index=applied, term=snapshot.term, size=size,
                     snapshot_id=snapshot.metadata.snapshot_id)
         compact_to = max(applied + 1 - self.compaction.keep_entries, self.storage.first_index())
         self.storage.compact(compact_to)
-        self._event("compaction", index=applied, size=len(data), first_index=self.storage.first_index())
+        self._event("compaction", index=applied, size=size, first_index=self.storage.first_index())
         return applied

@@ -29,25 +29,38 @@ class Writer:
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
+        #: Bytes appended since the last :meth:`drain` (or since the start).
+        self.pending = 0
 
     def int(self, value: int) -> Writer:
         if not 0 <= value < 2**64:
             raise ValueError(f"integers are encoded as unsigned 64-bit, got {value}")
         self._parts.append(TAG_INT + _INT.pack(value))
+        self.pending += 1 + _INT.size
         return self
 
     def bytes(self, value: bytes) -> Writer:
         self._parts.append(TAG_BYTES + _LEN.pack(len(value)))
         self._parts.append(bytes(value))
+        self.pending += 1 + _LEN.size + len(value)
         return self
 
     def text(self, value: str) -> Writer:
         encoded = value.encode("utf-8")
         self._parts.append(TAG_TEXT + _LEN.pack(len(encoded)) + encoded)
+        self.pending += 1 + _LEN.size + len(encoded)
         return self
 
     def getvalue(self) -> bytes:
         return b"".join(self._parts)
+
+    def drain(self) -> bytes:
+        """The bytes appended so far, forgotten by the writer: a snapshot streams out
+        its encoding piece by piece this way instead of building all of it first."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self.pending = 0
+        return data
 
 
 class Reader:

@@ -1,7 +1,8 @@
 """Sample replicated state machines: the seed's workflow executor and a key-value store.
 
 A state machine applies committed commands in log order and can be saved to
-and restored from snapshot bytes. Two rules make it safe to replicate:
+and restored from snapshot bytes; the contract they follow is
+:mod:`simulator.machines.contracts`. Two rules make them safe to replicate:
 
 - ``apply`` never raises on a committed command: a command that makes no
   sense (unknown workflow, garbled bytes) is a deterministic no-op, counted
@@ -14,26 +15,19 @@ and restored from snapshot bytes. Two rules make it safe to replicate:
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
 
 import attrs
 
 from .codec import DecodeError, Reader, Writer
+from .contracts import StateMachine
 
+__all__ = ["KeyValueStore", "StateMachine", "Workflow", "WorkflowExecutor", "Step"]
 
-@runtime_checkable
-class StateMachine(Protocol):
-    """What a node needs from the application it replicates."""
-
-    applied_index: int
-
-    def apply(self, index: int, command: bytes) -> str: ...
-
-    def create_snapshot(self, index: int) -> bytes: ...
-
-    def restore_from_snapshot(self, data: bytes) -> None: ...
-
-    def digest(self) -> str: ...
+#: Bytes a built-in machine encodes before it hands a chunk to the node (see
+#: ``StateMachine.snapshot_chunks``): small enough to keep memory flat, large
+#: enough that a store writes few, big pieces.
+SNAPSHOT_PIECE = 256 * 1024
 
 
 class _SnapshotHeader:
@@ -50,6 +44,20 @@ class _SnapshotHeader:
         if found != kind:
             raise reader.fail(start, f"snapshot format {kind!r}", repr(found))
         return reader.int()
+
+
+def _pieces(writer: Writer) -> Iterator[bytes]:
+    """Drain ``writer`` once it holds a piece's worth (call after each field group)."""
+    if writer.pending >= SNAPSHOT_PIECE:
+        if writer.pending:
+            yield writer.drain()
+
+
+def _digest(machine) -> str:
+    hasher = hashlib.sha256()
+    for chunk in machine.snapshot_chunks(machine.applied_index):
+        hasher.update(chunk)
+    return "sha256:" + hasher.hexdigest()
 
 
 def _check_snapshot_index(machine, index: int) -> None:
@@ -166,7 +174,8 @@ class WorkflowExecutor:
 
     # Snapshots -----------------------------------------------------------------
 
-    def create_snapshot(self, index: int) -> bytes:
+    def snapshot_chunks(self, index: int) -> Iterator[bytes]:
+        """The state at ``index`` (the applied index), encoded a piece at a time."""
         _check_snapshot_index(self, index)
         writer = Writer()
         _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
@@ -176,11 +185,17 @@ class WorkflowExecutor:
             writer.text(workflow_id).bytes(workflow.payload).int(len(workflow.steps))
             for step in workflow.steps:
                 writer.text(step.name).text(step.status).bytes(step.output)
-        return writer.getvalue()
+            yield from _pieces(writer)
+        if writer.pending:
+            yield writer.drain()
 
-    def restore_from_snapshot(self, data: bytes) -> None:
-        """Replace the state with ``data``; on bad data raise and keep the old state."""
-        reader = Reader(data, "workflow snapshot")
+    def create_snapshot(self, index: int) -> bytes:
+        """The whole snapshot as one ``bytes`` (small states, tests); nodes use :meth:`snapshot_chunks`."""
+        return b"".join(self.snapshot_chunks(index))
+
+    def restore_from_snapshot(self, chunks: Iterable[bytes]) -> None:
+        """Replace the state with the snapshot in ``chunks``; on bad data raise and keep the old state."""
+        reader = Reader(chunks, "workflow snapshot")
         index = _SnapshotHeader.read(reader, self.SNAPSHOT_FORMAT)
         rejected = reader.int()
         workflows = {}
@@ -195,7 +210,7 @@ class WorkflowExecutor:
         self.workflows, self.applied_index, self.rejected_commands = workflows, index, rejected
 
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.create_snapshot(self.applied_index)).hexdigest()
+        return _digest(self)
 
 
 # -- key-value store ----------------------------------------------------------------
@@ -242,17 +257,25 @@ class KeyValueStore:
             self.rejected_commands += 1
             return f"error: {error}"
 
-    def create_snapshot(self, index: int) -> bytes:
+    def snapshot_chunks(self, index: int) -> Iterator[bytes]:
+        """The state at ``index`` (the applied index), encoded a piece at a time."""
         _check_snapshot_index(self, index)
         writer = Writer()
         _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
         writer.int(self.rejected_commands).int(len(self.data))
         for key in sorted(self.data):
             writer.text(key).bytes(self.data[key])
-        return writer.getvalue()
+            yield from _pieces(writer)
+        if writer.pending:
+            yield writer.drain()
 
-    def restore_from_snapshot(self, data: bytes) -> None:
-        reader = Reader(data, "key-value snapshot")
+    def create_snapshot(self, index: int) -> bytes:
+        """The whole snapshot as one ``bytes`` (small states, tests); nodes use :meth:`snapshot_chunks`."""
+        return b"".join(self.snapshot_chunks(index))
+
+    def restore_from_snapshot(self, chunks: Iterable[bytes]) -> None:
+        """Replace the state with the snapshot in ``chunks``; on bad data raise and keep the old state."""
+        reader = Reader(chunks, "key-value snapshot")
         index = _SnapshotHeader.read(reader, self.SNAPSHOT_FORMAT)
         rejected = reader.int()
         items = {reader.text(): reader.bytes() for _ in range(reader.int())}
@@ -260,4 +283,4 @@ class KeyValueStore:
         self.data, self.applied_index, self.rejected_commands = items, index, rejected
 
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.create_snapshot(self.applied_index)).hexdigest()
+        return _digest(self)

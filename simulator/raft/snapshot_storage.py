@@ -130,14 +130,43 @@ class MemStorageWithSnapshot(MemStorage):
     # -- writing ----------------------------------------------------------------------
 
     def create_snapshot(
-        self, index: int, conf_state: ConfState | None = None, data: bytes | None = None
+        self, index: int, conf_state: ConfState | None = None, data: bytes | Iterable[bytes] | None = None
     ) -> Snapshot:
+        """Record a snapshot of the applied state at ``index`` with its data.
+
+        ``data`` is bytes or an iterable of byte chunks (a state machine's
+        ``snapshot_chunks``). With a data store the chunks go straight into it
+        as they are produced and memory never holds the whole snapshot; without
+        one the data is kept in memory, joined.
+        """
         if data is None:
             raise ValueError("MemStorageWithSnapshot.create_snapshot needs the snapshot data")
-        data = bytes(data)
+        if self.data_store is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+            return self._create_in_store(index, conf_state or self._conf_state, data)
+        data = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else b"".join(data)
         snapshot = super().create_snapshot(index, conf_state, data)
         self._keep(snapshot.metadata, data)
         return snapshot
+
+    def _create_in_store(self, index: int, conf_state: ConfState, chunks: Iterable[bytes]) -> Snapshot:
+        self.check_snapshot_index(index)  # before a single chunk is produced
+        term = self.term(index)
+        store = self.data_store
+        # The store hashes the chunks as it writes them; its default id has our form.
+        store.save_snapshot(index, chunks, term=term, conf_state=conf_state)
+        stored = store.snapshot_metadata(index)
+        metadata = SnapshotMetadata(
+            index=index,
+            term=term,
+            conf_state=conf_state,
+            size=stored.size,
+            digest=stored.digest,
+            snapshot_id=snapshot_id_for(term, index, stored.digest),
+        )
+        self._snapshot_metadata = metadata
+        self._snapshot_data = None
+        store.compact_snapshots(self.keep_snapshots)
+        return Snapshot(metadata, None)
 
     def _keep(self, metadata: SnapshotMetadata, data: bytes) -> None:
         if self.data_store is None:

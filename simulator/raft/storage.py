@@ -222,6 +222,15 @@ class MemStorage:
         Entries stay until :meth:`compact`. ``data`` is ignored here; the
         subclass :class:`MemStorageWithSnapshot` keeps it.
         """
+        self.check_snapshot_index(index)
+        metadata = self._metadata_for(
+            index, self.term(index), conf_state or self._conf_state, data
+        )
+        self._snapshot_metadata = metadata
+        return Snapshot(metadata, data)
+
+    def check_snapshot_index(self, index: int) -> None:
+        """Raise unless a snapshot may be created at ``index``: newer than the one held, committed."""
         if index <= self._snapshot_metadata.index:
             raise SnapshotOutOfDateError(
                 f"snapshot at {index} is not newer than the one held, at "
@@ -232,11 +241,6 @@ class MemStorage:
                 f"cannot snapshot index {index}: it is past the commit index "
                 f"{self._hard_state.commit} (a snapshot never covers uncommitted entries)"
             )
-        metadata = self._metadata_for(
-            index, self.term(index), conf_state or self._conf_state, data
-        )
-        self._snapshot_metadata = metadata
-        return Snapshot(metadata, data)
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Replace the log with ``snapshot`` (a follower installing what the leader sent)."""
