@@ -2,8 +2,11 @@
 
 - :class:`Network`: a synchronous network of ``RawNode`` s that tests the Raft
   core without trio (raft-rs's ``harness``, etcd's ``rafttest``).
+- :func:`check_state_machine`: the conformance kit for your own state machine
+  (the contract: :mod:`simulator.machines.contracts`).
 """
 
 from .harness import AppliedLog, HarnessNode, Network
+from .machine_kit import ContractViolation, MachineReport, check_state_machine
 
-__all__ = ["AppliedLog", "HarnessNode", "Network"]
+__all__ = ["AppliedLog", "ContractViolation", "HarnessNode", "MachineReport", "Network", "check_state_machine"]
