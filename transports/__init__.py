@@ -3,13 +3,13 @@
 ``InMemoryClusterTransport`` carries Raft messages between nodes of one trio
 process over memory channels, with per-link latency, bandwidth, loss,
 duplication and reordering, in a deterministic order. The snapshot transfer
-modes (``Embedded``, ``Streaming``) plug in here.
+modes (``Embedded``, ``Streaming``, ``Auto``) plug in here.
 """
 
 from .chunk_faults import ChunkFault
 from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
-from .modes import Embedded, SnapshotMode, Streaming
+from .modes import AUTO_THRESHOLD, Auto, Embedded, SnapshotMode, Streaming
 from .streaming import (
     Outcome,
     SnapshotAbort,
@@ -20,6 +20,8 @@ from .streaming import (
 )
 
 __all__ = [
+    "AUTO_THRESHOLD",
+    "Auto",
     "ChunkFault",
     "Constant",
     "Embedded",

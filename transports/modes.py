@@ -8,10 +8,16 @@
   :class:`~simulator.snapshots.SnapshotStore`, writing each verified chunk to
   its own store and resuming from the last verified offset after any failure.
 
+- :class:`Auto`: Streaming's machinery, but each snapshot at or below
+  ``threshold`` bytes is embedded; the trace's ``snapshot_sent`` event says
+  which way each one went and why.
+
 When to use which: Embedded for small snapshots and for teaching the basic
 Raft mechanics; Streaming to see what production systems (etcd, TiKV) do for
 large snapshots on unreliable networks — resumability, bounded memory,
-progress, and what a failure costs.
+progress, and what a failure costs. Auto follows the seed's "when to
+upgrade" advice per snapshot: a small one costs one message and no stream
+set-up, a large one never sits whole in memory.
 """
 
 from __future__ import annotations
@@ -147,4 +153,29 @@ class Streaming:
         return cls(store=bucket_store, **options)
 
 
-SnapshotMode = Embedded | Streaming
+#: Auto's default: the seed's "when to upgrade" line (snapshots over ~10 MB stream).
+AUTO_THRESHOLD = 10_000_000
+
+
+@attrs.frozen
+class Auto(Streaming):
+    """Embed snapshots of at most ``threshold`` bytes, stream larger ones.
+
+    Every other option is :class:`Streaming`'s (each node still has a store,
+    and :meth:`~Streaming.on_disk` works the same). The choice is made by the
+    sender for each snapshot it sends, from the snapshot's size alone, so the
+    same run makes the same choices; :meth:`choose` says which and why, and
+    the ``snapshot_sent`` event carries both (``mode`` and ``why``).
+    """
+
+    threshold: int = attrs.field(default=AUTO_THRESHOLD, validator=_positive)
+    name = "auto"
+
+    def choose(self, size: int) -> tuple[str, str]:
+        """``("embedded" | "streaming", why)`` for a snapshot of ``size`` bytes."""
+        if size <= self.threshold:
+            return "embedded", f"{size} bytes <= threshold {self.threshold}: one message, no stream"
+        return "streaming", f"{size} bytes > threshold {self.threshold}: chunks, resumable, bounded memory"
+
+
+SnapshotMode = Embedded | Streaming | Auto

@@ -13,8 +13,9 @@ NAME = "run"
 def add_parser(commands) -> None:
     run = commands.add_parser(NAME, help="run a scenario and tell what happens")
     add_run_options(run)
-    run.add_argument("--mode", choices=("embedded", "streaming"),
-                     help="how snapshots travel (default: the scenario's first mode, embedded if it runs both)")
+    run.add_argument("--mode", choices=("embedded", "streaming", "auto"),
+                     help="how snapshots travel (default: the scenario's first mode, embedded if it runs both); "
+                          "auto embeds snapshots up to 10 MB and streams larger ones")
     run.add_argument("--trace", metavar="FILE.jsonl", help="also write the trace as JSONL")
     run.add_argument("--json", action="store_true", help="print only a JSON summary at the end")
     run.add_argument("--quiet", action="store_true", help="no story, only the summary")

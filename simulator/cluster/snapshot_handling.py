@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import attrs
 
-from transports import Embedded, Streaming
+from transports import Auto, Embedded, Streaming
 from transports.streaming import (
     Outcome,
     StreamTimer,
@@ -101,8 +101,17 @@ class NodeSnapshots:
         if snapshot is None:
             return message
         metadata = snapshot.metadata
-        self.runner._event("snapshot_sent", to=message.to, index=metadata.index, size=metadata.size,
-                           mode=self.mode.name)
+        if isinstance(self.mode, Auto) and snapshot.data is None:
+            chosen, why = self.mode.choose(metadata.size)
+            if chosen == "embedded":  # small: read it from the store and let it ride in the message
+                snapshot = attrs.evolve(snapshot, data=self.runner.storage.snapshot_data(metadata.snapshot_id))
+                message = attrs.evolve(message, snapshot=snapshot)
+                self.hold_memory(len(snapshot.data))
+            self.runner._event("snapshot_sent", to=message.to, index=metadata.index, size=metadata.size,
+                               mode=chosen, why=why)
+        else:
+            self.runner._event("snapshot_sent", to=message.to, index=metadata.index, size=metadata.size,
+                               mode=self.mode.name)
         if snapshot.data is None and self.endpoint is not None:
             self.endpoint.offered(message.to, metadata.snapshot_id)
         if snapshot.data is not None:

@@ -131,10 +131,11 @@ def narrate(record: TraceRecord) -> str | None:
             again = " again from its first piece" if fields.get("restart") else ""
             return (f"n{node} sends snapshot {index} ({human_bytes(size)}) to n{to}{again}, "
                     "in pieces inside append_entries, none acknowledged (pysyncobj)")
+        why = f" (auto: {fields['why']})" if fields.get("why") else ""  # Auto says why it chose
         if fields.get("mode") == "streaming":
             return (f"n{node} offered snapshot {index} ({human_bytes(size)}) to n{to}: "
-                    "metadata only, the data streams out of band")
-        return f"n{node} sent snapshot {index} ({human_bytes(size)}) to n{to} inside one Raft message"
+                    f"metadata only, the data streams out of band{why}")
+        return f"n{node} sent snapshot {index} ({human_bytes(size)}) to n{to} inside one Raft message{why}"
     if kind == "snapshot_request":
         offset = fields.get("offset")
         where = "from the start" if not offset else f"from offset {human_bytes(offset)}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from transports import Embedded, Streaming
+from transports import Auto, Embedded, Streaming
 
 from ..checks.invariants import InvariantViolation
 from ..cluster.client import LivenessError, ProposalTimeoutError
@@ -49,12 +49,13 @@ class ScenarioResult:
 def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict):
     if options.mode == "embedded":
         return Embedded()
+    kind = Auto if options.mode == "auto" else Streaming  # Auto: Streaming that embeds small snapshots
     extra = dict(streaming)  # the scenario's own Streaming options, e.g. rate_limit
     if options.chunk_size is not None:
         extra["chunk_size"] = options.chunk_size
     if is_store_url(options.store):
         try:
-            return Streaming.in_bucket(options.store, pull=options.pull, **extra)
+            return kind.in_bucket(options.store, pull=options.pull, **extra)
         except (ValueError, ImportError) as error:  # store errors are ValueErrors
             raise ScenarioError(f"--store {options.store}: {error}") from None
     if options.pull:  # the shared store beside the nodes' own stores
@@ -62,8 +63,8 @@ def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict)
         extra["pull"] = (DiskSnapshotStore(store_dir / "shared", chunk_size=chunk_size, durable=False)
                          if store_dir is not None else MemorySnapshotStore(chunk_size=chunk_size))
     if store_dir is not None:
-        return Streaming.on_disk(store_dir, **extra)
-    return Streaming(**extra)
+        return kind.on_disk(store_dir, **extra)
+    return kind(**extra)
 
 
 
@@ -77,6 +78,8 @@ async def run_scenario(
     """Open the cluster, run the story, and summarise; see the module docstring."""
     module = load_module(info.path)
     modes = getattr(module, "MODES", ("embedded", "streaming"))
+    if {"embedded", "streaming"} <= set(modes) and "auto" not in modes:
+        modes = (*modes, "auto")  # a story that runs both ways runs either way per snapshot
     if options.mode not in modes:
         raise ScenarioError(f"scenario {info.name!r} runs in {', '.join(modes)} mode only")
     params = scenario_params(module, options)

@@ -143,8 +143,8 @@ class RunOptions:
     engine: str = "native"  # or "pysyncobj": real pysyncobj nodes (simulator.engines)
 
     def __attrs_post_init__(self) -> None:
-        if self.mode not in ("embedded", "streaming"):
-            raise ScenarioError(f"mode must be embedded or streaming, got {self.mode!r}")
+        if self.mode not in ("embedded", "streaming", "auto"):
+            raise ScenarioError(f"mode must be embedded, streaming or auto, got {self.mode!r}")
         if not (self.store == "memory" or self.store == "disk" or self.store.startswith("disk:")
                 or is_store_url(self.store)):
             raise ScenarioError(
