@@ -110,3 +110,15 @@ def test_snapshot_transfer_benchmark_at_smoke_size(tmp_path):
     assert_ratio(row["receiver_peak_ratio"], streaming["receiver_peak"], embedded["receiver_peak"])
     assert embedded["receiver_peak"] >= embedded["size"]  # the whole snapshot in one message
     assert streaming["receiver_peak"] <= 256 * 1024 < embedded["receiver_peak"]
+
+
+def test_snapshot_memory_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "snapshot_memory.py", "--sizes", "48MiB", "--chunk", "1MiB")
+    [row] = results["runs"]
+    streaming, embedded = row["streaming"], row["embedded"]
+    assert streaming["snapshot_bytes"] == embedded["snapshot_bytes"] > 48 * MIB  # the same whole state
+    assert_ratio(row["streaming_to_embedded_traced"], streaming["traced_peak"], embedded["traced_peak"])
+    assert_ratio(row["streaming_peak_per_chunk"], streaming["traced_peak"], MIB)
+    # Embedded keeps the encoding in memory; streamed into a disk store, the leader holds a few chunks.
+    assert embedded["traced_peak"] >= embedded["snapshot_bytes"]
+    assert streaming["traced_peak"] <= 4 * MIB < 48 * MIB
