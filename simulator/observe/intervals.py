@@ -230,3 +230,30 @@ def role_spans(records: Sequence[TraceRecord]) -> list[RoleSpan]:
     for node in list(current):
         close(node, end)
     return sorted(found, key=lambda span: (span.node, span.start))
+
+
+def membership(records: Sequence[TraceRecord]) -> list[tuple[float, tuple[int, ...], tuple[int, ...]]]:
+    """``(time, voters, learners)`` each time the cluster's configuration changed.
+
+    A change counts from the first node that applied it (``conf_change``
+    events; each node applies the same change later too). A node never
+    named is a voter of the initial configuration.
+    """
+    seen: set[int] = set()
+    found = []
+    for record in records:
+        if record.kind != "conf_change" or record.get("index") in seen:
+            continue
+        seen.add(record.get("index"))
+        found.append((record.time, tuple(record.get("voters", ())), tuple(record.get("learners", ()))))
+    return found
+
+
+def learners_at(changes, time: float) -> set[int]:
+    """The learners at ``time`` of a :func:`membership` timeline."""
+    learners: set[int] = set()
+    for when, _, names in changes:
+        if when > time:
+            break
+        learners = set(names)
+    return learners
