@@ -130,69 +130,61 @@ def _message_key(fields: dict, arrives) -> tuple:
     return (fields.get("from"), fields.get("to"), fields.get("index", 0), fields.get("entries", 0), arrives)
 
 
-def log_changes(records: Sequence[TraceRecord]) -> list[LogChange]:
-    """Every change of every node's log, in trace order; see the module docstring."""
-    logs: dict[int, _Log] = defaultdict(_Log)
-    leading: dict[int, int] = {}  # node -> the term it leads
-    in_flight: dict[tuple, deque] = defaultdict(deque)  # append on the wire -> its entries' terms
-    committed: dict[int, int] = {}  # index -> term of every entry known committed
-    changes: list[LogChange] = []
+class LogReader:
+    """Reads records one at a time and tells the log changes each one makes.
 
-    def wrote(time: float, node: int, change) -> None:
-        if change is not None:
-            changes.append(LogChange(time, node, "write", change[0], change[1]))
+    The incremental form of :func:`log_changes`, for a view that follows a
+    running cluster (``cluster.trace.listeners.append(reader.feed)``);
+    :meth:`state` is each node's log so far.
+    """
 
-    def adopt(node: int, term: int) -> None:
-        log = logs[node]
+    def __init__(self) -> None:
+        self._logs: dict[int, _Log] = defaultdict(_Log)
+        self._leading: dict[int, int] = {}  # node -> the term it leads
+        self._in_flight: dict[tuple, deque] = defaultdict(deque)  # append on the wire -> its entries' terms
+        self._committed: dict[int, int] = {}  # index -> term of every entry known committed
+
+    def state(self) -> dict[int, LogState]:
+        return {node: log.state() for node, log in sorted(self._logs.items())}
+
+    def _adopt(self, node: int, term: int) -> None:
+        log = self._logs[node]
         if term > log.term:
             log.term = term
-            leading.pop(node, None)
+            self._leading.pop(node, None)
 
-    for record in records:
+    def _grow(self, time: float, node: int, terms: list, changes: list) -> None:
+        log = self._logs[node]
+        if terms and None not in terms:
+            changes.append(LogChange(time, node, "write", log.last, tuple(terms)))
+            log.terms.extend(terms)
+
+    def feed(self, record: TraceRecord) -> list[LogChange]:
+        """The changes ``record`` makes (most records make none)."""
         kind, node, time = record.kind, record.node, record.time
+        changes: list[LogChange] = []
         if node == CLUSTER:
-            continue
-        log = logs[node]
+            return changes
+        log, leading = self._logs[node], self._leading
         if kind == "start":
             leading.pop(node, None)
-            adopt(node, record.get("term", 0))
+            self._adopt(node, record.get("term", 0))
         elif kind == "role":
-            adopt(node, record.get("term", 0))
+            self._adopt(node, record.get("term", 0))
             if record.get("role") == "leader":
                 leading[node] = record.get("term", 0)
-                log.terms.append(leading[node])  # Raft's empty entry of the new term
-                changes.append(LogChange(time, node, "write", log.last - 1, (leading[node],)))
+                self._grow(time, node, [leading[node]], changes)  # Raft's empty entry of the new term
             else:
                 leading.pop(node, None)
         elif kind in ("send", "duplicate") and record.get("type") == "append":
             fields = dict(record.fields)
             after, count = fields.get("index", 0), fields.get("entries", 0)
             if node in leading and after + count > log.last:
-                grown = [leading[node]] * (after + count - log.last)
-                changes.append(LogChange(time, node, "write", log.last, tuple(grown)))
-                log.terms.extend(grown)
+                self._grow(time, node, [leading[node]] * (after + count - log.last), changes)
             terms = [log.term_at(index) for index in range(after + 1, after + count + 1)]
-            in_flight[_message_key(fields, fields.get("arrives"))].append(terms)
+            self._in_flight[_message_key(fields, fields.get("arrives"))].append(terms)
         elif kind == "deliver":
-            fields = dict(record.fields)
-            message_type, term = fields.get("type"), fields.get("term")
-            if term is None:
-                continue  # the snapshot stream's own messages carry no Raft term
-            stale = term < log.term
-            if message_type not in _NO_TERM_ADOPTION:
-                adopt(node, term)
-            if message_type != "append":
-                continue
-            waiting = in_flight.get(_message_key(fields, time))
-            terms = waiting.popleft() if waiting else None
-            after = fields.get("index", 0)
-            if stale or terms is None or after < log.commit:
-                continue
-            if after > log.last or log.term_at(after) != fields.get("log_term", 0):
-                continue  # refused: the log does not match at ``after``
-            if None in terms:
-                continue  # the sender's log was not fully known (a trace cut short)
-            wrote(time, node, log.write(after, terms))
+            self._deliver(record, log, changes)
         elif kind == "snapshot_installed":
             index, term = record.get("index", 0), record.get("term", 0)
             log.snapshot_index, log.snapshot_term, log.terms = index, term, []
@@ -209,20 +201,45 @@ def log_changes(records: Sequence[TraceRecord]) -> list[LogChange]:
             index = record.get("index", 0)
             if index > log.last:  # entries the trace did not show arriving
                 if node in leading:  # a leader alone sends nothing: its entries are of its term
-                    grown = [leading[node]] * (index - log.last)
+                    self._grow(time, node, [leading[node]] * (index - log.last), changes)
                 else:  # messages not recorded: committed entries are the same everywhere
-                    grown = [committed.get(at) for at in range(log.last + 1, index + 1)]
-                if None not in grown:
-                    changes.append(LogChange(time, node, "write", log.last, tuple(grown)))
-                    log.terms.extend(grown)
+                    self._grow(time, node, [self._committed.get(at) for at in range(log.last + 1, index + 1)],
+                               changes)
             for at in range(max(log.commit, log.snapshot_index) + 1, min(index, log.last) + 1):
-                committed.setdefault(at, log.term_at(at))
+                self._committed.setdefault(at, log.term_at(at))
             log.commit = index
             changes.append(LogChange(time, node, "commit", index))
         elif kind == "apply":
             log.applied = record.get("last", log.applied)
             changes.append(LogChange(time, node, "apply", log.applied))
-    return changes
+        return changes
+
+    def _deliver(self, record: TraceRecord, log: _Log, changes: list) -> None:
+        fields = dict(record.fields)
+        message_type, term = fields.get("type"), fields.get("term")
+        if term is None:
+            return  # the snapshot stream's own messages carry no Raft term
+        stale = term < log.term
+        if message_type not in _NO_TERM_ADOPTION:
+            self._adopt(record.node, term)
+        if message_type != "append":
+            return
+        waiting = self._in_flight.get(_message_key(fields, record.time))
+        terms = waiting.popleft() if waiting else None
+        after = fields.get("index", 0)
+        if stale or terms is None or after < log.commit or None in terms:
+            return  # stale, unknown, already committed there, or the sender's log was not known
+        if after > log.last or log.term_at(after) != fields.get("log_term", 0):
+            return  # refused: the log does not match at ``after``
+        change = log.write(after, terms)
+        if change is not None:
+            changes.append(LogChange(record.time, record.node, "write", change[0], change[1]))
+
+
+def log_changes(records: Sequence[TraceRecord]) -> list[LogChange]:
+    """Every change of every node's log, in trace order; see the module docstring."""
+    reader = LogReader()
+    return [change for record in records for change in reader.feed(record)]
 
 
 def replay(changes: Sequence[LogChange], until: float | None = None) -> dict[int, LogState]:
