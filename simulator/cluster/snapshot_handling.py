@@ -28,7 +28,6 @@ from transports.streaming import (
 )
 
 from ..raft import Message, MessageType, Snapshot, SnapshotStatus
-from ..snapshots import DiskSnapshotStore
 
 
 @attrs.define
@@ -163,12 +162,14 @@ class NodeSnapshots:
         return machine, digest
 
     def reopen_store(self) -> None:
-        """The process restarts: a disk store is opened afresh on its folder, recovering
-        the newest complete snapshot and resumable partials (a memory store simply stays)."""
-        store = self.store
-        if not isinstance(store, DiskSnapshotStore):
+        """The process restarts: the store says what survives (``SnapshotStore.reopened``).
+        A durable store is opened afresh, recovering complete snapshots and resumable
+        partials; a store whose contents live in its object (memory) simply stays."""
+        if self.store is None:
             return
-        store = DiskSnapshotStore(store.snapshot_dir, chunk_size=store.chunk_size, durable=store.durable)
+        store = self.store.reopened()
+        if store is self.store:
+            return
         self.store = store
         self.runner.storage.data_store = store
         if self.endpoint is not None:
@@ -177,7 +178,7 @@ class NodeSnapshots:
             "store_reopened",
             snapshots=[snapshot.index for snapshot in store.list_snapshots()],
             partials=[partial.index for partial in store.partial_transfers()],
-            problems=len(store.problems),
+            problems=len(getattr(store, "problems", ())),
         )
 
     def crashed(self) -> None:

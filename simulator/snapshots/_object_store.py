@@ -122,6 +122,14 @@ class ObjectSnapshotStore(BaseSnapshotStore):
         """``s3://bucket/prefix`` or ``gs://bucket/prefix``; never holds a credential."""
         return self.bucket.url
 
+    def reopened(self) -> ObjectSnapshotStore:
+        """A new store on the same bucket prefix (same client and settings), recovered from
+        what the bucket holds, as a restarted process would open it."""
+        fresh = object.__new__(type(self))
+        fresh.__dict__.update(self.__dict__)  # the subclass's own settings (endpoint, ...)
+        ObjectSnapshotStore.__init__(fresh, self.bucket, chunk_size=self.chunk_size, clock=self._clock)
+        return fresh
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url!r} snapshots={sorted(self._snapshots)}>"
 

@@ -295,6 +295,11 @@ class BaseSnapshotStore:
     def partial_transfers(self) -> list[PartialSnapshot]:
         return [self._transfers[index].partial for index in sorted(self._transfers)]
 
+    def reopened(self) -> BaseSnapshotStore:
+        """Contents held by this object survive as long as it does (the memory store);
+        stores on durable storage override this to open it afresh."""
+        return self
+
     # Called by SnapshotWriter.
 
     def _transfer_at(self, index: int) -> Transfer | None:

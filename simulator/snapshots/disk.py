@@ -140,6 +140,12 @@ class DiskSnapshotStore(BaseSnapshotStore):
     def __repr__(self) -> str:
         return f"<DiskSnapshotStore {str(self.snapshot_dir)!r} snapshots={sorted(self._snapshots)}>"
 
+    def reopened(self) -> DiskSnapshotStore:
+        """A new store on the same directory, recovered from what is on disk (as after a restart)."""
+        return DiskSnapshotStore(self.snapshot_dir, chunk_size=self.chunk_size, clock=self._clock,
+                                 fault_injector=None if self._step is no_faults else self._step,
+                                 durable=self.durable)
+
     def _path(self, index: int, kind: str) -> Path:
         return self.snapshot_dir / file_name(index, kind)
 

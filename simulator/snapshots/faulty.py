@@ -142,6 +142,12 @@ class FaultyStore:
         self._check_up("listing of partial transfers")
         return self.inner.partial_transfers()
 
+    def reopened(self) -> FaultyStore:
+        """The inner store reopened; the faults stay armed (they belong to the service, which
+        did not restart with the node's process)."""
+        self.inner = self.inner.reopened()
+        return self
+
 
 def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

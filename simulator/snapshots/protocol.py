@@ -3,8 +3,10 @@
 This is the seed's ``SnapshotStore`` trait in Python. A sender saves the
 snapshot its state machine made (``save_snapshot``) and serves it in chunks
 (``stream_snapshot``); a receiver writes the chunks it gets into a partial
-snapshot (``open_writer``), which survives a cut stream or a restart and is
-published only once every byte arrived and the digest matched.
+snapshot (``open_writer``, a :class:`ResumableWriter`), which survives a cut
+stream or a restart and is published only once every byte arrived and the
+digest matched. ``reopened`` says what survives a restart of the process.
+Check a store of your own with ``simulator.testing.check_snapshot_store``.
 
 When to use which store:
 
@@ -26,10 +28,59 @@ from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from .metadata import ConfStateTuple, PartialSnapshot, StoredSnapshot
-from .writer import SnapshotWriter
 
 #: ``save_snapshot`` data: the bytes, or an iterable of byte chunks (streamed).
 SnapshotData = bytes | bytearray | memoryview | Iterable[bytes | bytearray | memoryview]
+
+
+@runtime_checkable
+class ResumableWriter(Protocol):
+    """What ``open_writer`` returns: the receiving side of one transfer, resumable.
+
+    Its whole state is ``offset``: bytes ``[0, offset)`` are durably written.
+    ``write(offset, data)`` appends ``data`` that must start exactly at
+    ``offset`` (a gap, an overlap or bytes past ``size`` raise
+    ``SnapshotChunkError`` and write nothing) and returns the new offset once
+    it is durable. ``commit()`` checks that all ``size`` bytes arrived and hash
+    to ``digest``, publishes the snapshot and returns its ``StoredSnapshot``;
+    missing bytes raise ``SnapshotChunkError`` (keep writing), a wrong digest
+    raises ``SnapshotDigestError`` and removes the partial data. ``abort()``
+    removes the partial data and is harmless when already closed. Once closed
+    (committed, aborted, or superseded by a later ``open_writer`` or
+    ``save_snapshot`` on its store) every ``write``/``commit`` raises
+    ``SnapshotStoreError``. The built-in :class:`~simulator.snapshots.SnapshotWriter`
+    is one; a store written from scratch may return its own.
+    """
+
+    #: The offset this writer started from (bytes before it were received by an earlier writer).
+    resumed_from: int
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def snapshot_id(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def partial(self) -> PartialSnapshot: ...
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> int: ...
+
+    def commit(self) -> StoredSnapshot: ...
+
+    def abort(self) -> None: ...
 
 
 @runtime_checkable
@@ -105,7 +156,7 @@ class SnapshotStore(Protocol):
         digest: str,
         conf_state: ConfStateTuple | None = None,
         snapshot_id: str,
-    ) -> SnapshotWriter:
+    ) -> ResumableWriter:
         """A writer that receives this snapshot in pieces.
 
         Continues the partial transfer of the same snapshot (same index, term,
@@ -117,4 +168,18 @@ class SnapshotStore(Protocol):
 
     def partial_transfers(self) -> list[PartialSnapshot]:
         """Transfers that can be resumed, lowest index first."""
+        ...
+
+    def reopened(self) -> SnapshotStore:
+        """The store as the node's process finds it after a restart; how a store declares
+        what survives one.
+
+        A durable store opens its storage afresh (a new object on the same
+        directory, bucket or service), keeping every complete snapshot and every
+        partial transfer whose progress was durably recorded, so a writer opened
+        for the same snapshot resumes from its recorded ``offset``; writers of the
+        old object are closed. A store whose contents live only in this object
+        (``MemorySnapshotStore``, standing for a disk in simulations) returns
+        itself. The cluster calls it on every node restart, for any store.
+        """
         ...

@@ -281,3 +281,16 @@ class ReplicatedSnapshotStore:
     def partial_transfers(self) -> list[PartialSnapshot]:
         return self.primary.partial_transfers()
 
+    def reopened(self) -> ReplicatedSnapshotStore:
+        """Every store reopened; what the primary holds and a secondary lacks is pending again
+        (the old pending list was in the old process's memory)."""
+        fresh = ReplicatedSnapshotStore(self.primary.reopened(), [r.store.reopened() for r in self._replicas])
+        on_primary = {snapshot.index for snapshot in fresh.primary.list_snapshots()}
+        for replica in fresh._replicas:
+            try:
+                replica.pending = on_primary - {s.index for s in replica.store.list_snapshots()}
+            except (SnapshotStoreError, OSError) as error:
+                replica.healthy, replica.last_error = False, f"listing after reopening: {error}"
+                replica.pending = set(on_primary)
+        return fresh
+
