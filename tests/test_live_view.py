@@ -218,3 +218,51 @@ def test_cli_run_without_a_terminal_prints_plain_lines():
     assert "virtual time" not in text and "│" not in text
     story = [line for line in text.splitlines() if re.match(r"^\[\s*\d+\.\d{3}s\] ", line)]
     assert len(story) > 5 and any("became leader" in line for line in story)
+
+
+def _scenario_frames(name: str, mode: str, every: int = 1) -> str:
+    """The live view's frames over a scenario's run, as text: a redraw every ``every`` records
+    (a fake wall clock moves a tenth of the redraw interval per record)."""
+    import functools
+    import itertools
+
+    from simulator.scenario import RunOptions, resolve, run_scenario
+
+    console = terminal(160)
+    views = []
+
+    def attach(cluster) -> None:
+        ticks = itertools.count()
+        views.append(LiveView(cluster, console, scenario=name, max_refresh_per_second=10,
+                              wall_clock=lambda: next(ticks) * 0.1 / every))
+        views[0].start()
+
+    run(functools.partial(run_scenario, on_cluster=attach), resolve(name), RunOptions(seed=0, mode=mode))
+    views[0].stop()
+    return console.export_text()
+
+
+def test_a_stalled_transfer_says_so_and_then_that_its_sender_gave_up():
+    frames = _scenario_frames("partition_during_transfer", "streaming", every=20).split(FRAME_START)
+    stalled = [f for f in frames if "stalled for" in f]
+    gave_up = [f for f in frames if "sender gave up: receiver silent" in f]
+    assert stalled and gave_up
+    # A stalled or abandoned transfer shows no rate and no ETA.
+    for frame in stalled + gave_up:
+        [details] = [line for line in frame.splitlines() if "stalled for" in line or "sender gave up" in line]
+        assert "ETA -" in details and "· - ·" in details
+    assert frames.index(stalled[0]) < frames.index(gave_up[0])
+    assert "installed" in frames[-1] and "stalled for" not in frames[-1]
+
+
+def test_each_nodes_log_row_shows_its_entries_by_term_and_its_commit_index():
+    frame = last_frame_of(_scenario_frames("leader_change_during_transfer", "streaming", every=10**6))
+    rows = {line.split("log of ")[1][:2]: line for line in frame.splitlines() if "log of n" in line}
+    assert set(rows) == {"n1", "n2", "n3", "n4"}
+    # n2 took over in term 2: its newest entries are of term 2, after its snapshot boundary.
+    assert "[snapshot ≤21 t1]" in rows["n2"] and re.search(r" 2┃ commit (\d+) applied \1", rows["n2"])
+    assert "entries by term:" in frame and " t2 " in frame
+
+
+def last_frame_of(text: str) -> str:
+    return text[text.rindex(FRAME_START):]

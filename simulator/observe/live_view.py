@@ -38,6 +38,7 @@ from rich.text import Text
 from transports.streaming import Outcome
 
 from .intervals import cut_off
+from .logs import LogReader
 from .narration import human_bytes, narrate
 from .trace import TraceRecord
 
@@ -45,6 +46,13 @@ from .trace import TraceRecord
 LOG_LINES = 12
 #: Transfers shown: every running one, then the latest finished ones up to this many in all.
 TRANSFER_ROWS = 8
+#: Entries each node's log row shows (the newest).
+LOG_CELLS = 30
+#: A running transfer with no verified byte for this many virtual seconds shows as stalled.
+STALL_SECONDS = 0.5
+#: Background of a log entry, by its term (cycled).
+TERM_STYLES = ("on dark_cyan", "on dark_orange3", "on medium_purple4", "on red3", "on dodger_blue3",
+               "on chartreuse4", "on magenta3", "on gold3")
 
 _STATUS_STYLE = {"up": "green", "down": "bold red", "paused": "yellow", "partitioned": "magenta"}
 _OUTCOME_STYLE = {
@@ -81,6 +89,10 @@ class LiveView:
         self.refreshes = 0  # frames drawn so far
         self.virtual_time = 0.0
         self._story: deque[tuple[float, str]] = deque(maxlen=LOG_LINES)
+        self._logs = LogReader()
+        self._given_up: dict[tuple[int, int], str] = {}  # (receiver, index) -> why its sender gave up
+        #: A line under the header (the pacer's state in a slowed-down run), or None.
+        self.status: str | None = None
         self._last_refresh: float | None = None
         self._live: Live | None = None
 
@@ -127,12 +139,21 @@ class LiveView:
     def on_record(self, record: TraceRecord) -> None:
         """A trace listener: log the record's sentence, redraw if it is time to."""
         self.virtual_time = record.time
+        self._logs.feed(record)
+        if record.kind == "transfer_failed":
+            self._given_up[(record.get("to"), record.get("index"))] = record.get("reason", "")
+        elif record.kind in ("transfer_started", "transfer_resumed", "snapshot_installed"):
+            self._given_up.pop((record.node, record.get("index")), None)
         sentence = narrate(record)
         if sentence is not None:
             self._story.append((record.time, sentence))
         now = self.wall_clock()
         if self._last_refresh is None or now - self._last_refresh >= self.min_interval:
             self._refresh(now)
+
+    def redraw(self) -> None:
+        """Draw now (the pacer calls it when paused or its speed changes)."""
+        self._refresh()
 
     def _refresh(self, now: float | None = None) -> None:
         self._last_refresh = self.wall_clock() if now is None else now
@@ -144,7 +165,7 @@ class LiveView:
 
     def render(self) -> RenderableType:
         """The whole view as one renderable (what each frame shows)."""
-        return Group(self._header(), self._node_table(), self._transfers(), self._event_log())
+        return Group(self._header(), self._node_table(), self._log_rows(), self._transfers(), self._event_log())
 
     def _header(self) -> Text:
         parts = ["raftsim"]
@@ -153,7 +174,41 @@ class LiveView:
         parts += [self.cluster.snapshot_mode.name, f"seed {self.cluster.seed}"]
         header = Text(" · ".join(parts), style="bold")
         header.append(f"   virtual time {self.virtual_time:.3f} s", style="cyan")
+        if self.status:
+            header.append(f"\n{self.status}", style="bold yellow")
         return header
+
+    def _log_rows(self) -> RenderableType:
+        """Each node's newest log entries, coloured and numbered by term; ┃ after the commit index."""
+        logs = self._logs.state()
+        lines = Table.grid(padding=(0, 1))
+        lines.add_column(no_wrap=True)
+        lines.add_column(no_wrap=True)
+        terms_seen: set[int] = set()
+        for node_id in self.cluster.node_ids:
+            log = logs.get(node_id)
+            row = Text()
+            if log is None:
+                lines.add_row(f"log of n{node_id}", Text("(empty)", style="dim"))
+                continue
+            if log.snapshot_index:
+                row.append(f"[snapshot ≤{log.snapshot_index} t{log.snapshot_term}]", style="dim")
+            first = max(log.snapshot_index + 1, log.last_index - LOG_CELLS + 1)
+            if first > log.snapshot_index + 1:
+                row.append(f" …{first - log.snapshot_index - 1}", style="dim")
+            for index in range(first, log.last_index + 1):
+                term = log.term(index)
+                terms_seen.add(term)
+                style = TERM_STYLES[term % len(TERM_STYLES)] + (" dim" if index > log.commit else " bold")
+                row.append(f"{term:>2}", style=style)
+                row.append("┃" if index == log.commit else " ")
+            row.append(f" commit {log.commit} applied {log.applied}", style="dim")
+            lines.add_row(f"log of n{node_id}", row)
+        key = Text("entries by term: ", style="dim")
+        for term in sorted(terms_seen):
+            key.append(f" t{term} ", style=TERM_STYLES[term % len(TERM_STYLES)])
+        key.append("  dim: not committed yet, ┃ after the commit index", style="dim")
+        return Group(lines, key)
 
     def _node_status(self, node_id: int, partitioned: set[int]) -> str:
         """``down``, ``paused``, ``partitioned`` (cut off from a majority) or ``up``."""
@@ -219,14 +274,20 @@ class LiveView:
                 ProgressBar(total=max(t.size, 1), completed=t.bytes_done),
                 f"{t.fraction:4.0%}  {human_bytes(t.bytes_done)} / {human_bytes(t.size)}",
             )
-            eta = t.eta
-            if t.outcome is not Outcome.IN_PROGRESS:
-                eta_text = "-"
-            else:
-                eta_text = "?" if eta is None else f"{eta:.3f} s"
-            details = Text(f"  {t.mode} · {human_bytes(int(t.rate))}/s · ETA {eta_text} · "
+            state, style = t.outcome.value, _OUTCOME_STYLE[t.outcome]
+            rate_text, eta_text = f"{human_bytes(int(t.rate))}/s", "-"
+            if t.outcome is Outcome.IN_PROGRESS:
+                gave_up = self._given_up.get((t.to, t.snapshot_index))
+                idle = self.virtual_time - t.updated_at
+                if gave_up is not None:  # the receiver still waits; its sender does not send
+                    state, style, rate_text = f"sender gave up: {gave_up}", "red", "-"
+                elif idle >= STALL_SECONDS:  # a rate and ETA would promise what is not happening
+                    state, style, rate_text = f"stalled for {idle:.1f} s", "bold red", "-"
+                else:
+                    eta_text = "?" if t.eta is None else f"{t.eta:.3f} s"
+            details = Text(f"  {t.mode} · {rate_text} · ETA {eta_text} · "
                            f"{t.retries} retries · {human_bytes(t.resent_bytes)} re-sent · ")
-            details.append(t.outcome.value, style=_OUTCOME_STYLE[t.outcome])
+            details.append(state, style=style)
             lines += [bar_line, details]
         return Group(*lines)
 
