@@ -71,6 +71,8 @@ _LAZY = {
     "SnapshotExistsError": ".snapshots",
     "SnapshotNotFoundError": ".snapshots",
     "SnapshotStore": ".snapshots",
+    "ResumableWriter": ".snapshots",
+    "snapshot_chunks_of": ".machines.contracts",
     "SnapshotStoreError": ".snapshots",
     "SnapshotWriter": ".snapshots",
     "StoredSnapshot": ".snapshots",

@@ -152,3 +152,80 @@ async def test_a_json_machine_installs_snapshots_in_every_mode(autojump_clock, t
         assert installed, "the new node caught up without installing a snapshot"
         assert cluster.state_machine(joined).counts == {"c0": 4, "c1": 4, "c2": 4}
         assert len({cluster.state_machine(n).digest() for n in cluster.node_ids}) == 1
+
+
+class DelegatingStore:
+    """A store written from scratch (no raftsim base class): it forwards to a disk store and
+    declares its own recovery through ``reopened``."""
+
+    reopen_count = 0
+
+    def __init__(self, directory, chunk_size=16):
+        self.directory = directory
+        self.inner = DiskSnapshotStore(directory, chunk_size=chunk_size, durable=False)
+        self.chunk_size = chunk_size
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def save_snapshot(self, *args, **kwargs):
+        return self.inner.save_snapshot(*args, **kwargs)
+
+    def stream_snapshot(self, index, offset=0):
+        return self.inner.stream_snapshot(index, offset)
+
+    def snapshot_metadata(self, index):
+        return self.inner.snapshot_metadata(index)
+
+    def list_snapshots(self):
+        return self.inner.list_snapshots()
+
+    def latest(self):
+        return self.inner.latest()
+
+    def has_snapshot(self, index):
+        return self.inner.has_snapshot(index)
+
+    def compact_snapshots(self, keep_count):
+        return self.inner.compact_snapshots(keep_count)
+
+    def read_snapshot(self, index):
+        return self.inner.read_snapshot(index)
+
+    def open_writer(self, index, **identity):
+        return self.inner.open_writer(index, **identity)
+
+    def partial_transfers(self):
+        return self.inner.partial_transfers()
+
+    def reopened(self):
+        DelegatingStore.reopen_count += 1
+        return DelegatingStore(self.directory, self.chunk_size)
+
+
+def test_a_store_written_from_scratch_passes_the_kit(tmp_path):
+    from simulator.testing import check_snapshot_store
+
+    places = iter(range(100))
+    check_snapshot_store(lambda chunk_size: DelegatingStore(tmp_path / f"s{next(places)}", chunk_size))
+
+
+async def test_restart_recovers_any_store_through_its_protocol(autojump_clock, tmp_path):
+    DelegatingStore.reopen_count = 0
+    mode = Streaming(chunk_size=16, store=lambda node: DelegatingStore(tmp_path / f"n{node}"))
+    async with Cluster.open(nodes=3, seed=4, state_machine=JsonCounter, snapshot_mode=mode,
+                            compaction=CompactionPolicy(every=5)) as cluster:
+        leader = await cluster.wait_for_leader()
+        for number in range(8):
+            await cluster.propose(f"inc c{number % 2}".encode())
+        await cluster.wait_caught_up()
+        follower = next(n for n in cluster.node_ids if n != leader)
+        before = cluster.store(follower)
+        cluster.crash(follower)
+        cluster.restart(follower)
+        await cluster.wait_caught_up()
+        assert DelegatingStore.reopen_count == 1
+        assert cluster.store(follower) is not before
+        [event] = [r for r in cluster.trace.records if r.kind == "store_reopened"]
+        assert event.node == follower and event.get("snapshots") == [s.index for s in before.list_snapshots()]
+        assert cluster.state_machine(follower).counts == {"c0": 4, "c1": 4}

@@ -2,8 +2,11 @@
 
 S3 runs against moto's server and GCS against gcp-storage-emulator, both real
 HTTP servers on 127.0.0.1 (see ``cloud_servers.py``). Each test gets its own
-prefix in one bucket per store kind. ``reopen`` is a restart: a new store
-object on the same directory or bucket prefix (the memory store stays).
+prefix in one bucket per store kind. A restart is what the store declares
+through ``reopened()``: a new object on the same directory or bucket prefix
+(the memory store stays). The rules themselves are the public conformance kit,
+``simulator.testing.check_snapshot_store``; here it runs on every built-in
+store, and on broken stores to show it fails them.
 
 The agreement machine at the end drives all four stores with the same
 operations and requires the same observations, in the manner of
@@ -36,6 +39,8 @@ from simulator.snapshots import (
 )
 from simulator.snapshots.gcs import GCSSnapshotStore
 from simulator.snapshots.s3 import S3SnapshotStore
+from simulator.testing import ContractViolation, check_snapshot_store
+from simulator.testing.store_kit import CHECKS
 
 KINDS = ("memory", "disk", "s3", "gcs")
 _PREFIXES = itertools.count(1)
@@ -64,7 +69,7 @@ class Stores:
         return cls(bucket, prefix, client=client, chunk_size=chunk_size, clock=self.clock)
 
     def reopen(self, store: SnapshotStore) -> SnapshotStore:
-        return store if self.kind == "memory" else self.new(store.chunk_size)
+        return store.reopened()  # what the store declares survives a restart
 
 
 @pytest.fixture(scope="module")
@@ -95,158 +100,65 @@ def open_writer_for(store, index, data, *, term=1, snapshot_id="snap", conf_stat
                              snapshot_id=snapshot_id, conf_state=conf_state)
 
 
-# ----------------------------------------------------------- saving and reading
+# ------------------------------------------------------------- the kit, on every store
 
 
 def test_every_store_implements_the_protocol(stores):
     assert isinstance(stores.new(), SnapshotStore)
 
 
-def test_save_then_read_metadata_stream_and_ranges(stores):
-    store = stores.new(chunk_size=4)
-    location = store.save_snapshot(7, b"hello world", term=3, conf_state=((1, 2, 3), (4,)))
-    meta = store.snapshot_metadata(7)
-    assert (meta.index, meta.term, meta.size, meta.digest) == (7, 3, 11, digest_of(b"hello world"))
-    assert (meta.conf_state, meta.created_at, meta.location) == (((1, 2, 3), (4,)), 1.0, location)
-    assert meta.snapshot_id == f"3-7-{meta.digest[7:19]}"
-    assert store.read_snapshot(7) == b"hello world"
-    assert list(store.stream_snapshot(7)) == [b"hell", b"o wo", b"rld"]
-    assert list(store.stream_snapshot(7, 5)) == [b" wor", b"ld"]
-    assert list(store.stream_snapshot(7, 11)) == []
-    again = stores.reopen(store)
-    assert again.snapshot_metadata(7) == meta
-    assert list(again.stream_snapshot(7, 9)) == [b"ld"]
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_store_passes_the_conformance_kit(kind, buckets, tmp_path):
+    # The kit wants a new, empty store per call: a new directory or bucket prefix each time.
+    places = itertools.count(1)
+    factory = lambda chunk_size: make_stores(kind, buckets, tmp_path / f"store-{next(places)}").new(chunk_size)  # noqa: E731
+    assert check_snapshot_store(factory) == len(CHECKS)
 
 
-@pytest.mark.parametrize("offset", [-1, 12, True])
-def test_stream_offset_outside_the_snapshot_is_refused_at_the_call(stores, offset):
-    store = stores.new()
-    store.save_snapshot(1, b"hello world", term=1)
-    with pytest.raises(ValueError, match=r"range 0\.\.11"):
-        store.stream_snapshot(1, offset)
+class ForgetfulDiskStore(DiskSnapshotStore):
+    """Claims a restart loses nothing, but reopens as an empty store elsewhere."""
+
+    def reopened(self):
+        return MemorySnapshotStore(chunk_size=self.chunk_size)
 
 
-def test_unknown_index_names_the_available_ones(stores):
-    store = stores.new()
-    with pytest.raises(SnapshotNotFoundError, match="available: none"):
-        store.snapshot_metadata(5)
-    store.save_snapshot(3, b"a", term=1)
-    store.save_snapshot(9, b"b", term=1)
-    for call in (store.snapshot_metadata, store.stream_snapshot, store.read_snapshot):
-        with pytest.raises(KeyError, match=r"no complete snapshot at index 5; available: \[3, 9\]"):
-            call(5)
+class GapTolerantWriter:
+    def __init__(self, writer):
+        self._writer = writer
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+    def write(self, offset, data):
+        return self._writer.write(self._writer.offset, data)  # ignores where the chunk belongs
 
 
-def test_saving_from_a_generator_and_a_failing_source(stores):
-    store = stores.new()
-    store.save_snapshot(1, (piece for piece in [b"ab", b"", bytearray(b"cd"), memoryview(b"e")]), term=1)
-    assert store.read_snapshot(1) == b"abcde"
-
-    def broken():
-        yield b"abc"
-        raise OSError("source failed")
-
-    with pytest.raises(OSError, match="source failed"):
-        store.save_snapshot(2, broken(), term=1)
-    assert [s.index for s in stores.reopen(store).list_snapshots()] == [1]
+class GapTolerantStore(MemorySnapshotStore):
+    def open_writer(self, index, **identity):
+        return GapTolerantWriter(super().open_writer(index, **identity))
 
 
-def test_same_snapshot_again_is_a_no_op_and_a_different_one_is_refused(stores):
-    store = stores.new()
-    location = store.save_snapshot(4, b"data", term=2)
-    assert store.save_snapshot(4, [b"da", b"ta"], term=2) == location
-    with pytest.raises(SnapshotExistsError, match="already exists"):
-        store.save_snapshot(4, b"other", term=2)
-    assert stores.reopen(store).read_snapshot(4) == b"data"
+class UnchunkedStore(MemorySnapshotStore):
+    def stream_snapshot(self, index, offset=0):
+        chunks = list(super().stream_snapshot(index, offset))
+        return iter([b"".join(chunks)] if chunks else [])
 
 
-def test_listing_latest_and_compaction_keep_the_newest(stores):
-    store = stores.new()
-    assert (store.list_snapshots(), store.latest()) == ([], None)
-    for index in (5, 2, 9, 7):
-        store.save_snapshot(index, bytes([index]) * index, term=1)
-    assert [s.index for s in store.list_snapshots()] == [2, 5, 7, 9]
-    assert store.latest().index == 9
-    with pytest.raises(ValueError, match="keep_count must be an integer >= 1"):
-        store.compact_snapshots(0)
-    assert store.compact_snapshots(2) == [2, 5]
-    assert store.compact_snapshots(5) == []
-    again = stores.reopen(store)
-    assert [s.index for s in again.list_snapshots()] == [7, 9]
-    assert not again.has_snapshot(2) and again.has_snapshot(9)
-    assert again.read_snapshot(7) == bytes([7]) * 7
+@pytest.mark.parametrize("store_class, rule", [
+    (ForgetfulDiskStore, "snapshots survive a restart"),
+    (GapTolerantStore, "a writer refuses gaps, overlaps and extra bytes"),
+    (UnchunkedStore, "streams come in chunk_size chunks"),
+])
+def test_the_kit_names_the_rule_a_broken_store_breaks(tmp_path, store_class, rule):
+    places = itertools.count(1)
 
+    def factory(chunk_size):
+        if store_class is ForgetfulDiskStore:
+            return ForgetfulDiskStore(tmp_path / f"s{next(places)}", chunk_size=chunk_size, durable=False)
+        return store_class(chunk_size=chunk_size)
 
-# ------------------------------------------------------------ partial transfers
-
-
-def test_writer_receives_in_pieces_refusing_gaps_overlaps_and_extra_bytes(stores):
-    store = stores.new(chunk_size=3)
-    data = b"0123456789"
-    writer = open_writer_for(store, 4, data, conf_state=((1,), ()))
-    assert writer.write(0, data[:4]) == 4
-    for offset, chunk, message in [(6, b"67", "gap of 2 bytes"), (2, b"23", "overlaps 2 bytes"),
-                                   (4, b"456789X", "more bytes than total_size 10")]:
-        with pytest.raises(SnapshotChunkError, match=message):
-            writer.write(offset, chunk)
-    with pytest.raises(SnapshotChunkError, match="commit after 4 of 10 bytes"):
-        writer.commit()
-    assert [p.offset for p in store.partial_transfers()] == [4]
-    assert not store.has_snapshot(4)
-    writer.write(4, data[4:])
-    snapshot = writer.commit()
-    assert (snapshot.index, snapshot.size, snapshot.conf_state) == (4, 10, ((1,), ()))
-    assert store.partial_transfers() == []
-    assert stores.reopen(store).read_snapshot(4) == data
-
-
-def test_transfer_resumes_after_a_restart_from_the_recorded_offset(stores):
-    store = stores.new()
-    data = b"resumable snapshot"
-    writer = open_writer_for(store, 3, data)
-    writer.write(0, data[:5])
-    writer.write(5, data[5:9])
-    store = stores.reopen(store)
-    [partial] = store.partial_transfers()
-    assert (partial.index, partial.offset, partial.size) == (3, 9, len(data))
-    writer = open_writer_for(store, 3, data)
-    assert writer.resumed_from == 9
-    writer.write(9, data[9:])
-    writer.commit()
-    assert stores.reopen(store).read_snapshot(3) == data
-
-
-def test_bad_digest_publishes_nothing_and_removes_the_partial(stores):
-    store = stores.new()
-    writer = store.open_writer(2, term=1, size=4, digest=digest_of(b"good"), snapshot_id="s")
-    writer.write(0, b"evil")
-    with pytest.raises(SnapshotDigestError, match="partial data was removed"):
-        writer.commit()
-    again = stores.reopen(store)
-    assert (again.list_snapshots(), again.partial_transfers()) == ([], [])
-
-
-def test_another_snapshot_supersedes_the_partial_and_abort_removes_it(stores):
-    store = stores.new()
-    first = open_writer_for(store, 3, b"first", snapshot_id="a")
-    first.write(0, b"fir")
-    second = open_writer_for(store, 5, b"second", snapshot_id="b")
-    with pytest.raises(SnapshotStoreError, match="superseded"):
-        first.write(3, b"st")
-    assert [p.index for p in store.partial_transfers()] == [5]
-    second.write(0, b"sec")
-    second.abort()
-    again = stores.reopen(store)
-    assert (again.partial_transfers(), again.list_snapshots()) == ([], [])
-
-
-def test_empty_snapshot_saved_and_received(stores):
-    store = stores.new()
-    store.save_snapshot(1, b"", term=1)
-    assert (store.read_snapshot(1), list(store.stream_snapshot(1))) == (b"", [])
-    writer = open_writer_for(store, 2, b"")
-    assert writer.commit().size == 0
-    assert stores.reopen(store).read_snapshot(2) == b""
+    with pytest.raises(ContractViolation, match=f"SnapshotStore contract, {rule}"):
+        check_snapshot_store(factory)
 
 
 @pytest.mark.parametrize("kind", KINDS)

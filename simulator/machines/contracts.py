@@ -95,11 +95,13 @@ SnapshotStore: where snapshot bytes live
 
 The store protocol, its writer and its recovery rule are defined in
 :mod:`simulator.snapshots.protocol` and re-exported here and from
-``simulator``: :class:`SnapshotStore`, :class:`SnapshotWriter` (what
-``open_writer`` returns: the resumable receiving side of a transfer). A store
-written from scratch implements both; ``reopened()`` is how a store declares
-what survives a restart of its process, and the cluster calls it for every
-store when a node restarts.
+``simulator``: :class:`SnapshotStore`, and :class:`ResumableWriter`, what
+``open_writer`` returns (the resumable receiving side of a transfer; the
+built-in :class:`SnapshotWriter` is one). A store written from scratch
+implements both, with no raftsim base class; ``reopened()`` is how a store
+declares what survives a restart of its process, and the cluster calls it
+for every store when a node restarts. ``save_snapshot`` receives the chunks
+of ``StateMachine.snapshot_chunks`` as a generator: write them as they come.
 """
 
 from __future__ import annotations
@@ -107,9 +109,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from ..snapshots import SnapshotStore, SnapshotWriter
+from ..snapshots import ResumableWriter, SnapshotStore, SnapshotWriter
 
-__all__ = ["SnapshotStore", "SnapshotWriter", "StateMachine", "snapshot_chunks_of"]
+__all__ = ["ResumableWriter", "SnapshotStore", "SnapshotWriter", "StateMachine", "snapshot_chunks_of"]
 
 
 @runtime_checkable

@@ -45,7 +45,7 @@ from .metadata import (
     is_count,
 )
 from .faulty import FaultyStore
-from .protocol import SnapshotData, SnapshotStore
+from .protocol import ResumableWriter, SnapshotData, SnapshotStore
 from .replicated import ReplicaStatus, ReplicatedSnapshotStore
 from .writer import SnapshotWriter
 
@@ -64,6 +64,7 @@ __all__ = [
     "DiskSnapshotStore",
     "MemorySnapshotStore",
     "PartialSnapshot",
+    "ResumableWriter",
     "SnapshotChunkError",
     "SnapshotCorruptError",
     "SnapshotData",
