@@ -221,8 +221,10 @@ ROLE_MAY_IMPORT: dict[str, frozenset[str]] = {
     "scenario": _BASE | {"checks", "machines", "observe", "cluster", "engines"},
     "explore": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario"},
     "testing": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario", "explore"},
+    # Scenarios on node processes over gRPC; imports transports.grpc lazily (the simulator runs without it).
+    "realnet": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario"},
     "cli": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario", "explore", "testing",
-                    "_version"},
+                    "realnet", "_version"},
 }
 # Roles that stay free of trio and the transports (the checks run under any driver).
 ROLES_WITHOUT_TRANSPORTS = frozenset({"checks", "machines"})
