@@ -55,6 +55,8 @@ _LAZY = {
     "run_example": ".explore.search",
     "scenario_source": ".explore.search",
     "CompactionPolicy": ".cluster.node",
+    "ReadResult": ".cluster.reads",
+    "ReadTimeoutError": ".cluster.reads",
     "PysyncobjCluster": ".engines",
     "PysyncobjKeyValueStore": ".engines",
     "PysyncobjWorkarounds": ".engines",

@@ -22,11 +22,13 @@ from simulator import (
     ReadState,
     Role,
 )
+from simulator.raft.read_only import lease_context
 from simulator.raft.reasons import MALFORMED, READ_DROPPED
 from simulator.testing import Network
 
 MT = MessageType
 SAFE, LEASE = ReadOnlyOption.SAFE, ReadOnlyOption.LEASE_BASED
+ELECTION_TICK = 10
 
 
 def elected(voters=(1, 2, 3), **config) -> Network:
@@ -111,12 +113,75 @@ def test_read_pending_on_a_leader_that_steps_down_is_never_served():
 # -- LeaseBased: the check-quorum lease stands in for the round trip --------------------------
 
 
-def test_lease_based_read_is_served_without_a_heartbeat_round():
+def lease_holder(ticks: int = 1) -> Network:
+    """A lease-based leader whose followers acknowledged its heartbeats for ``ticks`` ticks."""
     net = elected(read_only_option=LEASE)
+    for _ in range(ticks):
+        net.tick(1)
+        net.stabilize()
+    return net
+
+
+def heartbeats_in_flight(net: Network) -> list:
+    return [m for m in net.in_flight if m.msg_type is MT.HEARTBEAT]
+
+
+def test_lease_based_read_is_served_without_a_heartbeat_round():
+    net = lease_holder()
     net.node(1).read_index(b"fast")
     net.process_readies()
     assert reads(net, 1) == [ReadState(committed(net), b"fast")]
-    assert not [m for m in net.in_flight if m.msg_type is MT.HEARTBEAT]
+    assert not heartbeats_in_flight(net)
+
+
+def test_lease_based_leader_without_acknowledged_heartbeats_takes_a_heartbeat_round():
+    net = elected(read_only_option=LEASE)  # elected, but no lease heartbeat answered yet
+    net.node(1).read_index(b"first")
+    net.process_readies()
+    assert reads(net, 1) == []
+    assert [m.context for m in heartbeats_in_flight(net)] == [b"first", b"first"]
+    net.stabilize()
+    assert [s.request_ctx for s in reads(net, 1)] == [b"first"]
+
+
+@pytest.mark.parametrize(("silent_ticks", "served_at_once"), [(ELECTION_TICK - 3, True), (ELECTION_TICK - 1, False)])
+def test_lease_lasts_election_tick_minus_two_ticks_after_the_last_acknowledged_heartbeat(
+    silent_ticks, served_at_once
+):
+    net = lease_holder()
+    net.add_filter(lambda m: m.msg_type is not MT.HEARTBEAT_RESPONSE)
+    net.tick(1, silent_ticks)
+    net.stabilize()
+    net.node(1).read_index(b"in-lease?")
+    net.process_readies()
+    assert (reads(net, 1) != []) is served_at_once
+
+
+def test_lease_based_read_during_a_leader_transfer_takes_a_heartbeat_round():
+    net = lease_holder()
+    net.add_filter(lambda m: m.msg_type is not MT.TIMEOUT_NOW)
+    net.cut(1, 3)
+    net.propose(1, b"3-lags")
+    net.stabilize()
+    net.node(1).transfer_leader(3)  # 3 lags: the transfer waits for it to catch up
+    net.process_readies()
+    assert net.node(1).raft.lead_transferee == 3
+    net.node(1).read_index(b"during")
+    net.process_readies()
+    assert reads(net, 1) == []
+    assert any(m.context == b"during" for m in heartbeats_in_flight(net))
+
+
+def test_lease_heartbeat_answer_from_the_future_is_ignored():
+    net = elected(read_only_option=LEASE)
+    forged = lease_context(10**6)
+    net.send(Message(MT.HEARTBEAT_RESPONSE, to=1, from_=2, term=1, context=forged))
+    net.send(Message(MT.HEARTBEAT_RESPONSE, to=1, from_=3, term=1, context=forged))
+    net.stabilize()
+    net.add_filter(lambda m: m.msg_type is not MT.HEARTBEAT_RESPONSE)
+    net.node(1).read_index(b"no-lease")
+    net.process_readies()
+    assert reads(net, 1) == []
 
 
 def test_lease_based_read_needs_check_quorum():
@@ -181,7 +246,7 @@ def test_single_voter_serves_reads_at_once():
 # -- bad input ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("context", [b"", "text", None])
+@pytest.mark.parametrize("context", [b"", "text", None, lease_context(1)])
 def test_read_index_needs_a_non_empty_bytes_context(context):
     net = elected()
     with pytest.raises(ValueError, match="read context"):

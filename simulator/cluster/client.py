@@ -21,7 +21,7 @@ import trio
 from transports.in_memory import CLIENT
 
 from ..observe.trace import CLUSTER, SCENARIO
-from ..raft import ConfChange, ConfChangeType
+from ..raft import ConfChange, ConfChangeType, ConfChangeV2
 from .node import ClientCommand, ProposalTicket
 
 
@@ -66,7 +66,9 @@ class Client:
         """Apply ``command`` through the leader; raises ``ProposalTimeoutError`` after ``timeout``."""
         return await self._submit(ClientCommand(data=bytes(command)), timeout, "command")
 
-    async def propose_conf_change(self, change: ConfChange, *, timeout: float = 10.0) -> ProposalResult:
+    async def propose_conf_change(
+        self, change: ConfChange | ConfChangeV2, *, timeout: float = 10.0
+    ) -> ProposalResult:
         return await self._submit(ClientCommand(conf_change=change), timeout, repr(change))
 
     async def _submit(self, command: ClientCommand, timeout: float, what: str) -> ProposalResult:
@@ -96,6 +98,10 @@ class Client:
                 problem = f"node {leader} had not applied it yet"
                 break
             if ticket.error is None:
+                # Reads that begin from now on must see this write (ReadChecker).
+                checker = getattr(cluster, "read_checker", None)
+                if checker is not None:
+                    checker.write_acknowledged(ticket.index)
                 return ProposalResult(ticket.index, ticket.term, ticket.node_id, ticket.result, attempts)
             problem = ticket.error
             # Give the cluster a tick to elect or settle before trying again.
@@ -203,6 +209,56 @@ class ClientMixin:
             self.crash(node_id)
         self._removed.add(node_id)
         self.trace.event(trio.current_time(), CLUSTER, "node_removed", SCENARIO, node_id=node_id)
+
+    async def change_membership(self, *, add=0, remove=(), timeout: float = 30.0) -> list[int]:
+        """Add and remove several members at once, through a joint configuration.
+
+        ``add`` is a number of new nodes, or the ids to give them. They start
+        empty, join as learners one by one and catch up (by snapshot if the
+        log was compacted); then one ``ConfChangeV2`` makes them voters and
+        removes ``remove``: the cluster enters a joint configuration, where
+        every decision needs a majority of the old voters and of the new ones,
+        and the leader leaves it on its own once it is applied. Removed nodes
+        (the leader too: it hands over first) are stopped. Returns the new ids.
+        """
+        new_ids = list(range(max(self.runners) + 1, max(self.runners) + 1 + add)) if isinstance(
+            add, int) else sorted(add)
+        taken = sorted(set(new_ids) & set(self.runners))
+        if taken:
+            raise ValueError(f"nodes {taken} exist already; add takes a count or new node ids")
+        members = set(self.members())
+        strangers = sorted(set(remove) - members)
+        if strangers:
+            raise ValueError(f"nodes {strangers} are not members; members are {sorted(members)}")
+        for node_id in new_ids:
+            self._create_node(node_id, self.bootstrap_conf_state)
+            self.trace.event(trio.current_time(), CLUSTER, "node_added", SCENARIO, node_id=node_id)
+            self._spawn(node_id)
+        for node_id in new_ids:
+            await self._default_client.propose_conf_change(
+                ConfChange(ConfChangeType.ADD_LEARNER_NODE, node_id), timeout=timeout
+            )
+        if new_ids:
+            await self.wait_caught_up(new_ids, timeout=timeout)
+        leader = self.leader_id()
+        voters = set(self.runners[leader].node.raft.prs.conf_state.voters) if leader else set()
+        expected = tuple(sorted((voters | set(new_ids)) - set(remove)))
+        await self._default_client.propose_conf_change(
+            ConfChangeV2.of(add=new_ids, remove=sorted(remove)), timeout=timeout
+        )
+
+        def settled() -> bool:
+            now = self.leader_id()
+            conf = self.runners[now].node.raft.prs.conf_state if now else None
+            return conf is not None and not conf.is_joint and conf.voters == expected
+
+        await self.wait_until(settled, timeout=timeout, what=f"the joint configuration left for {expected}")
+        for node_id in sorted(remove):
+            if self.runners[node_id].is_up:
+                self.crash(node_id)
+            self._removed.add(node_id)
+            self.trace.event(trio.current_time(), CLUSTER, "node_removed", SCENARIO, node_id=node_id)
+        return new_ids
 
     # -- liveness -----------------------------------------------------------------
 

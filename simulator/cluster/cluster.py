@@ -49,11 +49,12 @@ from ..machines.state_machines import StateMachine, WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO, Trace
 from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .client import Client, ClientMixin
+from .reads import ReadsMixin
 from .node import CompactionPolicy, LeaderTransfer, NodeRunner, SnapshotReport, Tick
 from .snapshot_handling import NodeSnapshots
 
 
-class Cluster(ClientMixin):
+class Cluster(ClientMixin, ReadsMixin):
     """See the module docstring. Build it with :meth:`open`."""
 
     def __init__(

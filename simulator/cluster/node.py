@@ -27,16 +27,20 @@ from ..machines.contracts import StateMachine, snapshot_chunks_of
 from ..observe.trace import Trace
 from ..raft import (
     ConfChange,
+    ConfChangeV2,
     Config,
     Entry,
-    EntryType,
     MemStorageWithSnapshot,
     RaftError,
     RawNode,
     Ready,
     Role,
     SnapshotStatus,
+    decode_conf_change,
 )
+from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
+from .reads import NodeReads, ReadRequest
+from .restart import SnapshotWait, restore_newest, state_digest
 from .snapshot_handling import NodeSnapshots
 
 
@@ -56,7 +60,7 @@ class ClientCommand:
     """Inbox item: a client asks this node to propose ``data`` (or a membership change)."""
 
     data: bytes = b""
-    conf_change: ConfChange | None = None
+    conf_change: ConfChange | ConfChangeV2 | None = None
     ticket: object = attrs.field(default=None, eq=False)
 
     def undeliverable(self, reason: str) -> None:
@@ -140,6 +144,11 @@ class NodeRunner:
     #: ``schedule(at, item)``: hand ``item`` to this node's inbox at time ``at``.
     schedule: Callable | None = None
     snapshots: NodeSnapshots | None = None
+    #: Set while the node has lost its newest snapshot and waits for the leader's.
+    snapshot_wait: SnapshotWait | None = None
+    #: A compaction that failed (a full disk) is tried again once this index is applied.
+    compaction_retry_at: int = 0
+    reads: NodeReads = attrs.field(default=attrs.Factory(lambda self: NodeReads(self.node_id), takes_self=True))
 
     # -- life cycle -----------------------------------------------------------
 
@@ -154,20 +163,30 @@ class NodeRunner:
         return self.raw_node
 
     def start(self) -> None:
-        """Boot from storage: restore the state machine from the stored snapshot."""
-        machine = self.make_state_machine()
+        """Boot from storage: restore the state machine from the stored snapshot.
+
+        If that snapshot is gone or damaged, the node must not claim its index:
+        it comes up empty and waits for the leader's snapshot (:mod:`.restart`).
+        """
         snapshot = self.storage.snapshot_metadata
-        chunks = self.storage.snapshot_chunks()
-        if snapshot.index > 0 and chunks is not None:
-            machine.restore_from_snapshot(chunks)
-        self.state_machine = machine
+        restored = restore_newest(self.storage, self.make_state_machine)
+        self.state_machine = restored.machine
         # The state machine already holds everything up to the snapshot, even if
         # the log still keeps some entries before it: apply only what follows.
-        config = attrs.evolve(self.config, applied=max(self.config.applied, snapshot.index))
+        applied = max(self.config.applied, snapshot.index)
+        if restored.lost is not None:
+            # Nothing the log holds can be applied to an empty machine: skip it all,
+            # the requested snapshot will cover it.
+            applied = max(applied, self.storage.hard_state.commit)
+        config = attrs.evolve(self.config, applied=applied)
         self.raw_node = RawNode(config, self.storage, self.rng)
         self.incarnation += 1
         self.last_role = None
         self._event("start", term=self.raw_node.raft.term, snapshot_index=snapshot.index)
+        self.snapshot_wait = None
+        if restored.lost is not None:
+            self.snapshot_wait = SnapshotWait(lost_index=snapshot.index, reason=restored.lost)
+            self._event("snapshot_lost", index=snapshot.index, reason=restored.lost)
         self.monitor.node_started(self.node_id, self.raw_node)
 
     def crash(self) -> None:
@@ -177,6 +196,7 @@ class NodeRunner:
         self.last_role = None
         self.monitor.node_stopped(self.node_id)
         self.snapshots.crashed()
+        self.reads.crashed()
         for ticket in self.waiting.values():
             ticket.fail(f"node {self.node_id} crashed before the entry was applied")
         self.waiting.clear()
@@ -189,9 +209,12 @@ class NodeRunner:
     def handle(self, item) -> None:
         node = self.node
         if isinstance(item, Tick):
-            node.tick()  # the cluster already dropped ticks of an earlier life
+            if self.snapshot_wait is None:  # a node without its state never campaigns
+                node.tick()  # the cluster already dropped ticks of an earlier life
         elif isinstance(item, ClientCommand):
             self._propose(node, item)
+        elif isinstance(item, ReadRequest):
+            self.reads.request(node, item)
         elif isinstance(item, LeaderTransfer):
             node.transfer_leader(item.to)
         elif isinstance(item, SnapshotReport):
@@ -201,6 +224,8 @@ class NodeRunner:
                 )
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
+        elif self.snapshot_wait is not None and item.message.msg_type is MessageType.TIMEOUT_NOW:
+            self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
         else:
             self.snapshots.receive(item.message)
         self.process_ready()
@@ -228,6 +253,11 @@ class NodeRunner:
         node = self.node
         while node.has_ready():
             self._handle_ready(node, node.ready())
+        if self.snapshot_wait is not None and self.snapshot_wait.ask(node):
+            self._event("snapshot_requested", index=node.raft.pending_request_snapshot,
+                        reason=self.snapshot_wait.reason)
+            self.process_ready()
+        self.snapshots.serve_snapshot_requests()
 
     def _handle_ready(self, node: RawNode, ready: Ready) -> None:
         storage = self.storage
@@ -248,11 +278,14 @@ class NodeRunner:
             self.monitor.appended(self.node_id, node, ready.entries)
         for message in ready.messages:
             self.send(self.snapshots.outgoing(message))
-        for entry in ready.committed_entries:
-            self._apply(node, entry)
-        if ready.committed_entries:
+        if self.snapshot_wait is None:
+            for entry in ready.committed_entries:
+                self._apply(node, entry)
+        if ready.committed_entries and self.snapshot_wait is None:
             self._event("apply", first=ready.committed_entries[0].index,
                         last=ready.committed_entries[-1].index)
+        if ready.read_states or ready.committed_entries or ready.snapshot is not None:
+            self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)
         self._maybe_compact(node)
@@ -265,6 +298,7 @@ class NodeRunner:
         self.last_role = raft.role
         self._event("role", role=raft.role.value, term=raft.term, leader=raft.leader_id)
         self.monitor.role_changed(self.node_id, node)
+        self.reads.lost_leader()
         if raft.role is not Role.LEADER:
             for ticket in self.waiting.values():
                 ticket.fail(f"node {self.node_id} lost leadership before applying the entry")
@@ -277,25 +311,26 @@ class NodeRunner:
         # Raises on corrupt or missing data, before anything is replaced.
         self.state_machine, digest = self.snapshots.install_from_ready(snapshot)
         self.monitor.snapshot_installed(self.node_id, snapshot.index, digest)
+        self.monitor.state_at(self.node_id, snapshot.index, digest)
+        if self.snapshot_wait is not None:
+            self._event("snapshot_recovered", index=snapshot.index, lost_index=self.snapshot_wait.lost_index)
+            self.snapshot_wait = None
         self._event("snapshot_installed", index=snapshot.index, term=snapshot.term,
                     size=snapshot.metadata.size)
 
     def _apply(self, node: RawNode, entry: Entry) -> None:
         machine = self.state_machine
         result = None
-        if entry.entry_type is EntryType.CONF_CHANGE:
-            change = ConfChange.decode(entry.data)
-            conf_state = node.apply_conf_change(change)
-            self.storage.set_conf_state(conf_state)
+        if entry.entry_type.is_conf_change:
+            self._apply_conf_change(node, entry)
             machine.applied_index = entry.index
-            self._event("conf_change", index=entry.index, change=change.change_type.name.lower(),
-                        node_id=change.node_id, voters=list(conf_state.voters),
-                        learners=list(conf_state.learners))
         elif entry.data:
             result = machine.apply(entry.index, entry.data)
         else:
             machine.applied_index = entry.index
         self.monitor.applied(self.node_id, entry)
+        if self.monitor.wants_state_at(entry.index):
+            self.monitor.state_at(self.node_id, entry.index, state_digest(machine, entry.index))
         ticket = self.waiting.pop(entry.index, None)
         if ticket is not None:
             if ticket.term == entry.term:
@@ -304,12 +339,35 @@ class NodeRunner:
             else:
                 ticket.fail(f"entry {entry.index} was replaced by one of term {entry.term}")
 
+    def _apply_conf_change(self, node: RawNode, entry: Entry) -> None:
+        # The leader let in only changes that decode and apply; one that does not
+        # (an old log, a forgery) changes nothing, on every node alike.
+        try:
+            change = decode_conf_change(entry)
+        except ValueError as error:
+            self._event("conf_change_refused", index=entry.index, reason=str(error))
+            return
+        before = node.raft.conf_state
+        refused = node.raft.rejections[CONF_CHANGE_REFUSED_AT_APPLY]
+        conf_state = node.apply_conf_change(change)
+        self.storage.set_conf_state(conf_state)
+        if node.raft.rejections[CONF_CHANGE_REFUSED_AT_APPLY] > refused:
+            self._event("conf_change_refused", index=entry.index, change=repr(change))
+        elif isinstance(change, ConfChange):
+            self._event("conf_change", index=entry.index, change=change.change_type.name.lower(),
+                        node_id=change.node_id, voters=list(conf_state.voters),
+                        learners=list(conf_state.learners))
+        else:
+            self._event("conf_change", index=entry.index, change=_describe_joint(before, conf_state),
+                        voters=list(conf_state.voters), learners=list(conf_state.learners),
+                        voters_outgoing=list(conf_state.voters_outgoing))
+
     def _maybe_compact(self, node: RawNode) -> None:
         every = self.compaction.every
-        if every is None:
+        if every is None or self.snapshot_wait is not None:
             return
         applied = node.raft.raft_log.applied
-        if applied - self.storage.snapshot_metadata.index >= every:
+        if applied - self.storage.snapshot_metadata.index >= every and applied >= self.compaction_retry_at:
             self.compact()
 
     def compact(self) -> int:
@@ -322,12 +380,35 @@ class NodeRunner:
         # Chunks flow from the machine into the storage (its store, if it has one) as
         # they are made: a large state is never encoded whole in memory.
         chunks = snapshot_chunks_of(self.state_machine, applied)
-        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
+        try:
+            snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
+        except OSError as error:
+            # A full or failing disk: keep the log (nothing is lost) and try again after
+            # another round of entries; the node and the cluster go on.
+            self.compaction_retry_at = applied + (self.compaction.every or 1)
+            self._event("compaction_failed", index=applied, reason=str(error))
+            return held
         size = snapshot.metadata.size
         self.monitor.snapshot_created(self.node_id, applied, snapshot.metadata.digest)
+        self.monitor.state_at(self.node_id, applied, snapshot.metadata.digest)
         self._event("snapshot_created", index=applied, term=snapshot.term, size=size,
                     snapshot_id=snapshot.metadata.snapshot_id)
         compact_to = max(applied + 1 - self.compaction.keep_entries, self.storage.first_index())
         self.storage.compact(compact_to)
         self._event("compaction", index=applied, size=size, first_index=self.storage.first_index())
         return applied
+
+
+def _describe_joint(before, after) -> str:
+    """A ConfChangeV2's effect in words (the narration prints it as the change)."""
+    def nodes(ids) -> str:
+        return ", ".join(f"n{n}" for n in ids) or "none"
+    if after.is_joint:
+        added = sorted(set(after.voters) - set(before.voters))
+        removed = sorted(set(before.voters) - set(after.voters))
+        return (f"entered a joint configuration (adding {nodes(added)}, removing {nodes(removed)}): "
+                f"until it is left, decisions need a majority of the old voters "
+                f"{nodes(after.voters_outgoing)} and of the new ones")
+    if before.is_joint:
+        return f"left the joint configuration; the old voters {nodes(before.voters_outgoing)} no longer count"
+    return "changed the membership in one step"

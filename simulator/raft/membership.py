@@ -160,20 +160,28 @@ def is_joint(conf: ConfState) -> bool:
     return bool(conf.voters_outgoing)
 
 
-def changed_conf_state(conf: ConfState, change: AnyConfChange) -> ConfState:
-    """The configuration after ``change``; ``InvalidConfChangeError`` if it cannot apply to ``conf``."""
+def changed_conf_state(conf: ConfState, change: AnyConfChange, *, strict: bool = True) -> ConfState:
+    """The configuration after ``change``; ``InvalidConfChangeError`` if it cannot apply to ``conf``.
+
+    ``strict`` (before a change enters the log) also refuses changes that
+    would do nothing: adding a voter twice, removing a stranger. Applying a
+    committed change is lenient about those, as raft-rs is: a newcomer that
+    installed a snapshot already listing it applies its own "add" as a no-op.
+    What is refused in either case is what would break the cluster: leaving
+    no voter, or mixing single-server and joint changes.
+    """
     if isinstance(change, ConfChange):
-        return _simple(conf, change)
+        return _simple(conf, change, strict)
     if change.leave_joint and change.transition is ConfChangeTransition.AUTO:
         return _leave_joint(conf)
     auto_leave = change.enter_joint()
     if auto_leave is None:
         (single,) = change.changes
-        return _simple(conf, ConfChange(single.change_type, single.node_id))
+        return _simple(conf, ConfChange(single.change_type, single.node_id), strict)
     return _enter_joint(conf, change.changes, auto_leave)
 
 
-def _simple(conf: ConfState, change: ConfChange) -> ConfState:
+def _simple(conf: ConfState, change: ConfChange, strict: bool) -> ConfState:
     """One server at a time, with the checks single-server changes always had."""
     if is_joint(conf):
         raise InvalidConfChangeError(
@@ -181,17 +189,21 @@ def _simple(conf: ConfState, change: ConfChange) -> ConfState:
         )
     node = change.node_id
     kind = change.change_type
-    if kind is ConfChangeType.ADD_NODE and node in conf.voters:
-        raise InvalidConfChangeError(f"node {node} is already a voter")
-    if kind is ConfChangeType.ADD_LEARNER_NODE:
-        if node in conf.voters:
-            raise InvalidConfChangeError(
-                f"node {node} is a voter; demote it with a joint change (ConfChangeV2)"
-            )
-        if node in conf.learners:
+    if kind is ConfChangeType.ADD_LEARNER_NODE and node in conf.voters:
+        if not strict:
+            return conf  # a single-server change never demotes a voter: a no-op, as it always was
+        raise InvalidConfChangeError(
+            f"node {node} is a voter; demote it with a joint change (ConfChangeV2)"
+        )
+    if strict:
+        if kind is ConfChangeType.ADD_NODE and node in conf.voters:
+            raise InvalidConfChangeError(f"node {node} is already a voter")
+        if kind is ConfChangeType.ADD_LEARNER_NODE and node in conf.learners:
             raise InvalidConfChangeError(f"node {node} is already a learner")
-    if kind is ConfChangeType.REMOVE_NODE and node not in conf.members:
-        raise InvalidConfChangeError(f"node {node} is not a member; members are {list(conf.members)}")
+        if kind is ConfChangeType.REMOVE_NODE and node not in conf.members:
+            raise InvalidConfChangeError(
+                f"node {node} is not a member; members are {list(conf.members)}"
+            )
     voters, learners = set(conf.voters), set(conf.learners)
     _apply_single(voters, set(), learners, set(), kind, node)
     if conf.voters and not voters:
@@ -265,7 +277,7 @@ class MembershipChanges:
         as it was and the refusal is counted.
         """
         try:
-            conf_state = changed_conf_state(self.prs.conf_state, change)
+            conf_state = changed_conf_state(self.prs.conf_state, change, strict=False)
         except InvalidConfChangeError:
             self._reject(CONF_CHANGE_REFUSED_AT_APPLY)
             return self.prs.conf_state

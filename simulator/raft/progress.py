@@ -74,6 +74,8 @@ class Progress:
     is_learner: bool = False
     #: The follower asked for a snapshot at or past this index (0: it did not).
     pending_request_snapshot: int = 0
+    #: Newest leader tick of a lease heartbeat the follower acknowledged (-1: none).
+    lease_ack_tick: int = -1
 
     def _reset_state(self, state: ProgressState) -> None:
         self.paused = False

@@ -91,6 +91,8 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
         self.pending_read_requests: list[Message] = []
         #: A follower's outstanding request_snapshot index (0: none).
         self.pending_request_snapshot = 0
+        #: Ticks since this node became leader (the clock of its read lease).
+        self.leader_ticks = 0
 
         hard_state = raft_state.hard_state
         if hard_state != HardState():
@@ -144,6 +146,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
         self.pending_conf_index = 0
         self.read_only = ReadOnly(self.config.read_only_option)
         self.pending_read_requests = []
+        self.leader_ticks = 0
         last = self.raft_log.last_index()
         for node_id, progress in self.prs.items():
             progress.match_index = last if node_id == self.id else 0
@@ -151,6 +154,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             progress.become_probe()
             progress.next_index = last + 1
             progress.pending_request_snapshot = 0
+            progress.lease_ack_tick = -1
             # Only our own answer is known: a new leader that hears from no quorum
             # within one election timeout steps down (raft-rs resets these too).
             progress.recent_active = node_id == self.id
@@ -207,6 +211,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             self.step(Message(MT.HUP, to=self.id, from_=self.id))
 
     def _tick_heartbeat(self) -> None:
+        self.leader_ticks += 1
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
         if self.election_elapsed >= self.config.election_tick:

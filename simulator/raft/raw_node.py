@@ -40,7 +40,7 @@ from .messages import (
 )
 from .progress import ProgressState
 from .raft import Raft, Role
-from .read_only import ReadState
+from .read_only import LEASE_CONTEXT, ReadState
 from .reasons import LOCAL_FROM_NETWORK, MALFORMED, MISADDRESSED, UNKNOWN_SENDER
 from .storage import Storage
 
@@ -213,8 +213,11 @@ class RawNode:
         follower the request goes to the leader; with no leader it is dropped
         (counted as ``read_index_dropped``) and the caller retries.
         """
-        if not isinstance(context, bytes) or not context:
-            raise ValueError(f"read context must be non-empty bytes, got {context!r}")
+        if not isinstance(context, bytes) or not context or context.startswith(LEASE_CONTEXT):
+            raise ValueError(
+                f"read context must be non-empty bytes not starting with {LEASE_CONTEXT!r}, "
+                f"got {context!r}"
+            )
         entry = Entry(term=0, index=0, data=context)
         self.raft.step(Message(MT.READ_INDEX, to=self.id, from_=self.id, entries=(entry,)))
 

@@ -10,9 +10,11 @@ there without appending an entry:
    its own term, so reads wait (are queued) until then.
 2. It confirms it is still the leader: with :attr:`ReadOnlyOption.SAFE` by a
    round of heartbeats carrying the read's context that a quorum answers;
-   with :attr:`ReadOnlyOption.LEASE_BASED` by trusting the check-quorum
-   lease (no round trip, but correct only while clocks drift less than the
-   lease allows).
+   with :attr:`ReadOnlyOption.LEASE_BASED` by its lease: no round trip
+   while a quorum acknowledged a heartbeat sent less than ``election_tick -
+   2`` ticks ago (each of those voters refuses any other candidate for
+   ``election_tick`` ticks after hearing it), else the same round as SAFE.
+   Correct only while clocks drift less than the lease's margin.
 3. The read is handed back as a :class:`ReadState` in ``Ready.read_states``
    (or, for a follower that forwarded it, in a ``READ_INDEX_RESPONSE``); the
    application serves it once its applied index reaches ``index``.
@@ -25,6 +27,7 @@ before it (the same heartbeat round proved leadership for them too).
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 
 import attrs
@@ -98,6 +101,21 @@ class ReadOnly:
         return len(self._queue)
 
 
+#: Heartbeat context of a lease-based leader: a marker and the leader's tick when it sent it.
+LEASE_CONTEXT = b"\x00lease"
+_LEASE_TICK = struct.Struct(">Q")
+
+
+def lease_context(tick: int) -> bytes:
+    return LEASE_CONTEXT + _LEASE_TICK.pack(tick)
+
+
+def lease_tick(context: bytes) -> int | None:
+    if len(context) != len(LEASE_CONTEXT) + _LEASE_TICK.size or not context.startswith(LEASE_CONTEXT):
+        return None
+    return _LEASE_TICK.unpack_from(context, len(LEASE_CONTEXT))[0]
+
+
 def is_read_request(m: Message) -> bool:
     """A read request or answer carries exactly one entry: the caller's non-empty context."""
     return len(m.entries) == 1 and bool(m.entries[0].data)
@@ -124,12 +142,30 @@ class ReadIndexHandling:
 
     def _serve_read_index(self, m: Message) -> None:
         index = self.raft_log.committed
-        if self.prs.is_singleton() or self.read_only.option is ReadOnlyOption.LEASE_BASED:
-            # Alone, or trusting the check-quorum lease: no round trip needed.
+        if self.prs.is_singleton() or self._lease_valid():
+            # Alone, or inside the lease: no round trip needed.
             self._answer_read(m, index)
             return
         self.read_only.add_request(index, m, self.id)
         self.broadcast_heartbeat(self.read_only.last_pending_context())
+
+    def heartbeat_context(self) -> bytes:
+        """What the next heartbeats carry: the newest pending read, else (lease-based) our tick."""
+        pending = self.read_only.last_pending_context()
+        if pending or self.read_only.option is not ReadOnlyOption.LEASE_BASED:
+            return pending
+        return lease_context(self.leader_ticks)
+
+    def _lease_valid(self) -> bool:
+        if self.read_only.option is not ReadOnlyOption.LEASE_BASED or self.lead_transferee is not None:
+            return False  # a transferee may win at once: no lease during a transfer
+        # A voter that heard a heartbeat sent at tick t refuses other candidates until at
+        # least t + election_tick - 1 (its ticks run out of phase with ours by < 1 tick).
+        oldest = self.leader_ticks - (self.config.election_tick - 2)
+        holding = {self.id} | {
+            node_id for node_id, progress in self.prs.items() if progress.lease_ack_tick >= max(oldest, 0)
+        }
+        return self.prs.has_quorum(holding)
 
     def _answer_read(self, request: Message, index: int) -> None:
         self.events["reads_served"] += 1
@@ -149,7 +185,13 @@ class ReadIndexHandling:
 
     def _read_acknowledged(self, m: Message) -> None:
         """A heartbeat answer carrying a read context: release the reads a quorum confirmed."""
-        if self.read_only.option is not ReadOnlyOption.SAFE or not m.context:
+        if not m.context:
+            return
+        tick = lease_tick(m.context)
+        if tick is not None:
+            progress = self.prs.progress[m.from_]
+            if tick <= self.leader_ticks:  # never trust a tick from the future (forged)
+                progress.lease_ack_tick = max(progress.lease_ack_tick, tick)
             return
         acks = self.read_only.recv_ack(m.from_, m.context)
         if acks is None or not self.prs.has_quorum(acks):

@@ -170,8 +170,9 @@ class LeaderReplication:
     def step_leader(self, m: Message) -> None:
         kind = m.msg_type
         if kind is MT.BEAT:
-            # Carry the newest pending read: answers to it confirm every read before it.
-            self.broadcast_heartbeat(self.read_only.last_pending_context())
+            # Carry the newest pending read (answers to it confirm every read before
+            # it) or, lease-based, the tick the lease is counted from.
+            self.broadcast_heartbeat(self.heartbeat_context())
             return
         if kind is MT.READ_INDEX:
             self._step_leader_read_index(m)
