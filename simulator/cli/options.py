@@ -19,7 +19,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, help="cluster size (default: the scenario's)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a scenario parameter; repeat for more")
-    parser.add_argument("--realtime", action="store_true", help="run at wall-clock speed (demos)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="show the run at wall-clock pace (demos): the same virtual-time run, same events and "
+                             "trace hash; in the live view space pauses, n steps, + and - change the speed")
     parser.add_argument("--engine", choices=("native", "pysyncobj"), default="native",
                         help="the Raft engine: raftsim's own, or real pysyncobj nodes")
 
@@ -59,8 +61,13 @@ def run_options(args, mode: str):
     )
 
 
-def run_one(info, options, *, out, story: bool, trace_path=None, live: bool = False):
-    """Run one scenario with ``options``: live view, narrated story, or silent; the result."""
+def run_one(info, options, *, out, story: bool, trace_path=None, live: bool = False, slowdown=None,
+            clusters: list | None = None):
+    """Run one scenario with ``options``: live view, narrated story, or silent; the result.
+
+    ``slowdown`` (a :class:`simulator.cli.teaching.Slowdown`) paces the run;
+    ``clusters`` receives the cluster, for a page drawn after the run.
+    """
     import functools
 
     from simulator.cluster.cluster import run
@@ -70,6 +77,8 @@ def run_one(info, options, *, out, story: bool, trace_path=None, live: bool = Fa
     views = []
 
     def attach(cluster) -> None:
+        if clusters is not None:
+            clusters.append(cluster)
         if live:
             from rich.console import Console
 
@@ -86,10 +95,13 @@ def run_one(info, options, *, out, story: bool, trace_path=None, live: bool = Fa
                     print(f"[{record.time:9.3f}s] {sentence}", file=out)
 
             cluster.trace.listeners.append(tell)
+        if slowdown is not None:
+            slowdown.attach(cluster, views[0] if views else None)
 
     story_run = functools.partial(run_scenario, on_cluster=attach, trace_path=trace_path)
     try:
-        return run(story_run, info, options, realtime=options.realtime)
+        # --realtime only paces this run (slowdown): the clock stays virtual, the story the same.
+        return run(story_run, info, options)
     finally:
         for view in views:  # after the run: the final frame, then the summary below it
             view.stop()
