@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .options import add_run_options, fill_defaults, run_one, run_options
 
+from .teaching import Slowdown, add_html_option, add_speed_option, check_html, speed_of, write_page
+
 NAME = "run"
 
 
@@ -19,6 +21,8 @@ def add_parser(commands) -> None:
     run.add_argument("--trace", metavar="FILE.jsonl", help="also write the trace as JSONL")
     run.add_argument("--json", action="store_true", help="print only a JSON summary at the end")
     run.add_argument("--quiet", action="store_true", help="no story, only the summary")
+    add_speed_option(run)
+    add_html_option(run)
 
 
 def execute(args, out) -> int:
@@ -28,18 +32,26 @@ def execute(args, out) -> int:
     fill_defaults(args, info)
     options = run_options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)
     live = out.isatty() and not (args.json or args.quiet)
-    result = run_one(info, options, out=out, story=not (args.json or args.quiet),
-                     trace_path=Path(args.trace) if args.trace else None, live=live)
+    check_html(args)
+    clusters: list = []
+    with Slowdown(speed_of(args), interactive=live) as slowdown:
+        result = run_one(info, options, out=out, story=not (args.json or args.quiet),
+                         trace_path=Path(args.trace) if args.trace else None, live=live,
+                         slowdown=slowdown, clusters=clusters)
+    if args.html and clusters:
+        write_page(args.html, clusters[0], f"raftsim run {info.name} ({result.mode}, seed {result.seed})")
     if args.json:
         print(json.dumps(result.summary, sort_keys=False), file=out)
     else:
-        print_summary(result, out)
+        print_summary(result, out, after_story=not args.quiet)
     return 0 if result.ok else 1
 
 
-def print_summary(result, out) -> None:
+def print_summary(result, out, *, after_story: bool = True) -> None:
+    """The run's summary; a blank line first separates it from the story told above it."""
     summary = result.summary
-    print(f"\n{result.scenario} (seed {result.seed}, {result.mode}): "
+    gap = "\n" if after_story else ""
+    print(f"{gap}{result.scenario} (seed {result.seed}, {result.mode}): "
           f"{'ok' if result.ok else 'FAILED'} after {summary.get('virtual_seconds', 0):.3f} "
           "virtual seconds", file=out)
     for violation in result.violations:
