@@ -23,10 +23,11 @@ Why streaming only: in embedded mode nothing partial is ever written. The
 snapshot lives in one message in memory, and a crash loses all of it.
 """
 
+from simulator import Param
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)}
-PARAMS = {"k": 3}
+PARAMS = {"k": Param(3, minimum=1, help="the chunk after which the receiver crashes")}
 MODES = ("streaming",)
 WORKFLOWS = 20
 

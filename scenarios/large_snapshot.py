@@ -21,14 +21,14 @@ chunk. Compare both with ``raftsim compare large_snapshot``.
 
 import random
 
-from simulator import WorkflowExecutor
+from simulator import Param, WorkflowExecutor
 from transports import Constant, LinkConfig
 
 BANDWIDTH = 12_500_000  # bytes per second: 100 Mbit/s
 LATENCY = 0.001
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(LATENCY), bandwidth=BANDWIDTH)}
 ENGINES = ("native", "pysyncobj")
-PARAMS = {"size": 8 * 1024 * 1024}
+PARAMS = {"size": Param(8 * 1024 * 1024, minimum=1, help="bytes of workflow state")}
 #: State is loaded in workflows of up to this many bytes each (payload and bookkeeping).
 PIECE = 256 * 1024
 #: About what the state machine keeps per workflow besides its payload.

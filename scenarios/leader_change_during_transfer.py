@@ -31,7 +31,7 @@ pysyncobj it restarts empty: its default keeps nothing on disk).
 
 import trio
 
-from simulator import CompactionPolicy
+from simulator import CompactionPolicy, Param
 from transports import Constant, LinkConfig
 
 WORKFLOWS = 20
@@ -41,7 +41,7 @@ CLUSTER = {
     # Every node snapshots after the 20 workflows (and the first leader's empty entry).
     "compaction": CompactionPolicy(every=WORKFLOWS + 1),
 }
-PARAMS = {"k": 2}
+PARAMS = {"k": Param(2, minimum=1, help="the chunk after which the leader crashes")}
 ENGINES = ("native", "pysyncobj")
 
 

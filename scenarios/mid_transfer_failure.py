@@ -29,10 +29,11 @@ mid_transfer_failure --engine pysyncobj`` puts the three side by side.
 
 import trio
 
+from simulator import Param
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)}
-PARAMS = {"k": 3}
+PARAMS = {"k": Param(3, minimum=1, help="the chunk after which the stream is cut")}
 ENGINES = ("native", "pysyncobj")
 #: ``raftsim run mid_transfer_failure`` tells the chunked story unless told otherwise.
 DEFAULTS = {"mode": "streaming"}

@@ -21,17 +21,15 @@ at the next tick. See ``docs/pysyncobj-bugs.md``.
 
 import trio
 
-from simulator import PysyncobjWorkarounds, WorkflowExecutor
+from simulator import Param, PysyncobjWorkarounds, WorkflowExecutor
 from transports import Constant, LinkConfig
 
 ENGINES = ("pysyncobj",)
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001))}
-PARAMS = {"workaround": "off", "workflows": 40}
+PARAMS = {"workaround": Param("off", choices=("on", "off")), "workflows": 40}
 
 
 def pysyncobj_options(params):
-    if params["workaround"] not in ("on", "off"):
-        raise ValueError(f"workaround must be on or off, got {params['workaround']!r}")
     return {"workarounds": PysyncobjWorkarounds(break_empty_snapshot_loop=params["workaround"] == "on")}
 
 

@@ -21,17 +21,15 @@ above the largest command it accepts, so no command is ever split.
 See ``docs/pysyncobj-bugs.md``.
 """
 
-from simulator import PysyncobjWorkarounds, WorkflowExecutor
+from simulator import Param, PysyncobjWorkarounds, WorkflowExecutor
 from transports import Constant, LinkConfig
 
 ENGINES = ("pysyncobj",)
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001))}
-PARAMS = {"workaround": "off", "size": 100_000}
+PARAMS = {"workaround": Param("off", choices=("on", "off")), "size": 100_000}
 
 
 def pysyncobj_options(params):
-    if params["workaround"] not in ("on", "off"):
-        raise ValueError(f"workaround must be on or off, got {params['workaround']!r}")
     return {"workarounds": PysyncobjWorkarounds(unsplit_commands=params["workaround"] == "on")}
 
 

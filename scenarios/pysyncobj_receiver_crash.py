@@ -22,14 +22,14 @@ import random
 
 import trio
 
-from simulator import WorkflowExecutor
+from simulator import Param, WorkflowExecutor
 from transports import Constant, LinkConfig
 
 BANDWIDTH = 12_500_000  # bytes per second: 100 Mbit/s
 ENGINES = ("native", "pysyncobj")
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=BANDWIDTH),
            "record_messages": False}
-PARAMS = {"size": 8 * 1024 * 1024, "piece": 256 * 1024}
+PARAMS = {"size": Param(8 * 1024 * 1024, minimum=1), "piece": Param(256 * 1024, minimum=129)}
 
 
 def mib(count: int) -> str:

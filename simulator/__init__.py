@@ -55,6 +55,7 @@ _LAZY = {
     "run_example": ".explore.search",
     "scenario_source": ".explore.search",
     "CompactionPolicy": ".cluster.node",
+    "Param": ".scenario.params",
     "ReadResult": ".cluster.reads",
     "ReadTimeoutError": ".cluster.reads",
     "PysyncobjCluster": ".engines",

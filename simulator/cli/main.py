@@ -12,16 +12,17 @@ A command is a module with ``NAME``, ``add_parser(commands)`` and
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 from simulator._version import __version__
 
-from . import compare, listing, replay, run
+from . import compare, listing, replay, run, sweep
 from .errors import Parser, UsageError
 
 #: The commands, in the order ``raftsim --help`` lists them.
-COMMANDS = (run, compare, listing, replay)
+COMMANDS = (run, compare, listing, replay, sweep)
 
 
 def _build_parser() -> Parser:
@@ -39,7 +40,12 @@ def _build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None, out=None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 fine; 1 a check failed, an invariant was violated, or the
+    scenario's own code raised (one line naming its file and line); 2 bad
+    input (one line); 130 interrupted (Ctrl-C).
+    """
     out = out or sys.stdout
     parser = _build_parser()
     try:
@@ -52,16 +58,55 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
                 return command.execute(args, out)
         parser.print_help(out)
         return 0
-    except UsageError as error:
+    except BaseException as error:
+        code = _exit_code(error)
+        if code is None:
+            raise  # a bug of raftsim's: its traceback is the report
+        return code
+
+
+def _exit_code(error: BaseException) -> int | None:
+    """Tell ``error`` in one line and give its exit code, or ``None`` if it is not one we expect."""
+    from simulator.scenario import ScenarioCrash, ScenarioError
+
+    if isinstance(error, BaseExceptionGroup):
+        # Raised inside a run's nursery (a print to a closed pipe, Ctrl-C): judged by what it holds.
+        leaves = _leaves(error)
+        for kind in (KeyboardInterrupt, BrokenPipeError):
+            for leaf in leaves:
+                if isinstance(leaf, kind):
+                    return _exit_code(leaf)
+        return None
+    if isinstance(error, (UsageError, ScenarioError)):  # bad input, not a bug
         print(f"raftsim: error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:
-        from simulator.scenario import ScenarioError
+    if isinstance(error, ScenarioCrash):  # the scenario's own code raised: the run failed
+        print(f"raftsim: scenario error: {error}", file=sys.stderr)
+        return 1
+    if isinstance(error, KeyboardInterrupt):
+        print("raftsim: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(error, BrokenPipeError):
+        # The reader went away (raftsim ... | head): nothing more to say to it.
+        _silence_stdout()
+        return 141
+    return None
 
-        if isinstance(error, ScenarioError):  # bad input, not a bug: one line, no traceback
-            print(f"raftsim: error: {error}", file=sys.stderr)
-            return 2
-        raise
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    found = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -24,6 +26,39 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "trace hash; in the live view space pauses, n steps, + and - change the speed")
     parser.add_argument("--engine", choices=("native", "pysyncobj"), default="native",
                         help="the Raft engine: raftsim's own, or real pysyncobj nodes")
+    parser.add_argument("--max-virtual-seconds", type=float, default=600.0, metavar="S",
+                        help="fail a story still running after S virtual seconds (default 600)")
+    parser.add_argument("--max-wall-seconds", type=float, default=1800.0, metavar="S",
+                        help="fail a story still running after S wall-clock seconds (default 1800)")
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """Refuse, before the run, a file the run could not write at its end."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{option} {path} is a folder; expected a file name")
+    if not target.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {str(target.parent)!r} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"{option} {path}: folder {str(target.parent)!r} is not writable")
+
+
+def check_applicable(args, err) -> None:
+    """Options that do nothing for this run are refused or warned about, never silently ignored.
+
+    Call it before :func:`fill_defaults`, while ``None`` still means "not given".
+    """
+    if args.engine == "pysyncobj" and getattr(args, "mode", None) is not None:
+        raise UsageError("--mode does not apply to --engine pysyncobj: pysyncobj moves snapshots its own way")
+    if getattr(args, "mode", None) == "embedded":
+        if args.store is not None and args.store != "memory":
+            raise UsageError(f"--store {args.store} does not apply to --mode embedded: snapshots travel inside "
+                             f"Raft messages and no store is used; drop it or use --mode streaming")
+        if args.chunk_size is not None:
+            print("raftsim: warning: in embedded mode --chunk-size only sizes the scenario's state; "
+                  "snapshots travel whole", file=err)
 
 
 def fill_defaults(args, info) -> None:
@@ -58,6 +93,8 @@ def run_options(args, mode: str):
         params=tuple(params),
         realtime=args.realtime,
         engine="pysyncobj" if mode == "pysyncobj" else "native",
+        max_virtual_seconds=args.max_virtual_seconds,
+        max_wall_seconds=args.max_wall_seconds,
     )
 
 

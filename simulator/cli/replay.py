@@ -30,8 +30,13 @@ def execute(args, out) -> int:
         records = read_jsonl(path)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    for record in records:
-        sentence = narrate(record)
+    for number, record in enumerate(records, start=1):
+        try:
+            sentence = narrate(record)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+            # Fields of the right names but the wrong kinds: an edited or foreign trace.
+            raise UsageError(f"{args.trace}: record {number} ({record.kind}) cannot be told: its fields are "
+                             f"not as raftsim writes them ({type(error).__name__}: {error})") from None
         if sentence is not None:
             print(f"[{record.time:9.3f}s] {sentence}", file=out)
     if args.html:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from .options import add_run_options, fill_defaults, run_one, run_options
+from .options import (
+    add_run_options,
+    check_applicable,
+    check_output_file,
+    fill_defaults,
+    run_one,
+    run_options,
+)
 
 from .teaching import Slowdown, add_html_option, add_speed_option, check_html, speed_of, write_page
 
@@ -28,6 +36,8 @@ def add_parser(commands) -> None:
 def execute(args, out) -> int:
     from simulator.scenario import resolve
 
+    check_output_file(args.trace, "--trace")
+    check_applicable(args, sys.stderr)
     info = resolve(args.scenario)
     fill_defaults(args, info)
     options = run_options(args, "pysyncobj" if args.engine == "pysyncobj" else args.mode)

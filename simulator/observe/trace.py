@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 
@@ -51,11 +52,21 @@ class TraceRecord:
     @classmethod
     def from_json(cls, line: str) -> TraceRecord:
         body = json.loads(line)
+        if not isinstance(body, dict):
+            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
         try:
             time, node, seq, kind = body.pop("t"), body.pop("node"), body.pop("seq"), body.pop("kind")
         except KeyError as missing:
             raise ValueError(f"trace line lacks field {missing}; expected t, node, seq, kind") from None
-        return cls(time, node, seq, kind, tuple(body.items()))
+        # A hand-edited or foreign file must fail here, in one line, not deep in a reader.
+        if isinstance(time, bool) or not isinstance(time, (int, float)) or not math.isfinite(time) or time < 0:
+            raise ValueError(f"field t must be a non-negative number of seconds, got {time!r}")
+        for name, value in (("node", node), ("seq", seq)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"field {name} must be a whole number, got {value!r}")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"field kind must be a non-empty text, got {kind!r}")
+        return cls(float(time) if isinstance(time, int) else time, node, seq, kind, tuple(body.items()))
 
     def to_dict(self) -> dict[str, object]:
         """This record as a flat dict; an event field named like a base column

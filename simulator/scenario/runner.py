@@ -7,7 +7,9 @@ and returns a :class:`ScenarioResult` that the CLI prints as text or JSON.
 
 from __future__ import annotations
 
+import inspect
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,8 +27,10 @@ from ..snapshots.urls import is_store_url
 from .engines import engine_runner
 from .script import (
     RunOptions,
+    ScenarioCrash,
     ScenarioError,
     ScenarioInfo,
+    check_store_dir,
     load_module,
     scenario_defects,
     scenario_params,
@@ -44,6 +48,48 @@ class ScenarioResult:
     violations: tuple[str, ...]
     failed_checks: tuple[str, ...]
     summary: dict
+
+
+class RunLimitError(trio.TooSlowError):
+    """The story ran past the run's limit of virtual or wall time."""
+
+
+async def _story(module, sim: Sim, options: RunOptions) -> None:
+    """The scenario's story, inside the run's limits of virtual and wall time.
+
+    The wall-time guard wakes every quarter of a virtual second and only looks
+    at the wall clock: it decides nothing in the run unless the run is over
+    its limit, so traces stay the same with or without it.
+    """
+    over_wall_time = []
+
+    async def guard_wall_time(deadline: float, story: trio.CancelScope) -> None:
+        while time.monotonic() < deadline:
+            await trio.sleep(0.25)
+        over_wall_time.append(True)
+        story.cancel()
+
+    async with trio.open_nursery() as guards:
+        with trio.move_on_after(options.max_virtual_seconds) as story:
+            if options.max_wall_seconds is not None:
+                guards.start_soon(guard_wall_time, time.monotonic() + options.max_wall_seconds, story)
+            await module.scenario(sim)
+        guards.cancel_scope.cancel()
+    if over_wall_time:
+        raise RunLimitError(f"the story ran past the limit of {options.max_wall_seconds:g} wall-clock seconds "
+                            f"(--max-wall-seconds)")
+    if story.cancelled_caught:
+        raise RunLimitError(f"the story ran past the limit of {options.max_virtual_seconds:g} virtual seconds "
+                            f"(--max-virtual-seconds)")
+
+
+def _check_cluster_options(info: ScenarioInfo, cluster_options: dict) -> None:
+    """A ``CLUSTER`` key ``Cluster.open`` does not take is the scenario's mistake, told before the run."""
+    accepted = set(inspect.signature(Cluster.__init__).parameters) - {"self"}
+    unknown = sorted(set(cluster_options) - accepted)
+    if unknown:
+        raise ScenarioError(f"{info.path}: CLUSTER has unknown key {unknown[0]!r}; expected some of "
+                            f"{', '.join(sorted(accepted))}")
 
 
 def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict):
@@ -86,12 +132,15 @@ async def run_scenario(
     open_cluster, summarize_run = engine_runner(module, info.name, options, params, Cluster.open, summarize)
     switched_on = scenario_defects(module)
     cluster_options = dict(getattr(module, "CLUSTER", {}))
+    _check_cluster_options(info, cluster_options)
     if options.nodes is not None:
         cluster_options["nodes"] = options.nodes
+    if options.store_dir is not None:
+        check_store_dir(options.store_dir)
     with tempfile.TemporaryDirectory(prefix="raftsim-") as scratch:
         store_dir = None
         if options.store.startswith("disk"):
-            store_dir = Path(options.store[5:]) if options.store.startswith("disk:") else Path(scratch)
+            store_dir = options.store_dir or Path(scratch)
         mode = _snapshot_mode(options, store_dir, getattr(module, "STREAMING", {}))
         violations: list[str] = []
         cluster_ref: list[Cluster] = []
@@ -104,7 +153,7 @@ async def run_scenario(
                         on_cluster(cluster)
                     sim = Sim(cluster, params, options)
                     sims.append(sim)
-                    await module.scenario(sim)
+                    await _story(module, sim, options)
                     summary = summarize_run(cluster, info.name, options)
         except InvariantViolation as violation:
             violations.append(str(violation).splitlines()[0])
@@ -116,6 +165,11 @@ async def run_scenario(
             earlier = sims[0].checks if sims else []
             sim_checks = [*earlier, (f"the story got stuck: {first_line}", False)]
             summary = summarize_run(cluster_ref[0], info.name, options) if cluster_ref else {}
+        except Exception as error:
+            crash = ScenarioCrash.of(error, info.path)
+            if crash is None:
+                raise  # not the scenario's code: a bug of raftsim's, with its traceback
+            raise crash from error
         else:
             sim_checks = sim.checks
         if trace_path is not None and cluster_ref:

@@ -8,8 +8,10 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
   (``nodes``, ``link``, ``compaction``, ``tick_interval``...), which command
   line options override (``--nodes``, ``--mode``...);
 - optionally ``PARAMS = {...}``: named parameters with defaults, set from the
-  command line with ``--param key=value`` (values are parsed as ints, floats
-  or sizes like ``4MiB`` when they look like one);
+  command line with ``--param key=value``; a value takes the type of its
+  default (sizes like ``4MiB`` for whole numbers), plain numbers may not be
+  negative, and ``Param(3, minimum=1)`` declares a range or choices
+  (:mod:`simulator.scenario.params`);
 - optionally ``MODES = ("streaming",)`` when it is about one mode only (then
   it is also the default ``--mode``);
 - optionally ``DEFAULTS = {"seed": 3, "mode": "streaming", "store": "disk"}``:
@@ -41,7 +43,8 @@ from types import ModuleType
 import attrs
 
 from ..raft import defects
-from ..snapshots.urls import is_store_url
+from ..snapshots.urls import is_store_url, parse_store_url
+from .params import Param, ParamError, declared
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 
@@ -56,6 +59,29 @@ class ScenarioError(ValueError):
     """A scenario that cannot be found, loaded or configured; the message says why."""
 
 
+class ScenarioCrash(Exception):
+    """The scenario's own code raised (at import or in its story): the message
+    names the file and line and what was raised; the run failed (exit 1)."""
+
+    @classmethod
+    def of(cls, error: BaseException, path: Path) -> ScenarioCrash | None:
+        """``error`` told at the last line of ``path`` it passed through; ``None``
+        if it never passed through the scenario's file (then it is not the scenario's)."""
+        target = Path(path).resolve()
+        if isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == target:
+            return cls(f"{path}:{error.lineno}: syntax error: {error.msg}")
+        line = None
+        frame = error.__traceback__
+        while frame is not None:
+            if Path(frame.tb_frame.f_code.co_filename).resolve() == target:
+                line = frame.tb_lineno
+            frame = frame.tb_next
+        if line is None:
+            return None
+        text = str(error).splitlines()[0] if str(error) else ""
+        return cls(f"{path}:{line}: {type(error).__name__}" + (f": {text}" if text else ""))
+
+
 def parse_size(text: str) -> int:
     """``512KiB`` -> 524288; ``4MiB``, ``1GiB``, ``1000`` (bytes)."""
     match = _SIZE.match(str(text))
@@ -66,18 +92,6 @@ def parse_size(text: str) -> int:
     if value != int(value) or value <= 0:
         raise ScenarioError(f"size {text!r} must be a positive whole number of bytes")
     return int(value)
-
-
-def _parse_value(text: str):
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    try:
-        return parse_size(text)
-    except ScenarioError:
-        return text
 
 
 @attrs.frozen
@@ -108,24 +122,36 @@ def load_module(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ScenarioError(f"cannot load {path} as Python")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a scenario file is code: its own errors are told as such
+        crash = ScenarioCrash.of(error, path)
+        if crash is None:
+            raise
+        raise crash from error
     if not callable(getattr(module, "scenario", None)):
         raise ScenarioError(f"{path} has no 'async def scenario(sim)'")
     return module
 
 
 def resolve(name_or_path: str, directory: Path = SCENARIO_DIR) -> ScenarioInfo:
-    """A scenario by name (from ``scenarios/``) or by path to a file."""
+    """A scenario by name (from ``scenarios/``) or by path to a file.
+
+    A bare name (no ``.py``, no folder separator) is a built-in scenario
+    first: a folder that happens to have that name in the current directory
+    does not shadow it. Anything that looks like a path is a path.
+    """
     path = Path(name_or_path)
-    if path.suffix == ".py" or path.exists():
+    looks_like_path = path.suffix == ".py" or "/" in name_or_path or "\\" in name_or_path
+    candidate = directory / f"{name_or_path}.py"
+    if not looks_like_path and candidate.is_file():
+        return ScenarioInfo(name_or_path, candidate, _description(load_module(candidate)))
+    if looks_like_path or path.is_file():
         if not path.is_file():
             raise ScenarioError(f"no scenario file {name_or_path!r}")
         return ScenarioInfo(path.stem, path, _description(load_module(path)))
-    candidate = directory / f"{name_or_path}.py"
-    if not candidate.is_file():
-        names = ", ".join(info.name for info in find_scenarios(directory))
-        raise ScenarioError(f"unknown scenario {name_or_path!r}; known: {names}")
-    return ScenarioInfo(name_or_path, candidate, _description(load_module(candidate)))
+    names = ", ".join(info.name for info in find_scenarios(directory))
+    raise ScenarioError(f"unknown scenario {name_or_path!r}; known: {names}")
 
 
 @attrs.frozen
@@ -141,6 +167,10 @@ class RunOptions:
     params: tuple[tuple[str, str], ...] = ()
     realtime: bool = False
     engine: str = "native"  # or "pysyncobj": real pysyncobj nodes (simulator.engines)
+    # A story that never ends must not run (and grow its trace) forever: limits on
+    # virtual time (the story fails with this reason) and on wall time (a guard).
+    max_virtual_seconds: float = 600.0
+    max_wall_seconds: float | None = 1800.0
 
     def __attrs_post_init__(self) -> None:
         if self.mode not in ("embedded", "streaming", "auto"):
@@ -151,10 +181,50 @@ class RunOptions:
                 f"store must be memory, disk or disk:DIR, or s3://bucket/prefix or gs://bucket/prefix; "
                 f"got {self.store!r}"
             )
+        if self.store == "disk:":
+            raise ScenarioError("--store disk: names no folder; expected disk:DIR (or disk for a temporary one)")
+        if is_store_url(self.store):
+            try:
+                parse_store_url(self.store)
+            except ValueError as error:
+                raise ScenarioError(f"--store: {error}") from None
         if self.pull and self.mode != "streaming":
             raise ScenarioError("--pull needs --mode streaming: followers pull what the leader would stream")
         if self.nodes is not None and self.nodes < 1:
             raise ScenarioError(f"--nodes must be >= 1, got {self.nodes}")
+        if not self.max_virtual_seconds > 0:
+            raise ScenarioError(f"--max-virtual-seconds must be > 0, got {self.max_virtual_seconds}")
+        if self.max_wall_seconds is not None and not self.max_wall_seconds > 0:
+            raise ScenarioError(f"--max-wall-seconds must be > 0, got {self.max_wall_seconds}")
+
+    @property
+    def store_dir(self) -> Path | None:
+        """The folder of ``--store disk:DIR``, if one was named."""
+        return Path(self.store[5:]) if self.store.startswith("disk:") else None
+
+
+def check_store_dir(folder: Path) -> None:
+    """Refuse a ``--store disk:DIR`` the run cannot start clean in, before it starts.
+
+    A folder that already holds files would hand this run the last run's
+    snapshots (a different result, or a refused save), as a used ``s3://``
+    prefix would; so it must be new or empty.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ScenarioError(f"--store disk:{folder} is not a folder; expected a new or empty folder")
+    if folder.is_dir():
+        try:
+            if any(folder.iterdir()):
+                raise ScenarioError(f"--store disk:{folder} is not empty; a run starts from an empty store, so "
+                                    f"expected a new or empty folder (remove its contents, or name another)")
+        except OSError as error:
+            raise ScenarioError(f"--store disk:{folder} cannot be read: {error.strerror}") from None
+        return
+    try:
+        folder.mkdir(parents=True)
+    except OSError as error:
+        raise ScenarioError(f"--store disk:{folder} cannot be created: {error.strerror}; "
+                            f"expected a new or empty folder you can write to") from None
 
 
 
@@ -164,8 +234,12 @@ def scenario_params(module: ModuleType, options: RunOptions) -> dict:
         if key not in params:
             known = ", ".join(sorted(params)) or "none"
             raise ScenarioError(f"scenario has no parameter {key!r}; its parameters: {known}")
-        params[key] = _parse_value(value)
-    return params
+        try:
+            params[key] = declared(params[key]).parse(key, value, parse_size)
+        except ParamError as error:
+            raise ScenarioError(str(error)) from None
+    # The story sees plain values; a Param's default stands for itself.
+    return {key: value.default if isinstance(value, Param) else value for key, value in params.items()}
 
 
 def scenario_defaults(info: ScenarioInfo) -> dict:

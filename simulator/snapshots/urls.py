@@ -10,11 +10,17 @@ emulator), or from keyword options passed through to the store.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ._bucket import normalize_prefix
 
 SCHEMES = ("s3", "gs")
+# What both clouds accept as a bucket name (S3 is the stricter: no underscores).
+_BUCKET_NAMES = {
+    "s3": re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+    "gs": re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$"),
+}
 
 
 def parse_store_url(url: object) -> tuple[str, str, str]:
@@ -25,8 +31,15 @@ def parse_store_url(url: object) -> tuple[str, str, str]:
     if scheme not in SCHEMES:
         raise ValueError(f"store URL scheme must be s3 or gs, got {scheme!r} in {url!r}")
     bucket, _, prefix = rest.partition("/")
+    if "@" in bucket:
+        # Never echo the URL: what precedes the @ may be a password.
+        raise ValueError(f"store URL must not carry credentials ({scheme}://USER:***@...); give them in the "
+                         f"environment (see the cloud's standard variables) or as store options")
     if not bucket:
-        raise ValueError(f"store URL names no bucket: {url!r}; s3://bucket/prefix expected")
+        raise ValueError(f"store URL names no bucket: {url!r}; {scheme}://bucket/prefix expected")
+    if not _BUCKET_NAMES[scheme].match(bucket):
+        raise ValueError(f"store URL bucket {bucket!r} is not a valid bucket name; expected 3-63 lowercase "
+                         f"letters, digits, dots or hyphens, starting and ending with a letter or digit")
     return scheme, bucket, normalize_prefix(prefix)
 
 
