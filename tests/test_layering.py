@@ -226,6 +226,8 @@ ROLE_MAY_IMPORT: dict[str, frozenset[str]] = {
     "cli": _BASE | {"checks", "machines", "observe", "cluster", "engines", "scenario", "explore", "testing",
                     "realnet", "_version"},
 }
+# The only roles that drive node processes over gRPC; the rest run without the grpc extra.
+ROLES_ON_GRPC = frozenset({"realnet", "cli"})
 # Roles that stay free of trio and the transports (the checks run under any driver).
 ROLES_WITHOUT_TRANSPORTS = frozenset({"checks", "machines"})
 
@@ -247,6 +249,10 @@ def _runner_rule_for(role: str | None):
         top = parts[0]
         if top in USER_FOLDERS:
             return f"library code must not import {top}"
+        if top in GRPC_THIRD_PARTY:
+            return "only transports.grpc may import gRPC and protobuf (the simulator runs without them)"
+        if _within(module, "transports.grpc") and role not in ROLES_ON_GRPC:
+            return f"only simulator.{{{', '.join(sorted(ROLES_ON_GRPC))}}} may use transports.grpc (the grpc extra)"
         if role is None or role not in ROLE_MAY_IMPORT:
             return None  # the package root and its entry points re-export everything
         if top == "transports" and role in ROLES_WITHOUT_TRANSPORTS:
@@ -492,6 +498,9 @@ KNOWN = frozenset({"simulator", "simulator.raft", "simulator.raft._log", "simula
         ("simulator/snapshots/_disk.py", "import trio\n"),
         ("transports/_streaming.py", "from simulator import Cluster\n"),
         ("transports/_streaming.py", "from simulator.cli import main\n"),
+        ("simulator/cluster/cluster.py", "import transports.grpc\n"),
+        ("simulator/cluster/cluster.py", "from google.protobuf import message\n"),
+        ("transports/_streaming.py", "import grpc\n"),
         ("scenarios/demo.py", "from simulator.raft import RawNode\n"),
         ("scenarios/demo.py", "from simulator import cli\n"),
         ("notebooks/demo.py", "import transports._streaming\n"),
@@ -517,6 +526,8 @@ def test_checker_flags_violations(path: str, source: str) -> None:
         ("simulator/raft/__init__.py", "from ._node import RawNode\n"),
         ("simulator/snapshots/_disk.py", "import os\nimport attrs\n"),
         ("transports/_streaming.py", "import trio\nfrom simulator.raft import RawNode\nfrom simulator import raft\n"),
+        ("transports/grpc/server.py", "import grpc\nfrom google.protobuf import message\nimport trio\n"),
+        ("simulator/cli/node.py", "from transports.grpc import node\n"),
         ("simulator/_cluster.py", "import trio\nimport transports\nfrom simulator.raft import RawNode\n"),
         ("simulator/cluster/node.py", "from ..checks.monitor import M\nfrom ..observe.trace import T\n"),
         ("simulator/explore/programs.py", "from ..cluster.client import C\nfrom ..scenario import run\n"),

@@ -1,0 +1,215 @@
+"""Pulling a streamed snapshot: the receiver's side of ``SnapshotTransfer``.
+
+Theory of operation. In Streaming mode the leader's Raft snapshot message
+carries metadata only (index, term, membership, size, digest, id): an
+offer. The receiver keeps one :class:`~transports.streaming.IncomingTransfer`
+(the simulator's bookkeeping) and one
+:class:`~simulator.snapshots.SnapshotWriter` from its own store, opened
+with the offer's identity, so a partial snapshot left by a cut stream *or a
+previous life of this process* (``kill -9``) is continued, not restarted.
+Then, until every byte is verified::
+
+    TransferSnapshot(index, term, offset=verified_offset, id, requester=me, max_chunks=W)
+      ─▶ each chunk: IncomingTransfer.check_chunk (offset, size, final flag, CRC-32)
+           ACCEPT     ─▶ writer.write (appended and fsynced, progress recorded) ─▶ advance
+           DUPLICATE  ─▶ ignore
+           REJECT     ─▶ count (``checksum failed`` / ``chunk refused``), end the call, ask again
+      ─▶ call ended early or failed ─▶ ``stream cut`` / ``peer unreachable``, back off, ask again
+    writer.commit()  (sha256 of all bytes = the offer's digest, else ``digest failed``, data dropped)
+    ─▶ the offer goes to Raft, whose Ready installs from the store
+
+Nothing half-written is installed: Raft sees the snapshot only after
+``commit`` published it complete and verified. Because the request always
+starts at the verified offset and asks for ``W`` chunks (``chunks in
+flight``), a cut costs at most ``W`` chunks sent again.
+
+A new offer for the same snapshot (a re-offer, or a new leader with the
+same snapshot id) only updates where to pull from; an offer of another,
+newer snapshot cancels the running pull, and opening its writer drops the
+old partial data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+import grpc
+import trio
+
+from simulator.raft import Message
+from simulator.snapshots import SnapshotDigestError, SnapshotStore, SnapshotStoreError
+from transports.streaming import IncomingTransfer, SnapshotChunk, SnapshotOffer, Verdict
+
+from . import events as ev
+from .proto import snapshot_pb2 as spb
+from .proto import snapshot_pb2_grpc
+
+#: Seconds without a chunk before a call is given up and asked again.
+IDLE_TIMEOUT = 15.0
+#: Back-off after a failed call: doubles from this, up to MAX_BACKOFF.
+FIRST_BACKOFF = 0.2
+MAX_BACKOFF = 3.0
+
+
+@attrs.define(eq=False)
+class Pull:
+    """One running pull: the bookkeeping, the offer message to hand Raft, its task's scope."""
+
+    transfer: IncomingTransfer
+    offer_message: Message
+    resumed_from: int
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    outcome: str = "in_progress"
+
+
+def chunk_from_wire(chunk: spb.SnapshotChunk, me: int) -> SnapshotChunk:
+    return SnapshotChunk(
+        from_=chunk.sender, to=me, snapshot_index=chunk.snapshot_index, snapshot_term=chunk.snapshot_term,
+        snapshot_id=chunk.snapshot_id, offset=chunk.offset, total_size=chunk.total_size,
+        is_final=chunk.is_final, checksum=chunk.checksum, data=bytes(chunk.data),
+    )
+
+
+class SnapshotPuller:
+    """See the module docstring. ``deliver`` hands the verified offer to Raft (trio thread)."""
+
+    def __init__(self, me: int, store: SnapshotStore, events: ev.EventLog, *, channel_to, deliver,
+                 chunks_in_flight: int = 4) -> None:
+        self.me = me
+        self.store = store
+        self.events = events
+        self.channel_to = channel_to  # peer id -> grpc.Channel
+        self.deliver = deliver
+        self.chunks_in_flight = chunks_in_flight
+        self.current: Pull | None = None
+        self.finished: list[Pull] = []
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await trio.sleep_forever()
+
+    def on_offer(self, message: Message) -> None:
+        meta = message.snapshot.metadata
+        try:
+            offer = SnapshotOffer(source=message.from_, index=meta.index, term=meta.term, size=meta.size,
+                                  digest=meta.digest, snapshot_id=meta.snapshot_id)
+        except ValueError as error:
+            self.events(ev.GARBAGE, f"snapshot offer from node {message.from_}: {error}")
+            return
+        if self.store.has_snapshot(offer.index) and self.store.snapshot_metadata(offer.index).digest == offer.digest:
+            self.deliver(message)  # already here (pulled before a restart, or a repeated offer)
+            return
+        current = self.current
+        if current is not None and current.transfer.offer.snapshot_id == offer.snapshot_id:
+            current.transfer.change_source(offer.source)
+            current.offer_message = message
+            return
+        if current is not None:
+            if offer.index < current.transfer.offer.index:
+                return  # an older snapshot than the one being pulled: the newer one serves better
+            current.scope.cancel()
+            current.outcome = "superseded"
+            self.finished.append(current)
+        if self._nursery is None:
+            return
+        try:
+            writer = self.store.open_writer(offer.index, term=offer.term, size=offer.size, digest=offer.digest,
+                                            conf_state=None, snapshot_id=offer.snapshot_id)
+        except SnapshotStoreError as error:
+            self.events(ev.CHUNK_REFUSED, f"cannot receive snapshot {offer.index}: {error}")
+            return
+        now = time.monotonic()
+        transfer = IncomingTransfer(me=self.me, offer=offer, verified_offset=writer.offset,
+                                    started_at=now, last_progress_at=now)
+        pull = self.current = Pull(transfer, message, resumed_from=writer.offset)
+        if writer.offset:
+            self.events(ev.TRANSFER_RESUMED, f"snapshot {offer.index} from node {offer.source}: "
+                                             f"{writer.offset} of {offer.size} bytes kept from before")
+        else:
+            self.events(ev.TRANSFER_STARTED, f"snapshot {offer.index} ({offer.size} bytes) from node {offer.source}")
+        self._nursery.start_soon(self._pull, pull, writer)
+
+    async def _pull(self, pull: Pull, writer) -> None:
+        transfer = pull.transfer
+        backoff = FIRST_BACKOFF
+        with pull.scope:
+            while not transfer.complete:
+                before = transfer.verified_offset
+                failure = await self._one_call(pull, writer)
+                if transfer.verified_offset > before:
+                    backoff = FIRST_BACKOFF
+                if failure is not None and not transfer.complete:
+                    transfer.retries += 1
+                    await trio.sleep(backoff)
+                    backoff = min(2 * backoff, MAX_BACKOFF)
+            try:
+                writer.commit()
+            except SnapshotDigestError as error:
+                pull.outcome = "aborted"
+                self.events(ev.DIGEST_FAILED, str(error))
+                return
+            finally:
+                self.current = None if self.current is pull else self.current
+                self.finished.append(pull)
+            pull.outcome = "installed"
+            offer = transfer.offer
+            self.events(ev.SNAPSHOT_INSTALLED, f"snapshot {offer.index} ({offer.size} bytes) verified, "
+                                               f"resumed from {pull.resumed_from}, {transfer.retries} retries")
+            self.deliver(pull.offer_message)
+
+    async def _one_call(self, pull: Pull, writer) -> str | None:
+        """One ``TransferSnapshot`` call; returns why it ended early, or ``None``."""
+        transfer = pull.transfer
+        offer = transfer.offer
+        request = spb.SnapshotRequest(snapshot_index=offer.index, snapshot_term=offer.term,
+                                      offset=transfer.verified_offset, snapshot_id=offer.snapshot_id,
+                                      requester=self.me, max_chunks=self.chunks_in_flight)
+        try:
+            stub = snapshot_pb2_grpc.SnapshotTransferStub(self.channel_to(offer.source))
+            call = stub.TransferSnapshot(request)
+        except KeyError as error:
+            self.events(ev.PEER_UNREACHABLE, str(error))
+            return "no address"
+        received = 0
+        try:
+            while received < self.chunks_in_flight and not transfer.complete:
+                with trio.move_on_after(IDLE_TIMEOUT) as idle:
+                    wire = await trio.to_thread.run_sync(next, call, None, abandon_on_cancel=True)
+                if idle.cancelled_caught:
+                    self.events(ev.STREAM_CUT, f"snapshot {offer.index} from node {offer.source}: no chunk "
+                                               f"for {IDLE_TIMEOUT:g} s at offset {transfer.verified_offset}")
+                    return "idle"
+                if wire is None:
+                    self.events(ev.STREAM_CUT, f"snapshot {offer.index} from node {offer.source}: stream ended "
+                                               f"at offset {transfer.verified_offset} of {offer.size}")
+                    return "ended early"
+                received += 1
+                verdict, detail = transfer.check_chunk(chunk_from_wire(wire, self.me))
+                if verdict is Verdict.REJECT:
+                    name = ev.CHECKSUM_FAILED if "checksum" in detail else ev.CHUNK_REFUSED
+                    self.events(name, f"snapshot {offer.index} from node {offer.source}: {detail}")
+                    return name
+                if verdict is Verdict.ACCEPT:
+                    writer.write(wire.offset, wire.data)
+                    transfer.advance(len(wire.data), time.monotonic())
+            return None
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else None
+            name = ev.PEER_UNREACHABLE if code is grpc.StatusCode.UNAVAILABLE and received == 0 else ev.STREAM_CUT
+            if code is grpc.StatusCode.NOT_FOUND:
+                name = ev.CHUNK_REFUSED
+            self.events(name, f"snapshot {offer.index} from node {offer.source} at offset "
+                              f"{transfer.verified_offset}: {code.name.lower() if code else error}: "
+                              f"{error.details() if hasattr(error, 'details') else ''}")
+            return name
+        finally:
+            call.cancel()
+
+    def progress(self) -> list[Pull]:
+        pulls = list(self.finished[-8:])
+        if self.current is not None:
+            pulls.append(self.current)
+        return pulls
