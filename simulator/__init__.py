@@ -54,6 +54,8 @@ _LAZY = {
     "search": ".explore.search",
     "run_example": ".explore.search",
     "scenario_source": ".explore.search",
+    "FailStoreRead": ".explore.swarm",
+    "faulty_memory_stores": ".explore.swarm",
     "CompactionPolicy": ".cluster.node",
     "Param": ".scenario.params",
     "ReadResult": ".cluster.reads",
