@@ -1100,8 +1100,9 @@ async def test_violation_inside_a_node_task_reaches_the_user_unwrapped(autojump_
                 await cluster.propose(KeyValueStore.put(f"k{number}", b"v"))
             pytest.fail("the divergent snapshot went unnoticed")
     assert type(raised.value) is InvariantViolation
-    assert raised.value.invariant == "state machine safety"
-    assert "snapshot at index" in str(raised.value)
+    # Caught where node 2 applies the index node 1 snapshotted, before node 2 snapshots.
+    assert raised.value.invariant == "replicas that applied the same index hold the same state"
+    assert "node 2 applied up to 5 and holds state" in str(raised.value)
     assert isinstance(raised.value.__cause__, BaseExceptionGroup)
 
 

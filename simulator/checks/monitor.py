@@ -17,7 +17,12 @@ history to check every property at that moment:
 - commit never goes backwards (across restarts: the hard state is durable);
   applied never goes backwards within a node's life;
 - snapshots: never cover uncommitted entries, and an installed snapshot is
-  byte-identical to one a node created at that index.
+  byte-identical to one a node created at that index;
+- replicas agree: nodes that applied the same index hold the same state
+  (``state_at``). Digesting a whole state costs as much as a snapshot, so a
+  node reports its state digest where it snapshots, installs or ends a run,
+  and whenever it applies an index some node reported before: a node whose
+  state silently lost something is caught at the next snapshot point.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class InvariantMonitor:
     highest_applied: dict[int, int] = attrs.Factory(dict)
     applied_entries: dict[int, tuple[int, bytes, int]] = attrs.Factory(dict)
     snapshots: dict[int, str] = attrs.Factory(dict)  # index -> digest of data created there
+    state_digests: dict[int, tuple[str, int]] = attrs.Factory(dict)  # applied index -> (state digest, node)
     max_commit: int = 0
     checks: int = 0
 
@@ -220,3 +226,18 @@ class InvariantMonitor:
             )
         self.highest_applied[node_id] = max(self.highest_applied.get(node_id, 0), index)
         self._check_commit(node_id, max(index, self.highest_commit.get(node_id, 0)))
+
+    def wants_state_at(self, index: int) -> bool:
+        """Whether some node reported its state at ``index``: others passing it should compare."""
+        return index in self.state_digests
+
+    def state_at(self, node_id: int, index: int, digest: str) -> None:
+        """Node ``node_id``, having applied exactly up to ``index``, holds state ``digest``."""
+        self.checks += 1
+        known = self.state_digests.setdefault(index, (digest, node_id))
+        if known[0] != digest:
+            raise self.violation(
+                "replicas that applied the same index hold the same state",
+                f"node {node_id} applied up to {index} and holds state {digest}; node {known[1]} "
+                f"held {known[0]} there",
+            )

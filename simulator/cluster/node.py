@@ -224,7 +224,7 @@ class NodeRunner:
                 )
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
-        elif self.snapshot_wait is not None and item.message.msg_type is MessageType.TIMEOUT_NOW:
+        elif self.snapshot_wait is not None and self.snapshot_wait.declines(item.message):
             self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
         else:
             self.snapshots.receive(item.message)

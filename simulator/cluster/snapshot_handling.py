@@ -27,7 +27,7 @@ from transports.streaming import (
     TransferRegistry,
 )
 
-from ..raft import Message, MessageType, Snapshot, SnapshotStatus
+from ..raft import Message, MessageType, Role, Snapshot, SnapshotStatus
 
 
 @attrs.define
@@ -180,6 +180,18 @@ class NodeSnapshots:
             partials=[partial.index for partial in store.partial_transfers()],
             problems=len(getattr(store, "problems", ())),
         )
+
+    def serve_snapshot_requests(self) -> None:
+        """Leader: a follower that lost its state asked for a snapshot at or past an index
+        our newest snapshot does not reach (Raft waits, ``snapshot_temporarily_unavailable``):
+        make one as soon as we applied that far, rather than at the next compaction, which
+        may never come if no one proposes."""
+        raft = self.runner.node.raft
+        if raft.role is not Role.LEADER:
+            return
+        wanted = max((progress.pending_request_snapshot for progress in raft.prs.progress.values()), default=0)
+        if self.runner.storage.snapshot_metadata.index < wanted <= raft.raft_log.applied:
+            self.runner.compact()
 
     def crashed(self) -> None:
         if self.endpoint is not None:
