@@ -16,6 +16,11 @@ What is verified when:
 - ``stream_snapshot`` and ``read_snapshot`` hash everything they read and
   raise ``SnapshotCorruptError`` before the last chunk if the digest differs.
 
+Receiving a transfer costs one fsync per chunk: progress records live in a
+two-slot trailer after the partial data (:mod:`~simulator.snapshots.progress_trailer`);
+``sync_every=N`` fsyncs every N chunks instead, and a crash then re-sends up
+to N chunks.
+
 Crash testing: ``fault_injector`` is called with the name of each durable
 step as it completes (:data:`FAULT_STEPS`); raising from it stops the
 operation there as a crash would, without cleanup. The store object must then
@@ -57,6 +62,7 @@ from .metadata import (
     partial_to_json,
     snapshot_to_json,
 )
+from .progress_trailer import TRAILER_BYTES, SlotRecord, TrailerState, encode_slot, slot_position
 from .recovery import recover
 from .writer import Transfer
 
@@ -72,12 +78,16 @@ FAULT_STEPS = (
     "partial_progress_removed",
     "partial_removed",
     "partial_created",
-    # SnapshotWriter.write: bytes appended and fsynced, then the progress record replaced.
-    "partial_appended",
-    "partial_fsynced",
+    # open_writer writes the JSON progress record (identity, offset 0) once:
     "progress_tmp_written",
     "progress_written",
-    # SnapshotWriter.commit: data_renamed, meta_tmp_written, meta_renamed, then:
+    # SnapshotWriter.write: bytes, then a progress record into the free trailer slot, one fsync.
+    "partial_appended",
+    "partial_slot_written",
+    "partial_fsynced",
+    # SnapshotWriter.commit: the JSON record moved to offset = size, the trailer cut off,
+    # then data_renamed, meta_tmp_written, meta_renamed, and:
+    "partial_trailer_dropped",
     "progress_removed",
     # compact_snapshots: metadata first (the snapshot disappears atomically), then data.
     "compact_meta_removed",
@@ -111,6 +121,9 @@ class DiskSnapshotStore(BaseSnapshotStore):
     Opening recovers the directory (see :mod:`~simulator.snapshots.recovery`).
     ``durable=False`` skips fsync (same write order and renames): for
     simulations and tests where the host itself never loses power.
+    ``sync_every``: chunks of a transfer received per fsync (group durability);
+    1, the default, keeps the promise that a crash re-sends at most one chunk,
+    N re-sends at most N chunks (N x ``chunk_size`` bytes) for N times fewer fsyncs.
     Afterwards ``problems`` lists entries that were ignored as corrupt or
     incomplete, and ``recovery_actions`` what was cleaned up or completed.
     """
@@ -123,15 +136,20 @@ class DiskSnapshotStore(BaseSnapshotStore):
         *,
         fault_injector: FaultInjector | None = None,
         durable: bool = True,
+        sync_every: int = 1,
     ) -> None:
         super().__init__(chunk_size=chunk_size, clock=clock)
+        if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+            raise ValueError(f"sync_every must be an integer >= 1 (chunks per fsync), got {sync_every!r}")
         self.snapshot_dir = Path(os.path.abspath(snapshot_dir))
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         self.durable = durable
+        self.sync_every = sync_every
         self._step = fault_injector or no_faults
         recovered = recover(self.snapshot_dir, block_size=self.chunk_size, clock=clock, durable=durable)
         self._snapshots = recovered.snapshots
         self._transfers = recovered.transfers
+        self._trailers: dict[int, TrailerState] = recovered.trailers  # partials laid out with a trailer
         #: Corrupt or incomplete entries found on opening, ignored (one message each).
         self.problems: list[str] = recovered.problems
         #: What opening cleaned up or completed (temporary files, stale partial data).
@@ -234,10 +252,12 @@ class DiskSnapshotStore(BaseSnapshotStore):
         index = transfer.partial.index
         try:
             with open(self._path(index, PARTIAL), "wb") as file:
+                file.truncate(transfer.partial.size + TRAILER_BYTES)  # sparse: data region, then the slots
                 fsync_file(file, durable=self.durable)
             self._sync_directory()
             self._step("partial_created")
             self._record_progress(transfer)
+            self._trailers[index] = TrailerState()
         except OSError:
             # A failing disk: the transfer never started, on disk as in memory.
             with contextlib.suppress(OSError):
@@ -247,6 +267,11 @@ class DiskSnapshotStore(BaseSnapshotStore):
             raise
 
     def _append_partial(self, transfer: Transfer, offset: int, data: Any, *, prefix_digest: str) -> None:
+        trailer = self._trailers.get(transfer.partial.index)
+        if trailer is not None:
+            self._append_with_trailer(transfer, trailer, offset, data, prefix_digest)
+            return
+        # A data-only partial left by an earlier version: its progress lives in the JSON record.
         with open(self._path(transfer.partial.index, PARTIAL), "r+b") as file:
             file.seek(offset)
             file.write(data)
@@ -258,6 +283,29 @@ class DiskSnapshotStore(BaseSnapshotStore):
         # Data is durable before the record that points past it: a crash in between
         # leaves extra bytes, which reopening truncates, never a record of missing bytes.
         self._write_progress(transfer, offset + len(data), prefix_digest)
+
+    def _append_with_trailer(self, transfer: Transfer, trailer: TrailerState, offset: int, data: Any,
+                             prefix_digest: str) -> None:
+        size = transfer.partial.size
+        end = offset + len(data)
+        descriptor = os.open(self._path(transfer.partial.index, PARTIAL), os.O_RDWR)
+        try:
+            _pwrite_all(descriptor, data, offset)
+            self._step("partial_appended")
+            # Never into the slot of the last durable record: a torn or lost write
+            # of this one leaves that one, and the data it covers, intact.
+            record = SlotRecord(sequence=trailer.sequence + 1, offset=end, prefix_digest=prefix_digest)
+            _pwrite_all(descriptor, encode_slot(record), slot_position(size, trailer.next_slot))
+            trailer.sequence = record.sequence
+            self._step("partial_slot_written")
+            trailer.unsynced += 1
+            if trailer.unsynced >= self.sync_every or end == size:
+                if self.durable:
+                    os.fsync(descriptor)
+                trailer.durable_slot, trailer.unsynced = trailer.next_slot, 0
+                self._step("partial_fsynced")
+        finally:
+            os.close(descriptor)
 
     def _record_progress(self, transfer: Transfer) -> None:
         self._write_progress(transfer, transfer.partial.offset, transfer.prefix_digest)
@@ -274,6 +322,15 @@ class DiskSnapshotStore(BaseSnapshotStore):
 
     def _publish_partial(self, transfer: Transfer, snapshot: StoredSnapshot) -> None:
         partial_path, data_path = self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN)
+        if snapshot.index in self._trailers:
+            # The JSON record moves to the end first, so a crash once the trailer is gone
+            # still resumes at size (and the commit completes), never from an older offset.
+            self._write_progress(transfer, snapshot.size, transfer.prefix_digest)
+            with open(partial_path, "r+b") as file:
+                file.truncate(snapshot.size)
+                fsync_file(file, durable=self.durable)
+            self._step("partial_trailer_dropped")
+            self._trailers.pop(snapshot.index)
         os.replace(partial_path, data_path)
         try:
             self._sync_directory()
@@ -295,6 +352,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
         # and the next transfer at this index truncates; so once the record is gone,
         # a disk failing to remove the data changes nothing the store reports.
         remove_if_present(self._path(transfer.partial.index, PROGRESS))
+        self._trailers.pop(transfer.partial.index, None)
         with contextlib.suppress(OSError):
             self._sync_directory()
         self._step("partial_progress_removed")
@@ -302,3 +360,11 @@ class DiskSnapshotStore(BaseSnapshotStore):
             remove_if_present(self._path(transfer.partial.index, PARTIAL))
             self._sync_directory()
         self._step("partial_removed")
+
+
+def _pwrite_all(descriptor: int, data: Any, position: int) -> None:
+    """``os.pwrite`` until every byte is written (a regular file may take fewer at once)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, position)
+        view, position = view[written:], position + written

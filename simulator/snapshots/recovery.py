@@ -17,8 +17,12 @@ left behind and decides what to trust. Its rules, in order:
 3. A partial transfer is a ``.partial`` with a ``.partial.json`` progress
    record. Its first ``offset`` bytes are re-hashed and compared with the digest
    recorded with the offset; bytes past ``offset`` (appended before a crash,
-   never recorded) are truncated. Partials that do not check out are removed
-   and reported: they can always be transferred again.
+   never recorded) are truncated. A ``.partial`` longer than the snapshot has
+   the two-slot trailer (:mod:`~simulator.snapshots.progress_trailer`): the
+   record with the highest offset whose bytes hash to its digest wins, among
+   both slots and the JSON record, and the file is left at its length.
+   Partials that do not check out are removed and reported: they can always
+   be transferred again.
 4. A progress record whose data was already renamed to ``.bin`` (a crash
    during commit, before the metadata was written) is rolled forward when the
    ``.bin`` has the recorded size and digest: the metadata is written then.
@@ -55,6 +59,7 @@ from .files import (
     remove_if_present,
     write_atomically,
 )
+from .progress_trailer import TrailerState, has_trailer, hash_prefix_checking, read_slots, slot_of_sequences
 from .metadata import (
     MetadataError,
     PartialSnapshot,
@@ -74,6 +79,8 @@ class Recovered:
 
     snapshots: dict[int, StoredSnapshot] = attrs.Factory(dict)
     transfers: dict[int, Transfer] = attrs.Factory(dict)
+    #: Where the trailer of each partial laid out with one stands (the others are data-only).
+    trailers: dict[int, TrailerState] = attrs.Factory(dict)
     problems: list[str] = attrs.Factory(list)
     actions: list[str] = attrs.Factory(list)
 
@@ -281,6 +288,9 @@ class _Recovery:
         index = partial.index
         partial_path = self.path(index, PARTIAL)
         actual_size = partial_path.stat().st_size
+        if has_trailer(actual_size, partial.size):
+            self.resume_with_trailer(partial, prefix_digest)
+            return
         if actual_size < partial.offset:
             self.remove(index, PROGRESS, PARTIAL)
             self.result.problems.append(
@@ -305,6 +315,38 @@ class _Recovery:
                 "past the last recorded offset were never acknowledged"
             )
         self.result.transfers[index] = Transfer(partial=partial, hasher=hasher)
+
+    def resume_with_trailer(self, partial: PartialSnapshot, prefix_digest: str) -> None:
+        index = partial.index
+        partial_path = self.path(index, PARTIAL)
+        descriptor = os.open(partial_path, os.O_RDONLY)
+        try:
+            slots = read_slots(descriptor, partial.size)
+            slot_of = slot_of_sequences(descriptor, partial.size)
+            candidates = [(record.offset, record.prefix_digest) for record in slots]
+            found = hash_prefix_checking(descriptor, [*candidates, (partial.offset, prefix_digest)],
+                                         self.block_size)
+        finally:
+            os.close(descriptor)
+        if found is None:
+            self.remove(index, PROGRESS, PARTIAL)
+            self.result.problems.append(
+                f"{partial_path.name}: neither trailer slot nor {file_name(index, PROGRESS)} (offset "
+                f"{partial.offset}) matches the data; partial transfer removed"
+            )
+            return
+        offset, digest, hasher = found
+        trusted = next((record for record in slots if (record.offset, record.prefix_digest) == (offset, digest)),
+                       None)
+        if slots and offset < slots[0].offset:
+            self.result.actions.append(
+                f"{partial_path.name}: progress record {slots[0].sequence} (offset {slots[0].offset}) was "
+                f"written but its data was not durable; resumed at offset {offset}"
+            )
+        state = TrailerState.after_recovery(trusted, slot_of)
+        state.sequence = max([state.sequence, *slot_of])  # sequence numbers only grow
+        self.result.transfers[index] = Transfer(partial=attrs.evolve(partial, offset=offset), hasher=hasher)
+        self.result.trailers[index] = state
 
 
 def recover(directory: Path, *, block_size: int, clock: Callable[[], float], durable: bool) -> Recovered:
