@@ -165,3 +165,7 @@ def test_sync_every_must_be_a_positive_count(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="sync_every must be an integer >= 1"):
             DiskSnapshotStore(tmp_path, sync_every=bad)
+
+
+def test_a_reopened_store_keeps_its_group_durability(tmp_path):
+    assert DiskSnapshotStore(tmp_path, sync_every=4).reopened().sync_every == 4

@@ -162,7 +162,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
         """A new store on the same directory, recovered from what is on disk (as after a restart)."""
         return DiskSnapshotStore(self.snapshot_dir, chunk_size=self.chunk_size, clock=self._clock,
                                  fault_injector=None if self._step is no_faults else self._step,
-                                 durable=self.durable)
+                                 durable=self.durable, sync_every=self.sync_every)
 
     def _path(self, index: int, kind: str) -> Path:
         return self.snapshot_dir / file_name(index, kind)
