@@ -10,6 +10,8 @@ crashed node restarts from its disk and catches up.
 from simulator import WorkflowExecutor
 
 PARAMS = {"commands": 10}
+#: Also on node processes over gRPC: ``raftsim run NAME --transport grpc``.
+NETWORKS = ("simulated", "grpc")
 
 
 async def scenario(sim):

@@ -29,6 +29,8 @@ from transports import Constant, LinkConfig
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=12_500_000)}
 PARAMS = {"k": Param(3, minimum=1, help="the chunk after which the receiver crashes")}
 MODES = ("streaming",)
+#: Also on node processes over gRPC: ``raftsim run NAME --transport grpc``.
+NETWORKS = ("simulated", "grpc")
 WORKFLOWS = 20
 
 

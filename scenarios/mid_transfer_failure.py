@@ -37,6 +37,10 @@ PARAMS = {"k": Param(3, minimum=1, help="the chunk after which the stream is cut
 ENGINES = ("native", "pysyncobj")
 #: ``raftsim run mid_transfer_failure`` tells the chunked story unless told otherwise.
 DEFAULTS = {"mode": "streaming"}
+#: Also on node processes over gRPC: ``raftsim run NAME --transport grpc``.
+NETWORKS = ("simulated", "grpc")
+#: Over gRPC the stream is cut by the fault proxy; the embedded story times a simulated message.
+GRPC_MODES = ("streaming",)
 WORKFLOWS = 20
 
 

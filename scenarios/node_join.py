@@ -31,6 +31,8 @@ CLUSTER = {
 }
 ENGINES = ("native", "pysyncobj")
 PARAMS = {"workflows": 300, "payload": 1024}
+#: Also on node processes over gRPC: ``raftsim run NAME --transport grpc``.
+NETWORKS = ("simulated", "grpc")
 
 
 async def scenario(sim):

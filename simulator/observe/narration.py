@@ -56,6 +56,10 @@ def _fault(fields: dict) -> str | None:
         "chunk_fault_crash": f"n{node} crashes ({fields.get('reason')})",
         "transfer_leader": f"n{fields.get('src')} is asked to hand leadership to n{fields.get('to')}",
         "disarm_chunk_faults": "chunk faults not yet fired are disarmed",
+        # Real-network runs (--transport grpc): the fault proxy closes connections.
+        "cut": f"the connections between n{fields.get('src')} and n{fields.get('dst')} are closed mid-stream",
+        "cut_stream": f"the proxy cuts n{node}'s snapshot stream, "
+                      f"{human_bytes(fields.get('offset') or 0)} verified",
     }
     return sentences.get(fault, f"fault: {fault}")
 

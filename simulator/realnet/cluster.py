@@ -25,6 +25,7 @@ timeouts are stretched (``timeout_scale``) because a loaded machine is slow.
 from __future__ import annotations
 
 import socket
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class RemoteStateMachine:
 class ProcessCluster:
     """See the module docstring. Open with ``async with ProcessCluster.open(...) as cluster``."""
 
+    network = "grpc"
+
     def __init__(self, *, nursery, proxy, workdir: Path, snapshot_mode, chunks_in_flight: int,
                  compact_every: int | None, tick: float, state_machine: str, timeout_scale: float) -> None:
         from transports.grpc import ClusterClient
@@ -77,6 +80,7 @@ class ProcessCluster:
         self._event_names = sorted_event_names(
             value for name, value in vars(node_events).items() if name.isupper() and isinstance(value, str))
         self.start_time = trio.current_time()
+        self.start_epoch = time.time()  # to place the nodes' own log stamps on the run's clock
         self.trace = Trace(record_messages=False, start_time=self.start_time)
         self.trace.bind_clock(trio.current_time)
         self._client_class = ClusterClient
@@ -175,6 +179,10 @@ class ProcessCluster:
     def now(self) -> float:
         """Wall seconds since the run began."""
         return trio.current_time() - self.start_time
+
+    def since_start(self, epoch: float) -> float:
+        """A wall-clock time stamp (seconds since the epoch) as seconds since the run began."""
+        return epoch - self.start_epoch
 
     def _fault(self, kind: str, **fields) -> None:
         self.trace.event(trio.current_time(), CLUSTER, "fault", SCENARIO, fault=kind, **fields)

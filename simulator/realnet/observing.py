@@ -71,8 +71,10 @@ class Observer:
         now = cluster.now()
         for node_id in cluster.node_ids:
             process = cluster.processes[node_id]
-            for name, detail in process.new_events():
-                self._event(node_id, name, detail, now)
+            for when, name, detail in process.new_events():
+                # Transfers are timed by the node's own stamps (finer than a look); the trace by the look.
+                self.transfers.observe_event(node_id, name, detail, cluster.since_start(when) if when else now)
+                self._event(node_id, name, detail)
             status = statuses.get(node_id)
             self.statuses[node_id] = status if cluster.is_up(node_id) else None
             if status is not None:
@@ -97,8 +99,7 @@ class Observer:
                 continue
         return found
 
-    def _event(self, node: int, name: str, detail: str, now: float) -> None:
-        self.transfers.observe_event(node, name, detail, now)
+    def _event(self, node: int, name: str, detail: str) -> None:
         now = trio.current_time()  # the trace counts from the run's start itself
         record = self.trace.event
         if name == "role changed" and (match := _ROLE.match(detail)):

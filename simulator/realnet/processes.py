@@ -16,12 +16,13 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import attrs
 
 #: ``2026-12-02 14:15:20,845 node 1 role changed: follower in term 1, leader 3``
-_LINE = re.compile(r"^\S+ \S+ node (?P<node>\d+) (?P<rest>.*)$")
+_LINE = re.compile(r"^(?P<when>\S+ \S+) node (?P<node>\d+) (?P<rest>.*)$")
 
 
 @attrs.define(eq=False)
@@ -94,8 +95,9 @@ class NodeProcess:
             return 0, 0
         return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
 
-    def new_events(self) -> list[tuple[str, str]]:
-        """``(event name, detail)`` for each event line the node logged since the last call."""
+    def new_events(self) -> list[tuple[float | None, str, str]]:
+        """``(when, event name, detail)`` for each event line the node logged since the last call;
+        ``when`` is the line's own time stamp (seconds since the epoch; milliseconds), if readable."""
         try:
             with open(self.log_path, "rb") as log:
                 log.seek(self._log_offset)
@@ -114,7 +116,7 @@ class NodeProcess:
             rest = match["rest"]
             for name in self.event_names:
                 if rest == name or rest.startswith(name + ": "):
-                    events.append((name, rest[len(name) + 2:]))
+                    events.append((_when(match["when"]), name, rest[len(name) + 2:]))
                     break
         return events
 
@@ -124,6 +126,13 @@ class NodeProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _when(stamp: str) -> float | None:
+    try:  # logging's asctime: local time, milliseconds after a comma
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    except ValueError:
+        return None
 
 
 def node_environment(egress: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from transports import Embedded, Streaming
 
 from ..cluster.client import LivenessError, ProposalTimeoutError
 from ..cluster.node import CompactionPolicy
+from ..observe.narration import narrate
 from ..scenario import RunOptions, ScenarioError, ScenarioInfo, ScenarioResult, Sim, load_module, scenario_params
 from .cluster import ProcessCluster
 
@@ -149,6 +150,17 @@ def summarize_grpc(cluster: ProcessCluster, name: str, options: RunOptions) -> d
     }
 
 
-def run_grpc_scenario(info: ScenarioInfo, options: RunOptions, **kwargs) -> ScenarioResult:
-    """``trio.run`` of :func:`run_over_grpc` on the real clock."""
+def run_grpc_scenario(info: ScenarioInfo, options: RunOptions, *, narrate_to=None, **kwargs) -> ScenarioResult:
+    """``trio.run`` of :func:`run_over_grpc` on the real clock; the story told to ``narrate_to``
+    (a text file) as it happens, if given."""
+    def tell_the_story(cluster: ProcessCluster) -> None:
+        def tell(record) -> None:
+            sentence = narrate(record)
+            if sentence is not None:
+                print(f"[{record.time:9.3f}s] {sentence}", file=narrate_to, flush=True)
+
+        cluster.trace.listeners.append(tell)
+
+    if narrate_to is not None:
+        kwargs["on_cluster"] = tell_the_story
     return trio.run(lambda: run_over_grpc(info, options, **kwargs))

@@ -71,8 +71,17 @@ class TransferBook:
         self.mode = mode
         self._views: dict[tuple[int, str], TransferView] = {}
         self._senders: dict[tuple[int, int, str], _SenderCounts] = {}
+        self._started: dict[tuple[int, int], float] = {}  # (receiver, index) -> first "transfer started"
+        self._installed: dict[tuple[int, int], float] = {}  # (receiver, index) -> "snapshot installed"
 
     def views(self) -> list[TransferView]:
+        for view in self._views.values():  # the receiver's own stamps, where it logged them
+            started = self._started.get((view.to, view.snapshot_index))
+            installed = self._installed.get((view.to, view.snapshot_index))
+            if started is not None and started < view.started_at:
+                view.started_at = started
+            if installed is not None and view.outcome is Outcome.INSTALLED:
+                view.updated_at = installed
         return sorted(self._views.values(), key=lambda view: (view.started_at, view.to, view.snapshot_index))
 
     def _view(self, key, now: float, **fields) -> TransferView:
@@ -127,7 +136,16 @@ class TransferBook:
             view.updated_at = now
 
     def observe_event(self, node_id: int, name: str, detail: str, now: float) -> None:
-        """Embedded transfers exist only as events: the offer, then the install."""
+        """Embedded transfers exist only as events: the offer, then the install.
+        Streamed ones are timed by the receiver's events."""
+        if name in ("transfer started", "transfer resumed", "snapshot installed"):
+            index = re.match(r"^snapshot (\d+)", detail)
+            if index is not None:
+                key = (node_id, int(index.group(1)))
+                if name == "snapshot installed":
+                    self._installed[key] = now
+                else:
+                    self._started.setdefault(key, now)
         if name == "snapshot offered" and (match := _OFFERED.match(detail)):
             index, size, to = (int(group) for group in match.groups())
             view = self._view((to, f"embedded-{index}"), now, from_=node_id, to=to, snapshot_index=index, size=size)

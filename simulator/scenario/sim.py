@@ -32,6 +32,12 @@ class Sim:
     def mode(self) -> str:
         return self.options.mode
 
+    @property
+    def network(self) -> str:
+        """``simulated`` (one process, virtual time) or ``grpc`` (node processes on the wall clock:
+        what only a simulated network records, such as each message's arrival, is not there)."""
+        return getattr(self.cluster, "network", "simulated")
+
     def say(self, text: str) -> None:
         """Narrate a step of the story (it goes into the trace, so it replays too)."""
         self.cluster.trace.event(trio.current_time(), CLUSTER, "say", SCENARIO, text=text)
