@@ -214,22 +214,22 @@ class Trace:
     def on_send(self, message: Message, arrival: float) -> None:
         if self.record_messages:
             arrives = {"arrives": round(arrival - self.start_time, 9)}
-            self._add(self._clock(), message.from_, "send", NODE, _MessageFields(message, arrives))
+            self._add(self._clock(), message.from_, "send", NODE, _message_event(message, arrives))
 
     def on_drop(self, message: Message, reason: str) -> None:
         if self.record_messages:
             phase = TRANSPORT if reason == "destination down" else NODE
             node = message.to if phase == TRANSPORT else message.from_
-            self._add(self._clock(), node, "drop", phase, _MessageFields(message, {"reason": reason}))
+            self._add(self._clock(), node, "drop", phase, _message_event(message, {"reason": reason}))
 
     def on_duplicate(self, message: Message, arrival: float) -> None:
         if self.record_messages:
             arrives = {"arrives": round(arrival - self.start_time, 9)}
-            self._add(self._clock(), message.from_, "duplicate", NODE, _MessageFields(message, arrives))
+            self._add(self._clock(), message.from_, "duplicate", NODE, _message_event(message, arrives))
 
     def on_deliver(self, message: Message) -> None:
         if self.record_messages:
-            self._add(self._clock(), message.to, "deliver", TRANSPORT, _MessageFields(message, None))
+            self._add(self._clock(), message.to, "deliver", TRANSPORT, _message_event(message, None))
 
     # -- reading --------------------------------------------------------------
 
@@ -292,6 +292,21 @@ class Trace:
     def excerpt(self, last: int = 20) -> str:
         """The last ``last`` records as text, for error messages."""
         return "\n".join(record.to_text() for record in self.records[-last:])
+
+
+def _message_event(message, extra: dict | None):
+    """A message event's fields: lazily from the message when it carries no payload;
+    at once, and without the message, when it does (entries, a snapshot, chunk data),
+    so a trace never keeps payload bytes alive for the rest of the run."""
+    if type(message) is Message:
+        carries_payload = bool(message.entries) or message.snapshot is not None
+    else:
+        carries_payload = bool(getattr(message, "data", None))
+    if not carries_payload:
+        return _MessageFields(message, extra)
+    fields = dict(extra) if extra else {}
+    fields.update(message_fields(message))
+    return fields
 
 
 class _MessageFields:
