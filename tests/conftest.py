@@ -32,3 +32,32 @@ def profile() -> str:
 
 
 settings.load_profile(profile())
+
+#: How much more the thorough profile asks of a test that sets its own max_examples.
+THOROUGH_FACTOR = 10
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Under the thorough profile, raise the example counts of tests that set their own.
+
+    A test's own ``@settings(max_examples=...)`` beats the loaded profile, so
+    without this the thorough profile would leave exactly the tests that
+    chose a count (the expensive, important ones) at their CI size.
+    """
+    if profile() != "thorough":
+        return
+    thorough = settings.get_profile("thorough")
+    for item in items:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is not None and getattr(test, "hypothesis", None) is not None:
+            test._hypothesis_internal_use_settings = _raised(own, thorough)
+        case = getattr(item, "cls", None)
+        if case is not None and isinstance(getattr(case, "settings", None), settings):
+            case.settings = _raised(case.settings, thorough)
+
+
+def _raised(own: settings, thorough: settings) -> settings:
+    examples = max(thorough.max_examples, THOROUGH_FACTOR * own.max_examples)
+    return settings(own, max_examples=examples, deadline=None,
+                    suppress_health_check=[*own.suppress_health_check, HealthCheck.too_slow])
