@@ -224,8 +224,8 @@ function renderTransfers(t) {
     return `<div class="transfer" data-outcome="${outcome}"><div>${tr.label}: <b>${humanBytes(done)}</b> / ${humanBytes(tr.size)} · ${retries} retries · ${resumes} resumes · <span class="outcome">${outcome}</span></div>` +
       `<div class="bar ${ended ? tr.outcome : ""}"><div style="width:${Math.min(100, 100 * done / size)}%"></div></div></div>`;
   });
-  $("transfers").innerHTML = parts.join("") || "<i>no snapshot transfer yet</i>";
-  if (!RUN.transfers.length) return;
+  $("transfers").innerHTML = parts.join("") || `<i>${RUN.transfers.length ? "no snapshot transfer yet" : "no snapshot transfer in this run"}</i>`;
+  if (!RUN.transfers.length) { $("transfer-chart").style.display = "none"; $("transfer-legend").style.display = "none"; return; }
   const { ctx, width, height } = canvas("transfer-chart", 150);
   const left = 60, top = 8, bottom = height - 16, maxSize = Math.max(...RUN.transfers.map((tr) => tr.size), 1);
   const x = (time) => left + time / Math.max(RUN.end, 1e-3) * (width - left - 10), y = (bytes) => bottom - bytes / maxSize * (bottom - top);
@@ -248,6 +248,9 @@ function renderTransfers(t) {
 }
 function renderMemory(t) {
   if (!RUN.memory) return;
+  if (!Object.values(RUN.memory).some((points) => points.some((p) => p[1] > 0))) {
+    $("memory-section").querySelector("p").textContent = "No node held snapshot data in memory in this run."; $("memory").style.display = "none"; return;
+  }
   const { ctx, width, height } = canvas("memory", 130);
   const left = 60, top = 8, bottom = height - 14, entries = Object.entries(RUN.memory);
   const peak = Math.max(1, ...entries.flatMap(([, points]) => points.map((p) => p[1])));
