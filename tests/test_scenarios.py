@@ -220,19 +220,20 @@ def test_a_scenario_sets_its_own_streaming_options_and_the_command_line_override
     assert "check passed: rate limit from the scenario" in out.getvalue()
 
 
-def test_realtime_runs_on_the_wall_clock(tmp_path):
+def test_realtime_paces_the_same_virtual_time_run(tmp_path):
+    # --realtime only paces the run (tests/test_pacing.py): the clock stays virtual.
     path = tmp_path / "quick.py"
     path.write_text(
-        '"""Quick: a leader on the wall clock."""\n'
+        '"""Quick: a leader, on virtual time even when paced."""\n'
         "import trio\n"
         "CLUSTER = {'tick_interval': 0.01}\n"
         "async def scenario(sim):\n"
         "    clock = trio.lowlevel.current_clock()\n"
-        "    sim.check(not isinstance(clock, trio.testing.MockClock), 'the real clock')\n"
+        "    sim.check(isinstance(clock, trio.testing.MockClock), 'the virtual clock')\n"
         "    await sim.cluster.wait_for_leader(timeout=30)\n"
     )
     out = io.StringIO()
-    assert main(["run", str(path), "--realtime", "--quiet"], out=out) == 0
+    assert main(["run", str(path), "--realtime", "--speed", "100", "--quiet"], out=out) == 0
     assert "FAILED" not in out.getvalue()
 
 
