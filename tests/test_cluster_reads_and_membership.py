@@ -138,3 +138,19 @@ async def test_change_membership_refuses_nodes_it_cannot_change(autojump_clock):
             await cluster.change_membership(remove=[7])
         with pytest.raises(ValueError, match="exist already"):
             await cluster.change_membership(add=[2])
+
+
+async def test_change_membership_can_stay_joint_until_told_to_leave(autojump_clock):
+    async with Cluster.open(nodes=3, seed=10) as cluster:
+        await cluster.wait_for_leader()
+        await cluster.propose(start(1))
+        new = await cluster.change_membership(add=1, remove=[1], leave=False)
+        conf = cluster.statistics(cluster.leader_id()).conf_state
+        assert (conf.voters, conf.voters_outgoing) == ((2, 3, 4), (1, 2, 3))
+        await cluster.propose(start(2))  # both halves have their majority
+        assert cluster.is_up(1)  # still an outgoing voter
+        await cluster.leave_joint()
+        assert cluster.members() == [2, 3, *new]
+        assert not cluster.is_up(1)
+        with pytest.raises(RuntimeError, match="no joint configuration to leave"):
+            await cluster.leave_joint()

@@ -21,7 +21,7 @@ import trio
 from transports.in_memory import CLIENT
 
 from ..observe.trace import CLUSTER, SCENARIO
-from ..raft import ConfChange, ConfChangeType, ConfChangeV2
+from ..raft import ConfChange, ConfChangeTransition, ConfChangeType, ConfChangeV2
 from .node import ClientCommand, ProposalTicket
 
 
@@ -210,16 +210,21 @@ class ClientMixin:
         self._removed.add(node_id)
         self.trace.event(trio.current_time(), CLUSTER, "node_removed", SCENARIO, node_id=node_id)
 
-    async def change_membership(self, *, add=0, remove=(), timeout: float = 30.0) -> list[int]:
+    async def change_membership(
+        self, *, add=0, remove=(), leave: bool = True, timeout: float = 30.0
+    ) -> list[int]:
         """Add and remove several members at once, through a joint configuration.
 
         ``add`` is a number of new nodes, or the ids to give them. They start
         empty, join as learners one by one and catch up (by snapshot if the
         log was compacted); then one ``ConfChangeV2`` makes them voters and
         removes ``remove``: the cluster enters a joint configuration, where
-        every decision needs a majority of the old voters and of the new ones,
-        and the leader leaves it on its own once it is applied. Removed nodes
-        (the leader too: it hands over first) are stopped. Returns the new ids.
+        every decision needs a majority of the old voters and of the new ones.
+        With ``leave=True`` the leader leaves it on its own once it is applied
+        and the call returns when it has; removed nodes (the leader too: it
+        hands over first) are then stopped. With ``leave=False`` the call
+        returns in the joint configuration, which lasts until
+        :meth:`leave_joint`. Returns the new ids.
         """
         new_ids = list(range(max(self.runners) + 1, max(self.runners) + 1 + add)) if isinstance(
             add, int) else sorted(add)
@@ -242,10 +247,24 @@ class ClientMixin:
             await self.wait_caught_up(new_ids, timeout=timeout)
         leader = self.leader_id()
         voters = set(self.runners[leader].node.raft.prs.conf_state.voters) if leader else set()
-        expected = tuple(sorted((voters | set(new_ids)) - set(remove)))
+        self._joint_target = (tuple(sorted((voters | set(new_ids)) - set(remove))), tuple(sorted(remove)))
+        transition = ConfChangeTransition.AUTO if leave else ConfChangeTransition.EXPLICIT
         await self._default_client.propose_conf_change(
-            ConfChangeV2.of(add=new_ids, remove=sorted(remove)), timeout=timeout
+            ConfChangeV2.of(add=new_ids, remove=sorted(remove), transition=transition), timeout=timeout
         )
+        if leave:
+            await self._joint_left(timeout)
+        return new_ids
+
+    async def leave_joint(self, *, timeout: float = 30.0) -> None:
+        """Leave the joint configuration ``change_membership(leave=False)`` entered; stop removed nodes."""
+        if getattr(self, "_joint_target", None) is None:
+            raise RuntimeError("no joint configuration to leave: call change_membership(leave=False) first")
+        await self._default_client.propose_conf_change(ConfChangeV2(), timeout=timeout)
+        await self._joint_left(timeout)
+
+    async def _joint_left(self, timeout: float) -> None:
+        expected, removed = self._joint_target
 
         def settled() -> bool:
             now = self.leader_id()
@@ -253,12 +272,12 @@ class ClientMixin:
             return conf is not None and not conf.is_joint and conf.voters == expected
 
         await self.wait_until(settled, timeout=timeout, what=f"the joint configuration left for {expected}")
-        for node_id in sorted(remove):
+        self._joint_target = None
+        for node_id in removed:
             if self.runners[node_id].is_up:
                 self.crash(node_id)
             self._removed.add(node_id)
             self.trace.event(trio.current_time(), CLUSTER, "node_removed", SCENARIO, node_id=node_id)
-        return new_ids
 
     # -- liveness -----------------------------------------------------------------
 

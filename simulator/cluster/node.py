@@ -404,11 +404,7 @@ def _describe_joint(before, after) -> str:
     def nodes(ids) -> str:
         return ", ".join(f"n{n}" for n in ids) or "none"
     if after.is_joint:
-        added = sorted(set(after.voters) - set(before.voters))
-        removed = sorted(set(before.voters) - set(after.voters))
-        return (f"entered a joint configuration (adding {nodes(added)}, removing {nodes(removed)}): "
-                f"until it is left, decisions need a majority of the old voters "
-                f"{nodes(after.voters_outgoing)} and of the new ones")
+        return f"entered a joint configuration: the old voters {nodes(after.voters_outgoing)} must agree too"
     if before.is_joint:
-        return f"left the joint configuration; the old voters {nodes(before.voters_outgoing)} no longer count"
+        return f"left the joint configuration of old voters {nodes(before.voters_outgoing)}"
     return "changed the membership in one step"

@@ -25,6 +25,8 @@ import attrs
 import trio
 
 from ..cluster.client import LivenessError, ProposalTimeoutError
+from ..cluster.restart import state_digest
+from ..cluster.reads import ReadTimeoutError
 from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
 
@@ -196,8 +198,54 @@ class TransferLeader:
             run.cluster.transfer_leader(self.node)
 
 
+@attrs.frozen
+class Read:
+    """A linearizable read (ReadIndex) of the newest acknowledged workflow, at ``node`` or the leader.
+
+    The cluster's ReadChecker checks the read index covers every write
+    acknowledged before the read; here the value must show that workflow too.
+    """
+
+    node: int | None = None
+
+    async def apply(self, run: ProgramRun) -> None:
+        if not run.acknowledged:
+            return
+        write = run.acknowledged[-1]
+        cluster = run.cluster
+        via = self.node if self.node in cluster.node_ids and cluster.is_up(self.node) else None
+        try:
+            result = await cluster.read(write.key, node=via, timeout=STEP_TIMEOUT)
+        except ReadTimeoutError:
+            return  # faults got in the way: an unanswered read is allowed, a wrong one is not
+        if result.value is None:
+            raise run.checks._violation(
+                "linearizable read",
+                f"a read of {write.key!r} at node {result.node_id} (read index {result.read_index}) "
+                f"found nothing, though the write was acknowledged at index {write.index}",
+            )
+
+
+@attrs.frozen
+class ChangeMembership:
+    """Joint consensus: ``add`` new nodes and remove ``remove`` in one change (never below three voters)."""
+
+    add: int = 1
+    remove: tuple[int, ...] = ()
+
+    async def apply(self, run: ProgramRun) -> None:
+        members = run.members()
+        remove = tuple(sorted({n for n in self.remove if n in members}))
+        if len(members) + self.add - len(remove) < 3:
+            return
+        try:
+            await run.cluster.change_membership(add=self.add, remove=remove, timeout=4 * STEP_TIMEOUT)
+        except (ProposalTimeoutError, LivenessError):
+            pass  # faults got in the way; the joint configuration is left once they stop
+
+
 STEPS = (Propose, Wait, Partition, Heal, Isolate, OneWay, Crash, Restart, Pause, Resume,
-         AddNode, RemoveNode, Compact, FailChunk, TransferLeader)
+         AddNode, RemoveNode, Compact, FailChunk, TransferLeader, Read, ChangeMembership)
 
 
 @attrs.frozen
@@ -219,6 +267,7 @@ class AcknowledgedWrite:
     index: int
     term: int
     command: bytes
+    key: str = ""
 
 
 class ProgramRun:
@@ -241,13 +290,13 @@ class ProgramRun:
         self.proposed += 1
         number = self.proposed
         # A payload makes the state, and so each snapshot, span several chunks.
-        command = WorkflowExecutor.start(f"wf-{number}", ("fetch", "build"), b"%06d" % number
-                                         + bytes(self.payload_size))
+        key = f"wf-{number}"
+        command = WorkflowExecutor.start(key, ("fetch", "build"), b"%06d" % number + bytes(self.payload_size))
         try:
             result = await self.cluster.propose(command, timeout=STEP_TIMEOUT)
         except ProposalTimeoutError:
             return  # not acknowledged: it may or may not be applied, both are fine
-        self.acknowledged.append(AcknowledgedWrite(result.index, result.term, command))
+        self.acknowledged.append(AcknowledgedWrite(result.index, result.term, command, key))
 
     def say(self, text: str) -> None:
         self.cluster.trace.event(trio.current_time(), CLUSTER, "say", SCENARIO, text=text)
@@ -274,6 +323,7 @@ class ProgramRun:
         await cluster.check_liveness(within=within)
         self.checks.after_step()
         self.checks.acknowledged_writes_applied()
+        self.checks.replicas_agree()
 
 
 class ProgramChecks:
@@ -323,6 +373,22 @@ class ProgramChecks:
                         f"at index {write.index}",
                     )
 
+    def replicas_agree(self) -> None:
+        """After the liveness phase: no member still waits for the snapshot it lost, and
+        members that applied the same index hold the same state (the monitor's invariant,
+        checked at the end of the run as well as at snapshot points)."""
+        cluster = self.run.cluster
+        for node_id in self.run.members():
+            runner = cluster.runners[node_id]
+            wait = getattr(runner, "snapshot_wait", None)
+            if wait is not None:
+                raise self._violation(
+                    "a node that lost its snapshot is caught up by the leader",
+                    f"node {node_id} lost snapshot {wait.lost_index} ({wait.reason}) and still waits",
+                )
+            applied = runner.node.raft.raft_log.applied
+            cluster.monitor.state_at(node_id, applied, state_digest(runner.state_machine, applied))
+
     def resumes_resend_at_most_one_chunk(self) -> None:
         mode = self.run.cluster.snapshot_mode
         window = getattr(mode, "chunk_size", None)
@@ -341,6 +407,8 @@ class ProgramChecks:
     def log_discarded_only_under_a_durable_snapshot(self) -> None:
         cluster = self.run.cluster
         for node_id in cluster.node_ids:
+            if getattr(cluster.runners[node_id], "snapshot_wait", None) is not None:
+                continue  # it lost that snapshot on disk, knows it, and waits for the leader's
             storage = cluster.storage(node_id)
             covered = storage.snapshot_metadata.index
             if storage.first_index() > covered + 1:

@@ -26,13 +26,15 @@ from ..cluster.cluster import run
 from ..raft import defects
 from ..scenario import RunOptions, ScenarioResult, resolve, run_scenario
 from . import programs as S
+from .damage import DAMAGES, DamageStore
 from .programs import Program
 
 CHUNK_ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut",
                  "crash_sender", "crash_receiver")
 WAITS = (0.1, 0.5, 1.0, 2.0, 5.0)
 VOCABULARIES = ("all", "transfers")
-TRANSFER_STEPS = (S.Propose, S.Wait, S.Crash, S.Restart, S.AddNode, S.Compact, S.FailChunk, S.TransferLeader)
+TRANSFER_STEPS = (S.Propose, S.Wait, S.Crash, S.Restart, S.AddNode, S.Compact, S.FailChunk, S.TransferLeader,
+                  DamageStore)
 
 
 @attrs.frozen
@@ -90,8 +92,12 @@ def fault_programs(space: SearchSpace = SearchSpace()):
         (2, S.AddNode, st.just(S.AddNode())),
         (1, S.RemoveNode, st.builds(S.RemoveNode, node=node)),
         (1, S.Compact, st.builds(S.Compact, node=node)),
+        # Disk damage between a crash and a restart (does nothing on other stores).
+        (1, DamageStore, st.builds(DamageStore, node=node, how=st.sampled_from(DAMAGES))),
         (3, S.FailChunk, st.builds(S.FailChunk, k=st.integers(1, 4), action=st.sampled_from(CHUNK_ACTIONS))),
         (1, S.TransferLeader, st.builds(S.TransferLeader, node=node)),
+        (1, S.Read, st.builds(S.Read, node=st.none() | node)),
+        (1, S.ChangeMembership, st.builds(S.ChangeMembership, add=st.integers(0, 2), remove=group)),
     ]
     if space.vocabulary == "transfers":
         weighted = [entry for entry in weighted if entry[1] in TRANSFER_STEPS]
