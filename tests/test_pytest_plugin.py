@@ -1,19 +1,23 @@
 """The pytest plugin, run the way a user's suite runs it: pytester, a real pytest session.
 
-The plugin is loaded with ``-p simulator.testing.pytest_plugin`` here (the
-installed ``pytest11`` entry point is checked by the packaging test).
+The plugin comes from its ``pytest11`` entry point when raftsim's installed
+metadata has it, else with ``-p simulator.testing.pytest_plugin`` (the entry
+point itself is checked by the packaging test).
 """
 
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 
 import pytest
 
 from simulator import read_jsonl
 
 pytest_plugins = ["pytester"]
-PLUGIN = ("-p", "simulator.testing.pytest_plugin", "-p", "no:randomly")
+# An editable install made before the plugin existed lacks its entry point: then load it by name.
+_INSTALLED = any(entry.name == "raftsim" for entry in entry_points(group="pytest11"))
+PLUGIN = (() if _INSTALLED else ("-p", "simulator.testing.pytest_plugin")) + ("-p", "no:randomly")
 
 COUNTER = '''
 import json
