@@ -9,7 +9,7 @@ reads one line and a test reads one counter (through the control service's
 ``peer reachable``     the first successful send after an outage
 ``garbage from peer``  bytes that are not a valid raftsim.v1 message
 ``stream cut``         a snapshot stream ended before its chunks did
-``checksum failed``    a chunk whose CRC-32 did not match its data
+``checksum failed``    a chunk whose checksum did not match its data
 ``chunk refused``      any other chunk the bookkeeping refused (gap...)
 ``digest failed``      a complete snapshot whose sha256 did not match
 ``transfer resumed``   a receiver asked again from its verified offset

@@ -36,7 +36,6 @@ from simulator.raft import (
     ConfChange,
     ConfChangeType,
     Config,
-    EntryType,
     Message,
     MessageType,
     RaftError,
@@ -44,6 +43,7 @@ from simulator.raft import (
     Ready,
     Role,
     SnapshotStatus,
+    decode_conf_change,
 )
 
 from . import events as ev
@@ -216,17 +216,9 @@ class Replica:
     def _apply(self, entry) -> None:
         machine = self.state_machine
         result = None
-        if entry.entry_type is EntryType.CONF_CHANGE:
-            change = ConfChange.decode(entry.data)
-            conf_state = self.node.apply_conf_change(change)
-            self.storage.set_conf_state(conf_state)
+        if entry.entry_type.is_conf_change:
             machine.applied_index = entry.index
-            if change.context and change.change_type is not ConfChangeType.REMOVE_NODE:
-                address = change.context.decode("utf-8", "replace")
-                self.storage.save_peer_address(change.node_id, address)
-                self.on_peer_added(change.node_id, address)
-            self.events(ev.MEMBERSHIP_CHANGED, f"{change.change_type.name.lower()} {change.node_id} at "
-                        f"{entry.index}: voters {list(conf_state.voters)}, learners {list(conf_state.learners)}")
+            self._apply_conf_change(entry)
         elif entry.data:
             result = machine.apply(entry.index, entry.data)
         else:
@@ -238,6 +230,25 @@ class Replica:
                 ticket.done.set()
             else:
                 ticket.fail(f"entry {entry.index} was replaced by one of term {entry.term}")
+
+    def _apply_conf_change(self, entry) -> None:
+        # The leader let in only changes that decode; one that does not (an old log,
+        # a forgery) changes nothing, on every node alike.
+        try:
+            change = decode_conf_change(entry)
+        except ValueError as error:
+            self.events(ev.MEMBERSHIP_CHANGED, f"entry {entry.index} refused: {error}")
+            return
+        conf_state = self.node.apply_conf_change(change)
+        self.storage.set_conf_state(conf_state)
+        if isinstance(change, ConfChange) and change.context \
+                and change.change_type is not ConfChangeType.REMOVE_NODE:
+            # A single-server add carries the newcomer's address, so every member learns it.
+            address = change.context.decode("utf-8", "replace")
+            self.storage.save_peer_address(change.node_id, address)
+            self.on_peer_added(change.node_id, address)
+        self.events(ev.MEMBERSHIP_CHANGED, f"{change!r} at {entry.index}: voters {list(conf_state.voters)}, "
+                                           f"learners {list(conf_state.learners)}")
 
     def compact(self) -> int:
         """Snapshot the state machine at the applied index; discard entries it covers."""

@@ -10,7 +10,7 @@ previous life of this process* (``kill -9``) is continued, not restarted.
 Then, until every byte is verified::
 
     TransferSnapshot(index, term, offset=verified_offset, id, requester=me, max_chunks=W)
-      ─▶ each chunk: IncomingTransfer.check_chunk (offset, size, final flag, CRC-32)
+      ─▶ each chunk: IncomingTransfer.check_chunk (offset, size, final flag, checksum)
            ACCEPT     ─▶ writer.write (appended and fsynced, progress recorded) ─▶ advance
            DUPLICATE  ─▶ ignore
            REJECT     ─▶ count (``checksum failed`` / ``chunk refused``), end the call, ask again
@@ -68,6 +68,7 @@ def chunk_from_wire(chunk: spb.SnapshotChunk, me: int) -> SnapshotChunk:
         from_=chunk.sender, to=me, snapshot_index=chunk.snapshot_index, snapshot_term=chunk.snapshot_term,
         snapshot_id=chunk.snapshot_id, offset=chunk.offset, total_size=chunk.total_size,
         is_final=chunk.is_final, checksum=chunk.checksum, data=bytes(chunk.data),
+        checksum_version=chunk.checksum_version or 1,  # senders before the field used CRC-32
     )
 
 

@@ -9,7 +9,7 @@ from ``offset`` on. The bookkeeping is the simulator's, not a copy of it:
 - :class:`~transports.streaming.OutgoingTransfer` per (receiver, snapshot):
   each request resets it to the requested offset (which is how a cut
   stream or a restarted receiver resumes) and it wraps every chunk with
-  its offset, total size, final flag and CRC-32;
+  its offset, total size, final flag and versioned checksum (CRC-32C now);
 - :class:`~transports.streaming.TransferRegistry` counts every byte sent
   and, when a request starts below what was already sent, how much is sent
   again (``resent_bytes``, ``largest_resend``): the figures a test compares
@@ -154,7 +154,7 @@ class SnapshotServer:
         self.last_activity[stream.requester] = now
         return spb.SnapshotChunk(
             data=chunk.data, offset=chunk.offset, total_size=chunk.total_size, is_final=chunk.is_final,
-            checksum=chunk.checksum, snapshot_id=chunk.snapshot_id, snapshot_index=chunk.snapshot_index,
+            checksum=chunk.checksum, checksum_version=chunk.checksum_version, snapshot_id=chunk.snapshot_id, snapshot_index=chunk.snapshot_index,
             snapshot_term=chunk.snapshot_term, sender=self.me, digest=stream.snapshot.digest,
         )
 

@@ -50,9 +50,12 @@ _TO_WIRE = {
     MessageType.HEARTBEAT_RESPONSE: pb.HEARTBEAT_RESPONSE,
     MessageType.TRANSFER_LEADER: pb.TRANSFER_LEADER,
     MessageType.TIMEOUT_NOW: pb.TIMEOUT_NOW,
+    MessageType.READ_INDEX: pb.READ_INDEX,
+    MessageType.READ_INDEX_RESPONSE: pb.READ_INDEX_RESPONSE,
 }
 _FROM_WIRE = {value: kind for kind, value in _TO_WIRE.items()}
-_ENTRY_TYPES = {pb.NORMAL: EntryType.NORMAL, pb.CONF_CHANGE: EntryType.CONF_CHANGE}
+_ENTRY_TYPES = {pb.NORMAL: EntryType.NORMAL, pb.CONF_CHANGE: EntryType.CONF_CHANGE,
+                pb.CONF_CHANGE_V2: EntryType.CONF_CHANGE_V2}
 
 
 class WireError(ValueError):
@@ -63,7 +66,9 @@ class WireError(ValueError):
 
 
 def conf_state_to_wire(conf_state: ConfState) -> pb.ConfState:
-    return pb.ConfState(voters=conf_state.voters, learners=conf_state.learners)
+    return pb.ConfState(voters=conf_state.voters, learners=conf_state.learners,
+                        voters_outgoing=conf_state.voters_outgoing, learners_next=conf_state.learners_next,
+                        auto_leave=conf_state.auto_leave)
 
 
 def snapshot_to_wire(snapshot: Snapshot) -> pb.Snapshot:
@@ -95,6 +100,8 @@ def message_to_wire(message: Message) -> pb.Message:
         reject=message.reject,
         reject_hint=message.reject_hint,
         context=message.context,
+        request_snapshot=message.request_snapshot,
+        priority=message.priority,
     )
     setattr(wire, "from", message.from_)  # ``from`` is a Python keyword
     if message.snapshot is not None:
@@ -123,7 +130,9 @@ def parse_batch(data: bytes) -> pb.MessageBatch:
 
 def conf_state_from_wire(wire: pb.ConfState, what: str = "conf_state") -> ConfState:
     try:
-        return ConfState(voters=tuple(wire.voters), learners=tuple(wire.learners))
+        return ConfState(voters=tuple(wire.voters), learners=tuple(wire.learners),
+                         voters_outgoing=tuple(wire.voters_outgoing), learners_next=tuple(wire.learners_next),
+                         auto_leave=wire.auto_leave)
     except ValueError as error:
         raise WireError(f"{what}: {error}") from None
 
@@ -150,7 +159,8 @@ def message_from_wire(wire: pb.Message) -> Message:
     for entry in wire.entries:
         entry_type = _ENTRY_TYPES.get(entry.entry_type)
         if entry_type is None:
-            raise WireError(f"entry {entry.index}: entry_type {entry.entry_type}, expected 0 (normal) or 1 (conf change)")
+            raise WireError(f"entry {entry.index}: entry_type {entry.entry_type}, expected one of "
+                            f"{sorted(_ENTRY_TYPES)} (normal, conf change, conf change v2)")
         entries.append(Entry(term=entry.term, index=entry.index, data=bytes(entry.data), entry_type=entry_type))
     has_snapshot = wire.HasField("snapshot")
     if has_snapshot != (kind is MessageType.SNAPSHOT):
@@ -171,4 +181,6 @@ def message_from_wire(wire: pb.Message) -> Message:
         reject=wire.reject,
         reject_hint=wire.reject_hint,
         context=bytes(wire.context),
+        request_snapshot=wire.request_snapshot,
+        priority=wire.priority,
     )

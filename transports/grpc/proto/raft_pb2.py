@@ -24,31 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n transports/grpc/proto/raft.proto\x12\nraftsim.v1\"]\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12)\n\nentry_type\x18\x04 \x01(\x0e\x32\x15.raftsim.v1.EntryType\"-\n\tConfState\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\"\x8d\x01\n\x10SnapshotMetadata\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12)\n\nconf_state\x18\x03 \x01(\x0b\x32\x15.raftsim.v1.ConfState\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x12\x13\n\x0bsnapshot_id\x18\x06 \x01(\t\"Z\n\x08Snapshot\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.raftsim.v1.SnapshotMetadata\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08has_data\x18\x03 \x01(\x08\"\x8f\x02\n\x07Message\x12)\n\x08msg_type\x18\x01 \x01(\x0e\x32\x17.raftsim.v1.MessageType\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\"\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x11.raftsim.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12&\n\x08snapshot\x18\t \x01(\x0b\x32\x14.raftsim.v1.Snapshot\x12\x0e\n\x06reject\x18\n \x01(\x08\x12\x13\n\x0breject_hint\x18\x0b \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"O\n\x0cMessageBatch\x12\x0c\n\x04\x66rom\x18\x01 \x01(\x04\x12\n\n\x02to\x18\x02 \x01(\x04\x12%\n\x08messages\x18\x03 \x03(\x0b\x32\x13.raftsim.v1.Message\".\n\tSendReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07refused\x18\x02 \x01(\r*\x96\x02\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PROPOSE\x10\x01\x12\n\n\x06\x41PPEND\x10\x02\x12\x13\n\x0f\x41PPEND_RESPONSE\x10\x03\x12\x10\n\x0cREQUEST_VOTE\x10\x04\x12\x19\n\x15REQUEST_VOTE_RESPONSE\x10\x05\x12\x14\n\x10REQUEST_PRE_VOTE\x10\x06\x12\x1d\n\x19REQUEST_PRE_VOTE_RESPONSE\x10\x07\x12\x0c\n\x08SNAPSHOT\x10\x08\x12\r\n\tHEARTBEAT\x10\t\x12\x16\n\x12HEARTBEAT_RESPONSE\x10\n\x12\x13\n\x0fTRANSFER_LEADER\x10\x0b\x12\x0f\n\x0bTIMEOUT_NOW\x10\x0c*(\n\tEntryType\x12\n\n\x06NORMAL\x10\x00\x12\x0f\n\x0b\x43ONF_CHANGE\x10\x01\x32H\n\rRaftTransport\x12\x37\n\x04Send\x12\x18.raftsim.v1.MessageBatch\x1a\x15.raftsim.v1.SendReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n transports/grpc/proto/raft.proto\x12\nraftsim.v1\"]\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12)\n\nentry_type\x18\x04 \x01(\x0e\x32\x15.raftsim.v1.EntryType\"q\n\tConfState\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\x17\n\x0fvoters_outgoing\x18\x03 \x03(\x04\x12\x15\n\rlearners_next\x18\x04 \x03(\x04\x12\x12\n\nauto_leave\x18\x05 \x01(\x08\"\x8d\x01\n\x10SnapshotMetadata\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12)\n\nconf_state\x18\x03 \x01(\x0b\x32\x15.raftsim.v1.ConfState\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x05 \x01(\t\x12\x13\n\x0bsnapshot_id\x18\x06 \x01(\t\"Z\n\x08Snapshot\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1c.raftsim.v1.SnapshotMetadata\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08has_data\x18\x03 \x01(\x08\"\xbb\x02\n\x07Message\x12)\n\x08msg_type\x18\x01 \x01(\x0e\x32\x17.raftsim.v1.MessageType\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\"\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x11.raftsim.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12&\n\x08snapshot\x18\t \x01(\x0b\x32\x14.raftsim.v1.Snapshot\x12\x0e\n\x06reject\x18\n \x01(\x08\x12\x13\n\x0breject_hint\x18\x0b \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\x12\x18\n\x10request_snapshot\x18\r \x01(\x04\x12\x10\n\x08priority\x18\x0e \x01(\x04\"O\n\x0cMessageBatch\x12\x0c\n\x04\x66rom\x18\x01 \x01(\x04\x12\n\n\x02to\x18\x02 \x01(\x04\x12%\n\x08messages\x18\x03 \x03(\x0b\x32\x13.raftsim.v1.Message\".\n\tSendReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0f\n\x07refused\x18\x02 \x01(\r*\xbf\x02\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PROPOSE\x10\x01\x12\n\n\x06\x41PPEND\x10\x02\x12\x13\n\x0f\x41PPEND_RESPONSE\x10\x03\x12\x10\n\x0cREQUEST_VOTE\x10\x04\x12\x19\n\x15REQUEST_VOTE_RESPONSE\x10\x05\x12\x14\n\x10REQUEST_PRE_VOTE\x10\x06\x12\x1d\n\x19REQUEST_PRE_VOTE_RESPONSE\x10\x07\x12\x0c\n\x08SNAPSHOT\x10\x08\x12\r\n\tHEARTBEAT\x10\t\x12\x16\n\x12HEARTBEAT_RESPONSE\x10\n\x12\x13\n\x0fTRANSFER_LEADER\x10\x0b\x12\x0f\n\x0bTIMEOUT_NOW\x10\x0c\x12\x0e\n\nREAD_INDEX\x10\r\x12\x17\n\x13READ_INDEX_RESPONSE\x10\x0e*<\n\tEntryType\x12\n\n\x06NORMAL\x10\x00\x12\x0f\n\x0b\x43ONF_CHANGE\x10\x01\x12\x12\n\x0e\x43ONF_CHANGE_V2\x10\x02\x32H\n\rRaftTransport\x12\x37\n\x04Send\x12\x18.raftsim.v1.MessageBatch\x1a\x15.raftsim.v1.SendReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'transports.grpc.proto.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=830
-  _globals['_MESSAGETYPE']._serialized_end=1108
-  _globals['_ENTRYTYPE']._serialized_start=1110
-  _globals['_ENTRYTYPE']._serialized_end=1150
+  _globals['_MESSAGETYPE']._serialized_start=942
+  _globals['_MESSAGETYPE']._serialized_end=1261
+  _globals['_ENTRYTYPE']._serialized_start=1263
+  _globals['_ENTRYTYPE']._serialized_end=1323
   _globals['_ENTRY']._serialized_start=48
   _globals['_ENTRY']._serialized_end=141
   _globals['_CONFSTATE']._serialized_start=143
-  _globals['_CONFSTATE']._serialized_end=188
-  _globals['_SNAPSHOTMETADATA']._serialized_start=191
-  _globals['_SNAPSHOTMETADATA']._serialized_end=332
-  _globals['_SNAPSHOT']._serialized_start=334
-  _globals['_SNAPSHOT']._serialized_end=424
-  _globals['_MESSAGE']._serialized_start=427
-  _globals['_MESSAGE']._serialized_end=698
-  _globals['_MESSAGEBATCH']._serialized_start=700
-  _globals['_MESSAGEBATCH']._serialized_end=779
-  _globals['_SENDREPLY']._serialized_start=781
-  _globals['_SENDREPLY']._serialized_end=827
-  _globals['_RAFTTRANSPORT']._serialized_start=1152
-  _globals['_RAFTTRANSPORT']._serialized_end=1224
+  _globals['_CONFSTATE']._serialized_end=256
+  _globals['_SNAPSHOTMETADATA']._serialized_start=259
+  _globals['_SNAPSHOTMETADATA']._serialized_end=400
+  _globals['_SNAPSHOT']._serialized_start=402
+  _globals['_SNAPSHOT']._serialized_end=492
+  _globals['_MESSAGE']._serialized_start=495
+  _globals['_MESSAGE']._serialized_end=810
+  _globals['_MESSAGEBATCH']._serialized_start=812
+  _globals['_MESSAGEBATCH']._serialized_end=891
+  _globals['_SENDREPLY']._serialized_start=893
+  _globals['_SENDREPLY']._serialized_end=939
+  _globals['_RAFTTRANSPORT']._serialized_start=1325
+  _globals['_RAFTTRANSPORT']._serialized_end=1397
 # @@protoc_insertion_point(module_scope)

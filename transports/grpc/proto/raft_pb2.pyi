@@ -22,11 +22,14 @@ class MessageType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HEARTBEAT_RESPONSE: _ClassVar[MessageType]
     TRANSFER_LEADER: _ClassVar[MessageType]
     TIMEOUT_NOW: _ClassVar[MessageType]
+    READ_INDEX: _ClassVar[MessageType]
+    READ_INDEX_RESPONSE: _ClassVar[MessageType]
 
 class EntryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NORMAL: _ClassVar[EntryType]
     CONF_CHANGE: _ClassVar[EntryType]
+    CONF_CHANGE_V2: _ClassVar[EntryType]
 MESSAGE_TYPE_UNSPECIFIED: MessageType
 PROPOSE: MessageType
 APPEND: MessageType
@@ -40,8 +43,11 @@ HEARTBEAT: MessageType
 HEARTBEAT_RESPONSE: MessageType
 TRANSFER_LEADER: MessageType
 TIMEOUT_NOW: MessageType
+READ_INDEX: MessageType
+READ_INDEX_RESPONSE: MessageType
 NORMAL: EntryType
 CONF_CHANGE: EntryType
+CONF_CHANGE_V2: EntryType
 
 class Entry(_message.Message):
     __slots__ = ("term", "index", "data", "entry_type")
@@ -56,12 +62,18 @@ class Entry(_message.Message):
     def __init__(self, term: _Optional[int] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., entry_type: _Optional[_Union[EntryType, str]] = ...) -> None: ...
 
 class ConfState(_message.Message):
-    __slots__ = ("voters", "learners")
+    __slots__ = ("voters", "learners", "voters_outgoing", "learners_next", "auto_leave")
     VOTERS_FIELD_NUMBER: _ClassVar[int]
     LEARNERS_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    LEARNERS_NEXT_FIELD_NUMBER: _ClassVar[int]
+    AUTO_LEAVE_FIELD_NUMBER: _ClassVar[int]
     voters: _containers.RepeatedScalarFieldContainer[int]
     learners: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ...) -> None: ...
+    voters_outgoing: _containers.RepeatedScalarFieldContainer[int]
+    learners_next: _containers.RepeatedScalarFieldContainer[int]
+    auto_leave: bool
+    def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., voters_outgoing: _Optional[_Iterable[int]] = ..., learners_next: _Optional[_Iterable[int]] = ..., auto_leave: _Optional[bool] = ...) -> None: ...
 
 class SnapshotMetadata(_message.Message):
     __slots__ = ("index", "term", "conf_state", "size", "digest", "snapshot_id")
@@ -90,7 +102,7 @@ class Snapshot(_message.Message):
     def __init__(self, metadata: _Optional[_Union[SnapshotMetadata, _Mapping]] = ..., data: _Optional[bytes] = ..., has_data: _Optional[bool] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("msg_type", "to", "term", "log_term", "index", "entries", "commit", "snapshot", "reject", "reject_hint", "context")
+    __slots__ = ("msg_type", "to", "term", "log_term", "index", "entries", "commit", "snapshot", "reject", "reject_hint", "context", "request_snapshot", "priority")
     MSG_TYPE_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +115,8 @@ class Message(_message.Message):
     REJECT_FIELD_NUMBER: _ClassVar[int]
     REJECT_HINT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     msg_type: MessageType
     to: int
     term: int
@@ -114,7 +128,9 @@ class Message(_message.Message):
     reject: bool
     reject_hint: int
     context: bytes
-    def __init__(self, msg_type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., context: _Optional[bytes] = ..., **kwargs) -> None: ...
+    request_snapshot: int
+    priority: int
+    def __init__(self, msg_type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., context: _Optional[bytes] = ..., request_snapshot: _Optional[int] = ..., priority: _Optional[int] = ..., **kwargs) -> None: ...
 
 class MessageBatch(_message.Message):
     __slots__ = ("to", "messages")

@@ -21,7 +21,7 @@ class SnapshotRequest(_message.Message):
     def __init__(self, snapshot_index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., offset: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., requester: _Optional[int] = ..., max_chunks: _Optional[int] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
-    __slots__ = ("data", "offset", "total_size", "is_final", "checksum", "snapshot_id", "snapshot_index", "snapshot_term", "sender", "digest")
+    __slots__ = ("data", "offset", "total_size", "is_final", "checksum", "snapshot_id", "snapshot_index", "snapshot_term", "sender", "digest", "checksum_version")
     DATA_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class SnapshotChunk(_message.Message):
     SNAPSHOT_TERM_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_VERSION_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     offset: int
     total_size: int
@@ -42,4 +43,5 @@ class SnapshotChunk(_message.Message):
     snapshot_term: int
     sender: int
     digest: str
-    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_size: _Optional[int] = ..., is_final: _Optional[bool] = ..., checksum: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., sender: _Optional[int] = ..., digest: _Optional[str] = ...) -> None: ...
+    checksum_version: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_size: _Optional[int] = ..., is_final: _Optional[bool] = ..., checksum: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., sender: _Optional[int] = ..., digest: _Optional[str] = ..., checksum_version: _Optional[int] = ...) -> None: ...
