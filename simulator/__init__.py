@@ -49,6 +49,7 @@ _LAZY = {
     "TransferLeader": ".explore.programs",
     "Wait": ".explore.programs",
     "run_program": ".explore.programs",
+    "DamageStore": ".explore.damage",
     "Counterexample": ".explore.search",
     "SearchSpace": ".explore.search",
     "fault_programs": ".explore.search",
