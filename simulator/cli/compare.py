@@ -1,6 +1,14 @@
-"""``raftsim compare SCENARIO``: the same scenario in each mode (and engine), side by side."""
+"""``raftsim compare SCENARIO``: the same scenario in each mode (and engine), side by side.
+
+The columns are the modes the scenario runs in (a streaming-only story
+shows its one column) and, with ``--engine pysyncobj``, pysyncobj; a
+pysyncobj-only story has only that column. ``--json`` prints one object:
+the scenario, the seed, and each column's run summary.
+"""
 
 from __future__ import annotations
+
+import json
 
 from .options import add_run_options, fill_defaults, run_one, run_options
 
@@ -11,6 +19,19 @@ def add_parser(commands) -> None:
     compare = commands.add_parser(
         NAME, help="run a scenario in both modes (and on pysyncobj with --engine pysyncobj), side by side")
     add_run_options(compare)
+    compare.add_argument("--json", action="store_true", help="print one JSON object: each column's run summary")
+
+
+def columns_of(info, engine: str) -> tuple[str, ...]:
+    """The columns a comparison of ``info`` shows (see the module docstring)."""
+    from simulator.scenario import load_module
+
+    module = load_module(info.path)
+    engines = getattr(module, "ENGINES", ("native",))
+    native = tuple(mode for mode in getattr(module, "MODES", ("embedded", "streaming"))
+                   if mode in ("embedded", "streaming")) if "native" in engines else ()
+    wants_pysyncobj = engine == "pysyncobj" or "native" not in engines
+    return native + (("pysyncobj",) if wants_pysyncobj and "pysyncobj" in engines else ())
 
 
 def execute(args, out) -> int:
@@ -19,8 +40,13 @@ def execute(args, out) -> int:
 
     info = resolve(args.scenario)
     fill_defaults(args, info)
-    columns = ("embedded", "streaming") + (("pysyncobj",) if args.engine == "pysyncobj" else ())
+    columns = columns_of(info, args.engine)
     results = {mode: run_one(info, run_options(args, mode), out=out, story=False) for mode in columns}
+    ok = all(result.ok for result in results.values())
+    if args.json:
+        print(json.dumps({"scenario": info.name, "seed": args.seed, "ok": ok,
+                          "columns": {mode: result.summary for mode, result in results.items()}}), file=out)
+        return 0 if ok else 1
     rows = []
 
     def row(label, value) -> None:
@@ -49,4 +75,4 @@ def execute(args, out) -> int:
     print(f"{'':<{width}}" + "".join(f"  {mode:>14}" for mode in columns), file=out)
     for label, *values in rows:
         print(f"{label:<{width}}" + "".join(f"  {value:>14}" for value in values), file=out)
-    return 0 if all(result.ok for result in results.values()) else 1
+    return 0 if ok else 1

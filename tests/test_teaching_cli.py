@@ -1,0 +1,83 @@
+"""The command line as a learner meets it: list in reading order, compare any scenario, quiet output.
+
+(Pacing and ``--speed`` are in tests/test_pacing.py; ``--html`` pages in
+tests/test_html_report.py.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from simulator.cli.listing import FAILS_ON_PURPOSE, READING_ORDER
+from simulator.cli.main import main
+from simulator.scenario import find_scenarios
+
+
+def raftsim(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def test_list_follows_the_readme_reading_order_and_names_modes_and_engines():
+    code, out = raftsim("list")
+    assert code == 0
+    numbered = [line for line in out.splitlines() if re.match(r"^\s*\d+\. ", line)]
+    names = [line.split()[1] for line in numbered]
+    assert names[:3] == ["basic", "node_join", "snapshot_unavailable"]
+    assert sorted(names) == sorted(info.name for info in find_scenarios())
+    # Every scenario the README teaches is in its place, in the README's order.
+    readme = (find_scenarios()[0].path.parent / "README.md").read_text(encoding="utf-8")
+    taught = [name for name in re.findall(r"^## \d+\. .*?`(\w+)`", readme, re.M) if name in names]
+    assert taught == [name for name in names if name in taught]
+    rows = {line.split()[1]: line for line in numbered}
+    assert re.search(r"partition_during_transfer\s+streaming\s+native\s", rows["partition_during_transfer"])
+    assert re.search(r"node_join\s+embedded, streaming\s+native, pysyncobj\s", rows["node_join"])
+    assert re.search(r"pysyncobj_large_command\s+-\s+pysyncobj\s", rows["pysyncobj_large_command"])
+    on_purpose = sorted(name for name, line in rows.items() if FAILS_ON_PURPOSE in line)
+    assert on_purpose == ["pysyncobj_empty_snapshot_loop", "pysyncobj_large_command"]
+
+
+def test_every_scenario_in_the_reading_order_exists():
+    assert set(READING_ORDER) <= {info.name for info in find_scenarios()}
+
+
+def test_the_scenarios_that_fail_on_purpose_do_fail_and_pass_with_the_workaround():
+    code, _ = raftsim("run", "pysyncobj_large_command", "--engine", "pysyncobj", "--quiet")
+    assert code == 1
+    code, _ = raftsim("run", "pysyncobj_large_command", "--engine", "pysyncobj", "--quiet", "--param", "workaround=on")
+    assert code == 0
+
+
+def test_compare_shows_the_one_column_of_a_streaming_only_scenario():
+    code, out = raftsim("compare", "partition_during_transfer")
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if "streaming" in line)
+    assert header.split() == ["streaming"]
+    rows = {line.split("  ")[0]: line.split() for line in out.splitlines() if "  " in line}
+    assert rows["result"][-1] == "ok" and rows["transfer retries"][-1] == "2"
+
+
+def test_compare_json_gives_each_columns_summary():
+    code, out = raftsim("compare", "partition_during_transfer", "--json")
+    assert code == 0
+    body = json.loads(out)
+    assert body["scenario"] == "partition_during_transfer" and body["ok"] is True
+    assert list(body["columns"]) == ["streaming"]
+    _, run_out = raftsim("run", "partition_during_transfer", "--json")
+    assert body["columns"]["streaming"]["trace_sha256"] == json.loads(run_out)["trace_sha256"]
+
+
+@pytest.mark.parametrize("argv", [["--quiet"], ["--quiet", "--realtime", "--speed", "1000"]])
+def test_quiet_output_starts_with_the_summary_not_a_blank_line(argv):
+    code, out = raftsim("run", "basic", *argv)
+    assert code == 0
+    assert out.startswith("basic (seed 0, embedded): ok after")
+
+
+def test_the_story_is_still_set_apart_from_the_summary_by_a_blank_line():
+    _, out = raftsim("run", "basic")
+    assert "\n\nbasic (seed 0, embedded): ok after" in out
