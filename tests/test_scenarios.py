@@ -50,9 +50,9 @@ def test_first_election_story_ends_with_every_node_in_agreement(capsys):
 
 
 def test_list_names_every_scenario_with_its_description():
-    code, out = raftsim("list")
+    code, out = raftsim("list", "--json")
     assert code == 0
-    described = dict(line.split(None, 1) for line in out.splitlines())
+    described = {row["name"]: row["description"] for row in json.loads(out)}
     assert sorted(described) == sorted(SCENARIOS)  # first_election has no 'async def scenario'
     assert described["node_join"].startswith("Node join: a fourth node joins")
     assert all(len(description) > 20 for description in described.values()), described
