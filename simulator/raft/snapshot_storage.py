@@ -62,6 +62,8 @@ class MemStorageWithSnapshot(MemStorage):
     #: Snapshots the data store keeps (the newest ones); older ones are deleted.
     keep_snapshots: int = 2
     _snapshot_data: bytes | None = None
+    #: Times deleting older snapshots from the data store failed (a full or broken disk).
+    prune_failures: int = 0
 
     @classmethod
     def new_with_conf_state(
@@ -165,8 +167,19 @@ class MemStorageWithSnapshot(MemStorage):
         )
         self._snapshot_metadata = metadata
         self._snapshot_data = None
-        store.compact_snapshots(self.keep_snapshots)
+        self._prune()
         return Snapshot(metadata, None)
+
+    def _prune(self) -> None:
+        """Delete data-store snapshots older than the newest ``keep_snapshots``.
+
+        Runs after the new snapshot is held, so a failure (``OSError``: a full or
+        broken disk) loses nothing: the old snapshots stay until the next prune.
+        """
+        try:
+            self.data_store.compact_snapshots(self.keep_snapshots)
+        except OSError:
+            self.prune_failures += 1
 
     def _keep(self, metadata: SnapshotMetadata, data: bytes) -> None:
         if self.data_store is None:
@@ -178,7 +191,7 @@ class MemStorageWithSnapshot(MemStorage):
                 and store.snapshot_metadata(metadata.index).digest == metadata.digest):
             store.save_snapshot(metadata.index, data, term=metadata.term,
                                 conf_state=metadata.conf_state, snapshot_id=metadata.snapshot_id)
-        store.compact_snapshots(self.keep_snapshots)
+        self._prune()
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Install metadata only; the data held so far belongs to an older snapshot, so drop it."""
@@ -220,7 +233,7 @@ class MemStorageWithSnapshot(MemStorage):
                 f"snapshot {metadata.index} in the store has digest {held}, metadata says {metadata.digest}"
             )
         self.apply_snapshot(snapshot)
-        store.compact_snapshots(self.keep_snapshots)
+        self._prune()
 
     def _metadata_for(
         self, index: int, term: int, conf_state: ConfState, data: bytes | None
