@@ -86,6 +86,19 @@ def test_recovery_benchmark_at_smoke_size(tmp_path):
     assert row["embedded"]["traced_transfer_extra"] >= row["snapshot_size"]
     assert row["streaming"]["traced_transfer_extra"] < row["embedded"]["traced_transfer_extra"]
     assert row["target_met"] is None  # the target is for 1 GiB
+    # The disk's own speed, measured in the same run between the joins.
+    assert len(row["raw_write_fsync_samples"]) == 5 and row["raw_write_fsync_seconds"] > 0
+    assert_ratio(row["raw_ratio"], row["streaming"]["seconds"], row["raw_write_fsync_seconds"])
+    assert row["sync_every"] == 1 and row["streaming"]["sync_every"] == 1
+
+
+def test_recovery_benchmark_streaming_only_with_group_durability(tmp_path):
+    results = run_benchmark(tmp_path, "recovery.py", "--sizes", "16MiB", "--modes", "streaming",
+                            "--sync-every", "4", "--dir", str(tmp_path))
+    [row] = results["recovery"]
+    assert "embedded" not in row and row["streaming"]["sync_every"] == 4
+    assert len(row["raw_write_fsync_samples"]) == 3
+    assert_ratio(row["raw_ratio"], row["streaming"]["seconds"], row["raw_write_fsync_seconds"])
 
 
 def test_simulator_speed_benchmark_at_smoke_size(tmp_path):

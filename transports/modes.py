@@ -115,13 +115,17 @@ class Streaming:
         return StreamingEndpoint if self.pull is None else PullingEndpoint
 
     @classmethod
-    def on_disk(cls, snapshot_dir, **options) -> Streaming:
-        """Every node gets ``DiskSnapshotStore(snapshot_dir / f"node-{id}")``."""
+    def on_disk(cls, snapshot_dir, *, sync_every: int = 1, **options) -> Streaming:
+        """Every node gets ``DiskSnapshotStore(snapshot_dir / f"node-{id}")``.
+
+        ``sync_every``: chunks a receiver writes per fsync (the store's group
+        durability); a receiver crash then re-sends up to that many chunks.
+        """
         base = Path(snapshot_dir)
         chunk_size = options.get("chunk_size", MIB)
 
         def disk_store(node_id: int) -> SnapshotStore:
-            return DiskSnapshotStore(base / f"node-{node_id}", chunk_size=chunk_size)
+            return DiskSnapshotStore(base / f"node-{node_id}", chunk_size=chunk_size, sync_every=sync_every)
 
         return cls(store=disk_store, **options)
 
