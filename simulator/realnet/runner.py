@@ -36,6 +36,11 @@ NOT_DETERMINISTIC = ("real processes over gRPC on 127.0.0.1, on the wall clock: 
 
 
 def _check(module, info: ScenarioInfo, options: RunOptions) -> None:
+    try:
+        import transports.grpc  # noqa: F401 - the node processes need it too
+    except ImportError as missing:
+        raise ScenarioError(f"--transport grpc needs the grpc extra (pip install 'raftsim[grpc]'): "
+                            f"{missing}") from None
     networks = getattr(module, "NETWORKS", ("simulated",))
     if "grpc" not in networks:
         raise ScenarioError(f"scenario {info.name!r} runs on the simulated network only "
