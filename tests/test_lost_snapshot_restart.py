@@ -125,3 +125,35 @@ def test_the_property_search_draws_store_damage():
 
     draw()
     assert {step.how for step in seen} == {"delete_metadata", "delete_data", "truncate_data", "flip_byte"}
+
+
+def test_an_embedded_snapshot_is_checked_against_its_digest_before_it_is_decoded():
+    from simulator.cluster.snapshot_handling import NodeSnapshots
+    from simulator.raft import ConfState, MemStorageWithSnapshot, Snapshot, SnapshotMetadata
+    from simulator.raft.snapshot_storage import snapshot_digest
+    from transports import Embedded
+    from transports.streaming import TransferRegistry
+
+    source = WorkflowExecutor()
+    source.apply(1, WorkflowExecutor.start("wf", ["a"], b"payload"))
+    data = b"".join(source.snapshot_chunks(1))
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x01
+    metadata = SnapshotMetadata(index=1, term=1, conf_state=ConfState(voters=(1, 2, 3)), size=len(data),
+                                digest=snapshot_digest(data), snapshot_id="1-1-x")
+    decoded = []
+
+    class Recording(WorkflowExecutor):
+        def restore_from_snapshot(self, chunks):
+            decoded.append(True)
+            super().restore_from_snapshot(chunks)
+
+    class Runner:
+        node_id = 2
+        storage = MemStorageWithSnapshot.new_with_conf_state(ConfState(voters=(1, 2, 3)))
+        make_state_machine = Recording
+
+    handling = NodeSnapshots(Runner(), Embedded(), TransferRegistry())
+    with pytest.raises(ValueError, match=f"snapshot 1 data digest is {snapshot_digest(bytes(flipped))}"):
+        handling.install_from_ready(Snapshot(metadata, bytes(flipped)))
+    assert decoded == [] and Runner.storage.snapshot_metadata.index == 0

@@ -28,6 +28,7 @@ from transports.streaming import (
 )
 
 from ..raft import Message, MessageType, Role, Snapshot, SnapshotStatus
+from ..raft.snapshot_storage import snapshot_digest
 
 
 @attrs.define
@@ -139,6 +140,10 @@ class NodeSnapshots:
         storage = runner.storage
         metadata = snapshot.metadata
         if snapshot.data is not None:
+            # Checked before decoding: a decoder fed a flipped byte may raise anything.
+            if metadata.digest and snapshot_digest(snapshot.data) != metadata.digest:
+                raise ValueError(f"snapshot {metadata.index} data digest is {snapshot_digest(snapshot.data)}, "
+                                 f"metadata says {metadata.digest}")
             # The same contract as streamed installs: an iterable of chunks (here, one).
             machine.restore_from_snapshot((snapshot.data,))
             storage.apply_snapshot_with_data(snapshot)  # checks the data against the digest
