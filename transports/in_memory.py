@@ -288,8 +288,9 @@ class InMemoryClusterTransport:
     def _transmit(self, message: Message, extra_delay: float, fault: str | None = None) -> None:
         now = self.current_time()
         src, dst = message.from_, message.to
-        config = self.link_config(src, dst)
-        link = self._link(src, dst)
+        key = (src, dst)
+        config = self._link_overrides.get(key, self.default_link)
+        link = self._links.get(key) or self._link(src, dst)
         size = message.size
         kind = message_kind(message)
         link.sent += 1
@@ -312,7 +313,7 @@ class InMemoryClusterTransport:
             self.observer.on_drop(message, fault)
             self._embedded_snapshot_fate(message, False)
             return
-        if (src, dst) in self._blocked:
+        if key in self._blocked:
             link.dropped += 1
             self.observer.on_drop(message, "link blocked")
             self._embedded_snapshot_fate(message, False)
@@ -434,19 +435,26 @@ class InMemoryClusterTransport:
     def _deliver_batch(self, now: float) -> None:
         heap = self._heap
         inboxes = self._inboxes
+        links = self._links
+        on_deliver = self.observer.on_deliver
+        # Only Raft messages carrying snapshot data have a fate to report; most carry none.
+        watch_fate = self.on_snapshot_fate is not None
+        pop = heapq.heappop
         while heap and heap[0][0] <= now:
-            _, kind, dst, src, _, item = heapq.heappop(heap)
+            _, kind, dst, src, _, item = pop(heap)
             inbox = inboxes.get(dst)
             if kind == MESSAGE:
-                link = self._links[(src, dst)]
+                message = item.message
+                link = links[(src, dst)]
                 if inbox is None:
                     link.dropped += 1
-                    self.observer.on_drop(item.message, "destination down")
-                    self._embedded_snapshot_fate(item.message, False)
+                    self.observer.on_drop(message, "destination down")
+                    self._embedded_snapshot_fate(message, False)
                     continue
                 link.delivered += 1
-                self.observer.on_deliver(item.message)
-                self._embedded_snapshot_fate(item.message, True)
+                on_deliver(message)
+                if watch_fate and getattr(message, "snapshot", None) is not None:
+                    self._embedded_snapshot_fate(message, True)
             elif inbox is None:
                 # A timer or client command for a node that is down: tell the
                 # client (if any) instead of letting it wait forever.
@@ -495,8 +503,10 @@ class InMemoryClusterTransport:
 
 def message_kind(message) -> str:
     """``append``, ``snapshot``, ``snapshot_chunk``...: how statistics and the trace name it."""
-    kind = getattr(message, "kind", None)
-    return kind if kind is not None else message.msg_type.value
+    msg_type = getattr(message, "msg_type", None)
+    if msg_type is not None:  # a Raft message (the common case, so asked first)
+        return msg_type.value
+    return message.kind
 
 
 def all_links(node_ids: Iterable[int]) -> list[Link]:
