@@ -20,6 +20,7 @@ import trio
 
 from transports.in_memory import CLIENT
 
+from ..checks.history import OperationLog
 from ..observe.trace import CLUSTER, SCENARIO
 from ..raft import ConfChange, ConfChangeTransition, ConfChangeType, ConfChangeV2
 from .node import ClientCommand, ProposalTicket
@@ -76,6 +77,8 @@ class Client:
         deadline = trio.current_time() + timeout
         attempts = 0
         problem = "no leader was known"
+        kind, argument = ("command", command.data) if command.conf_change is None else ("membership", what)
+        op_id = cluster.history.invoke(self.client_id, kind, argument, at=cluster.now())
         while trio.current_time() < deadline:
             leader = cluster.leader_id()
             if leader is None:
@@ -102,10 +105,15 @@ class Client:
                 checker = getattr(cluster, "read_checker", None)
                 if checker is not None:
                     checker.write_acknowledged(ticket.index)
+                cluster.history.completed(op_id, at=cluster.now(), result=ticket.result, node_id=ticket.node_id)
                 return ProposalResult(ticket.index, ticket.term, ticket.node_id, ticket.result, attempts)
             problem = ticket.error
             # Give the cluster a tick to elect or settle before trying again.
             await trio.sleep(cluster.tick_interval)
+        if attempts:  # an attempt may have committed after all
+            cluster.history.unknown(op_id, reason=problem)
+        else:
+            cluster.history.failed(op_id, at=cluster.now(), reason=problem)
         raise ProposalTimeoutError(
             f"{what} not applied within {timeout} s after {attempts} attempt(s); last problem: {problem}"
         )
@@ -116,6 +124,8 @@ class ClientMixin:
 
     def _init_clients(self) -> None:
         self._default_client = Client(self, 0)
+        #: Every client operation, invoked and completed in virtual time (linearizability checks).
+        self.history = OperationLog()
         self._clients: dict[int, Client] = {}
 
     def client(self, client_id: int) -> Client:

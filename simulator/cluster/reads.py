@@ -166,6 +166,7 @@ class ReadsMixin:
         """
         client = client or self._default_client
         started_after = self.read_checker.read_started()
+        op_id = self.history.invoke(client.client_id, "read", key, at=self.now())
         deadline = trio.current_time() + timeout
         attempts = 0
         problem = "no leader was known"
@@ -200,9 +201,11 @@ class ReadsMixin:
                     node_id=via, key=key, started_after=started_after,
                     read_index=result.read_index, applied_index=result.applied_index,
                 )
+                self.history.completed(op_id, at=self.now(), result=result.value, node_id=result.node_id)
                 return result
             problem = ticket.error
             await trio.sleep(self.tick_interval)
+        self.history.failed(op_id, at=self.now(), reason=problem)  # a read changes nothing
         raise ReadTimeoutError(
             f"read of {key!r} not answered within {timeout} s after {attempts} attempt(s); "
             f"last problem: {problem}"
@@ -214,7 +217,11 @@ class ReadsMixin:
 
     def stale_read(self, key: str, node: int):
         """``key`` as ``node``'s state machine holds it now: may be stale (see the module docstring)."""
-        return read_key(self.state_machine(node), key)
+        value = read_key(self.state_machine(node), key)
+        now = self.now()
+        op_id = self.history.invoke(0, "stale_read", key, at=now)
+        self.history.completed(op_id, at=now, result=value, node_id=node)
+        return value
 
 
 __all__ = [
