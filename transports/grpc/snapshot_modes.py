@@ -69,7 +69,7 @@ class StreamingSnapshots:
 
     name = "streaming"
 
-    def __init__(self, events: ev.EventLog, store, server, puller, *, offer_timeout: float = 10.0) -> None:
+    def __init__(self, events: ev.EventLog, store, server, puller, *, offer_timeout: float = 5.0) -> None:
         self.events = events
         self.store = store
         self.server = server  # snapshot_serve.SnapshotServer

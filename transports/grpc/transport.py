@@ -69,7 +69,7 @@ class NodeSettings:
     keep_entries: int = 0
     join: bool = False
     #: Leader: a streamed snapshot offer idle this long is offered again.
-    offer_timeout: float = 10.0
+    offer_timeout: float = 5.0
 
 
 @attrs.define
