@@ -136,3 +136,19 @@ def test_bad_sweep_input_is_one_line_and_exit_code_2(argv, says, capsys):
     error = capsys.readouterr().err
     assert code == 2
     assert says in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_the_sweep_speed_benchmark_at_smoke_size(tmp_path):
+    output = tmp_path / "sweep_speed.json"
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    completed = subprocess.run([sys.executable, str(benchmarks / "sweep_speed.py"), "--seeds", "3",
+                                "--json", str(output)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads(output.read_text())["results"]
+    baseline, *others = results["variants"]
+    assert baseline["ratio"] == 1.0 and [row["name"] for row in others] == [
+        "LocalCluster, 1 worker", "LocalCluster, 2 workers"]
+    for row in results["variants"]:
+        assert row["seeds_per_minute"] == pytest.approx(60 * 3 / row["seconds"])
+        assert row["ratio"] == pytest.approx(row["seeds_per_minute"] / baseline["seeds_per_minute"])
+    assert len(results["load"]["before"]) == 3
