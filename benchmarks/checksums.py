@@ -31,7 +31,16 @@ import sys
 import zlib
 from collections.abc import Callable
 
-from benchlib import GIB, MIB, Stopwatch, parse_size, print_table, ratio, size_label, write_json
+from benchlib import (
+    GIB,
+    MIB,
+    Stopwatch,
+    parse_size,
+    print_table,
+    ratio,
+    size_label,
+    write_json,
+)
 
 
 def _optional(module: str):

@@ -138,8 +138,7 @@ def raw_write_fsync(size: int, chunk_size: int, folder: Path) -> float:
     block = os.urandom(chunk_size)
     started = time.perf_counter()
     with open(path, "wb", buffering=0) as file:
-        for start in range(0, size, chunk_size):
-            file.write(block[: min(chunk_size, size - start)])
+        file.writelines(block[: min(chunk_size, size - start)] for start in range(0, size, chunk_size))
         os.fsync(file.fileno())
     seconds = time.perf_counter() - started
     path.unlink()

@@ -135,3 +135,22 @@ def test_snapshot_memory_benchmark_at_smoke_size(tmp_path):
     # Embedded keeps the encoding in memory; streamed into a disk store, the leader holds a few chunks.
     assert embedded["traced_peak"] >= embedded["snapshot_bytes"]
     assert streaming["traced_peak"] <= 4 * MIB < 48 * MIB
+
+
+def test_dedup_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "dedup.py", "--keys", "3000", "--changed", "1", "50",
+                            "--dir", str(tmp_path))
+    rows = results["dedup"]
+    assert [(row["how"], row["changed_percent"]) for row in rows] == [
+        ("clustered", 1), ("clustered", 50), ("scattered", 1), ("scattered", 50)]
+    for row in rows:
+        dedup = row["dedup"]
+        assert dedup["wire_bytes"] == dedup["digest_bytes"] + dedup["manifest_bytes"] + dedup["piece_bytes_sent"]
+        assert dedup["piece_bytes_sent"] + dedup["copied_bytes"] == row["size"]  # every byte, exactly once
+        assert_ratio(row["wire_ratio"], dedup["wire_bytes"], row["full"]["wire_bytes"])
+        assert_ratio(row["cpu_ratio"], dedup["cpu_per_gib"], row["full"]["cpu_per_gib"])
+    # What must hold on any machine: a small clustered change sends a small part, more change sends more.
+    clustered_1, clustered_50 = rows[0]["dedup"], rows[1]["dedup"]
+    assert clustered_1["piece_bytes_sent"] < 0.2 * rows[0]["size"]
+    assert clustered_1["piece_bytes_sent"] < clustered_50["piece_bytes_sent"]
+    assert not list(tmp_path.glob("raftsim-dedup-*")), "disk stores are cleaned up"

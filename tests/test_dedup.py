@@ -9,11 +9,17 @@ whole, resumable after a crash, refusing wrong or misplaced bytes.
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
 
-from simulator.snapshots import DiskSnapshotStore, SnapshotChunkError, SnapshotDigestError, digest_of
+from simulator.snapshots import (
+    DiskSnapshotStore,
+    SnapshotChunkError,
+    SnapshotDigestError,
+    digest_of,
+)
 from simulator.snapshots.dedup import (
     DIGEST_BYTES,
     MANIFEST_BYTES_PER_PIECE,
@@ -94,7 +100,7 @@ def test_pieces_cover_the_bytes_and_hash_to_their_digests():
     pieces = manifest([OLD[:1000], OLD[1000:]], average=AVERAGE)  # chunk borders do not matter
     assert pieces == manifest([OLD], average=AVERAGE)
     assert pieces[0].offset == 0 and pieces[-1].end == len(OLD)
-    assert all(a.end == b.offset for a, b in zip(pieces, pieces[1:]))
+    assert all(a.end == b.offset for a, b in itertools.pairwise(pieces))
     assert all(len(p.digest) == DIGEST_BYTES for p in pieces)
 
 
