@@ -225,11 +225,17 @@ async def test_message_diagram_puts_snapshot_chunks_on_stream_lanes_and_marks_co
     assert len(chunks) == len(sent) > 5
     for patch in chunks:
         (_, y_from), (_, y_to) = patch._posA_posB
-        # Delivered chunks run between the stream lanes; a dropped one stops half way.
+        # Delivered chunks run between the stream lanes; a dropped one is a stub beside its
+        # sender's lane (a line towards the receiver would end on another node's lane).
         assert y_from == lanes[f"n{compaction.node} stream"]
-        assert y_to in (lanes[f"n{newcomer} stream"], (y_from + lanes[f"n{newcomer} stream"]) / 2)
+        stub = y_from + (0.25 if lanes[f"n{newcomer} stream"] > y_from else -0.25)
+        assert y_to in (lanes[f"n{newcomer} stream"], stub)
     assert _points(ax, "compaction") == [(compaction.time, lanes[f"n{compaction.node}"])]
     assert len(_points(ax, "dropped")) == len([m for m in sent if m.fate == "dropped"]) > 0
+    # Each stub names the node it was for, and the legend says what a stub is.
+    names = [text.get_text() for text in ax.texts if text.get_gid() == "dropped to"]
+    assert names == [f" n{newcomer}"] * len(_points(ax, "dropped"))
+    assert any(text.get_text().startswith("lost") for text in ax.get_legend().get_texts())
 
 
 def test_message_diagram_refuses_nonsense_limits():
@@ -393,3 +399,69 @@ async def test_plots_read_a_jsonl_trace_file_like_the_cluster(autojump_clock, tm
         [m for m in messages(records_of(cluster)) if m.type == "snapshot_chunk" and m.fate == "delivered"])
     assert node_table(path).rows == node_table(cluster.trace).rows
     assert [row.node for row in node_table(path).rows] == [1, 2, 3, newcomer]
+
+
+# -- what each mark means (issue 19: figures a student reads) ---------------------------------------
+
+
+def _legend_texts(ax) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+async def test_transfer_plot_has_a_legend_entry_for_every_mark_and_shading(autojump_clock):
+    async with Cluster.open(nodes=3, seed=2, snapshot_mode=Streaming(chunk_size=CHUNK, rate_limit=64 * 1024),
+                            link=LINK) as cluster:
+        leader = await load_state(cluster, 8 * CHUNK)
+        cluster.compact(leader)
+        cluster.at(cluster.now() + 1.5, cluster.isolate, 4)
+        cluster.at(cluster.now() + 5.5, cluster.heal)
+        await cluster.add_node(timeout=60)
+        await cluster.wait_caught_up(timeout=30)
+    ax = plot_transfers(cluster)
+    texts = _legend_texts(ax)
+    [track] = transfers(records_of(cluster))
+    assert track.retries and track.resumes
+    for key in ("snapshot size", "retry: asked again, from this offset", "resumed from a kept offset",
+                "installed", "cut off: the receiver"):
+        assert key in texts, texts
+    assert "chunk rejected by a check" not in texts  # nothing was rejected: no key for it
+
+
+async def test_roles_show_a_joining_node_as_a_learner_until_it_is_made_a_voter(autojump_clock):
+    async with Cluster.open(nodes=3, seed=1) as cluster:
+        await cluster.wait_for_leader()
+        newcomer = await cluster.add_node(timeout=30)
+        await cluster.wait_caught_up(timeout=30)
+        await trio.sleep(0.5)
+    ax = plot_roles(cluster)
+    learner = [p for p in ax.collections if p.get_gid() == f"role learner n{newcomer}"]
+    assert learner and "learner" in _legend_texts(ax)
+    assert not any(p.get_gid() == "role learner n1" for p in ax.collections)
+
+
+def test_peak_memory_reference_is_a_band_under_the_lines_that_may_lie_on_it():
+    runs = run(sweep_catch_up, [64 * 1024, 256 * 1024], [Embedded(), Streaming(chunk_size=16 * 1024)])
+    ax = plot_peak_memory(runs)
+    lines = {line.get_gid(): line for line in ax.lines}
+    band, embedded = lines["whole snapshot"], lines["peak_memory embedded"]
+    # Embedded holds the whole snapshot: its line lies on the band, and stays visible over it.
+    assert list(embedded.get_ydata()) == list(band.get_ydata())
+    assert band.get_zorder() < embedded.get_zorder() and band.get_linewidth() > 2 * embedded.get_linewidth()
+    streaming = lines["peak_memory streaming"]
+    assert streaming.get_linestyle() != embedded.get_linestyle()  # equal values still show as two lines
+
+
+def test_a_transfer_that_starts_over_drops_to_zero_in_its_plot(tmp_path):
+    from simulator import AddNode, FailChunk, Program, SearchSpace, run_example
+
+    space = SearchSpace(defects=("resume_from_zero",), mode="streaming", vocabulary="transfers", max_steps=6,
+                        warmup=15, liveness_within=10.0)
+    program = Program((FailChunk(k=2, action="drop"), AddNode()), liveness_within=10.0)
+    trace = tmp_path / "run.jsonl"
+    assert not run_example(program, space, seed=0, directory=tmp_path, trace_path=trace).ok
+    [track] = transfers(records_of(trace))
+    [(retry_time, retry_offset)] = track.retries
+    assert retry_offset == 0  # where it asked from, not what it had verified
+    after = [done for time, done in track.progress if time >= retry_time]
+    before = [done for time, done in track.progress if time < retry_time]
+    assert max(before) > 0 and after[0] == 0

@@ -177,6 +177,16 @@ def transfers(records: Sequence[TraceRecord]) -> list[TransferTrack]:
             found = track(node, fields["index"], "streaming", fields.get("size", 0), fields.get("source"))
             found.size = fields.get("size", found.size)
             found._point(time, fields.get("offset", 0))
+        elif kind == "snapshot_request":
+            # What the receiver asks for is what it kept: a request below its verified
+            # bytes threw the rest away (and a retry at this moment asked from there).
+            found = active.get(node)
+            offset = fields.get("offset", 0)
+            if found is not None and found.snapshot_index == fields.get("index") and found.progress \
+                    and offset < found.progress[-1][1]:
+                found._point(time, offset)
+                if found.retries and found.retries[-1][0] == time:
+                    found.retries[-1] = (time, offset)
         elif kind == "transfer_retry":
             found = current.get((node, fields.get("index")))
             if found is not None:

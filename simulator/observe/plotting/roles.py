@@ -1,7 +1,7 @@
 """The role and term timeline: which node led, followed or campaigned, in which term, when.
 
 One lane per node, coloured by role (leader, candidate, pre-candidate,
-follower), each stretch labelled with its term where there is room. A
+follower, or learner: a follower that does not vote yet), each stretch labelled with its term where there is room. A
 crashed node's lane is hatched grey until it restarts, a paused one's is
 yellow; cut links shade the lanes of the nodes they cut off. Read it for
 elections: a leader's lane turning grey, the followers' lanes staying
@@ -15,13 +15,14 @@ from matplotlib.patches import Patch
 
 from ..records import records_of
 from ._draw import axes, lane_axis, shade_faults
-from ..intervals import network_faults, node_ids, outages, role_spans, run_end
+from ..intervals import RoleSpan, learners_at, membership, network_faults, node_ids, outages, role_spans, run_end
 
 ROLE_COLOURS = {
     "leader": "tab:green",
     "candidate": "tab:orange",
     "pre_candidate": "gold",
     "follower": "lightsteelblue",
+    "learner": "tab:cyan",
 }
 BAR_HEIGHT = 0.6
 
@@ -44,7 +45,7 @@ def plot_roles(source, ax=None, *, start: float | None = None, end: float | None
     handles = shade_faults(ax, outages(records), network_faults(records), bands, (low, high),
                            network_on_top=True)
 
-    spans = [span for span in role_spans(records) if span.end > low and span.start < high]
+    spans = [span for span in _with_learners(records, role_spans(records)) if span.end > low and span.start < high]
     by_role: dict[str, list] = {}
     for span in spans:
         by_role.setdefault(span.role, []).append(span)
@@ -69,3 +70,24 @@ def plot_roles(source, ax=None, *, start: float | None = None, end: float | None
     ax.set_xlim(low, high)
     lane_axis(ax, {y: f"n{node}" for node, y in lane.items()})
     return ax
+
+
+def _with_learners(records, spans: list[RoleSpan]) -> list[RoleSpan]:
+    """``spans`` with each follower stretch spent as a learner (a non-voting member) so named.
+
+    Membership comes from the ``conf_change`` events (:func:`membership`):
+    a joining node is a learner until a change makes it a voter.
+    """
+    changes = membership(records)
+    if not changes:
+        return spans
+    found = []
+    for span in spans:
+        if span.role != "follower":
+            found.append(span)
+            continue
+        cuts = [span.start, *(when for when, _, _ in changes if span.start < when < span.end), span.end]
+        for begin, finish in zip(cuts, cuts[1:]):
+            role = "learner" if span.node in learners_at(changes, begin) else "follower"
+            found.append(RoleSpan(span.node, begin, finish, role, span.term, span.leader))
+    return found

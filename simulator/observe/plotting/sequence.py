@@ -4,8 +4,9 @@ Time runs left to right; each node has a lane, and a second lane beneath it
 for the out-of-band snapshot stream when it sent or received any (chunks,
 requests, acks), so a transfer does not drown the Raft messages. Each
 message is an arrow from its sending time on the sender's lane to its
-arrival on the receiver's. A dropped message is a short dashed stub ending
-in a cross; one that reached a node that was down ends in a cross too.
+arrival on the receiver's. A dropped message is a short dashed stub beside
+its sender's lane, ending in a cross and naming the node it was for; one
+that reached a node that was down ends in a cross on that node's lane.
 Crashes and pauses shade the node's lanes, cut links shade the lanes of the
 nodes they cut off, diamonds mark compactions and stars installed snapshots.
 
@@ -103,6 +104,12 @@ def plot_messages(
     families = sorted({family(m.type) for m in shown})
     handles = [Line2D([], [], color=colour, label=name) for name, colour in families] + handles
     handles += [line for line in ax.lines if line.get_gid() in ("compaction", "snapshot installed")]
+    fates = {m.fate for m in shown}
+    if "dropped" in fates or "undelivered" in fates:
+        handles.append(Line2D([], [], color="0.3", linestyle="--", marker="x", markersize=5,
+                              label="lost (stub: to n…) or undelivered"))
+    if "duplicate" in fates:
+        handles.append(Line2D([], [], color="0.3", linestyle=":", label="duplicate"))
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.set_xlim(low, high)
@@ -139,10 +146,14 @@ def _draw_message(ax, arrow: MessageArrow, lanes, stub: float) -> None:
     y_to = _lane(lanes, arrow.dst, arrow.stream)
     gid = f"message {arrow.type} {arrow.fate}"
     if arrow.fate == "dropped":
-        x_end, y_end = arrow.sent + stub, y_from + 0.5 * (y_to - y_from)
+        # A short stub beside the sender's lane, pointing the way it went, naming its receiver:
+        # a line towards the receiver would end on some other node's lane.
+        x_end = arrow.sent + stub
+        y_end = y_from + (0.25 if y_to > y_from else -0.25)
         ax.add_patch(FancyArrowPatch((arrow.sent, y_from), (x_end, y_end), arrowstyle="-", color=colour,
                                      linestyle="--", linewidth=0.9, gid=gid))
         ax.plot([x_end], [y_end], "x", color=colour, markersize=5, gid="dropped")
+        ax.text(x_end, y_end, f" n{arrow.dst}", fontsize=6, color=colour, va="center", gid="dropped to")
         return
     style = {"delivered": "-", "duplicate": ":", "undelivered": "--", "in_flight": "-"}[arrow.fate]
     ax.add_patch(FancyArrowPatch((arrow.sent, y_from), (arrow.arrives, y_to), arrowstyle="-|>",

@@ -15,14 +15,18 @@ Markers show what went wrong and how it was mended:
 ====================  ========================================================
 
 The dashed line over each transfer is its snapshot's size. Crashes of the
-receiver or senders and cut links touching the receiver shade the
-background, so a flat stretch can be read against its cause.
+receiver or senders (hatched) and links cutting the receiver off (pink)
+shade the background, so a flat stretch can be read against its cause.
+The legend keys every mark and shading the plot holds.
 """
 
 from __future__ import annotations
 
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
 from ..records import records_of
-from ._draw import axes, byte_axis, span_faults
+from ._draw import NETWORK_STYLE, OUTAGE_STYLE, axes, byte_axis, span_faults
 from ..flows import TransferTrack, transfers
 from ..intervals import network_faults, outages
 
@@ -52,8 +56,41 @@ def plot_transfers(source, ax=None, *, receiver: int | None = None, snapshot_ind
     ax.set_ylim(bottom=0)
     byte_axis(ax.yaxis)
     if tracks:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        ax.legend(handles=_legend(ax, tracks), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+                  frameon=False)
     return ax
+
+
+#: What each mark means, by the gid it is drawn with: (marker, colour, legend text).
+MARKS = {
+    "retry": ("x", "tab:red", "retry: asked again, from this offset"),
+    "resume": ("^", "black", "resumed from a kept offset"),
+    "rejected": ("v", "tab:orange", "chunk rejected by a check"),
+    "lost": ("X", "tab:red", "embedded snapshot lost whole"),
+}
+
+
+def _legend(ax, tracks) -> list:
+    """The transfers' lines, then a key for every kind of mark and shading the plot holds."""
+    handles = [line for line in ax.lines if line.get_label() and not line.get_label().startswith("_")]
+    handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=0.7, label="snapshot size"))
+    drawn = {artist.get_gid() for artist in ax.lines + ax.patches + ax.collections if artist.get_gid()}
+    for gid, (marker, colour, text) in MARKS.items():
+        if gid in drawn:
+            handles.append(Line2D([], [], marker=marker, color=colour, linestyle="none", label=text))
+    outcomes = {track.outcome for track in tracks if track.ended_at is not None}
+    if "installed" in outcomes:
+        handles.append(Line2D([], [], marker="o", color="0.3", linestyle="none", label="installed"))
+    if outcomes - {"installed"}:
+        handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="none",
+                              label="given up or superseded"))
+    for gid in sorted(drawn):
+        kind = gid.split(" ")[0]
+        if kind in OUTAGE_STYLE and not any(h.get_label().startswith(kind) for h in handles):
+            handles.append(Patch(label=f"{kind}: a sender or the receiver", **OUTAGE_STYLE[kind]))
+        if kind == "network" and not any(h.get_label().startswith("cut off") for h in handles):
+            handles.append(Patch(label="cut off: the receiver", **NETWORK_STYLE))
+    return handles
 
 
 def _draw_track(ax, track: TransferTrack) -> None:
