@@ -18,11 +18,11 @@ from collections.abc import Sequence
 
 from simulator._version import __version__
 
-from . import compare, listing, replay, run, sweep
+from . import compare, kv, listing, node, replay, run, sweep
 from .errors import Parser, UsageError
 
 #: The commands, in the order ``raftsim --help`` lists them.
-COMMANDS = (run, compare, listing, replay, sweep)
+COMMANDS = (run, compare, listing, replay, sweep, node, kv)
 
 
 def _build_parser() -> Parser:

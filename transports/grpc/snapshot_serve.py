@@ -80,6 +80,9 @@ class SnapshotServer:
         #: Wall time of the last offer or served chunk per receiver (idle offers are retried).
         self.last_activity: dict[int, float] = {}
         self.offered_at: dict[int, float] = {}
+        #: (receiver, snapshot id) -> the call serving it now, and the offset its reader is at
+        self.streams: dict[tuple[int, str], OpenStream] = {}
+        self.readers: dict[tuple[int, str], tuple[int, object]] = {}
 
     def _find(self, request: spb.SnapshotRequest) -> StoredSnapshot:
         held = self.store.list_snapshots()
@@ -131,15 +134,30 @@ class SnapshotServer:
             snapshot_id=snapshot.snapshot_id, offset=request.offset), now)
         if problem is not None:  # the checks above make this unreachable; never serve past it
             raise StreamRefused(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        chunks = self.store.stream_snapshot(snapshot.index, request.offset)
         self.last_activity[requester] = now
-        return OpenStream(transfer, snapshot, iter(chunks), window, requester)
+        stream = OpenStream(transfer, snapshot, self._reader(key, snapshot, request.offset), window, requester)
+        self.streams[key] = stream  # a call still running for this transfer stops at its next chunk
+        return stream
+
+    def _reader(self, key, snapshot: StoredSnapshot, offset: int):
+        """The store's chunks from ``offset``, continuing the previous call's reader when it
+        stopped exactly there: a store hashes the bytes before a later start offset (its
+        digest covers the whole snapshot), so reopening at every window would read the
+        snapshot quadratically. A resume at another offset opens a new reader."""
+        held = self.readers.get(key)
+        if held is not None and held[0] == offset:
+            return held[1]
+        chunks = iter(self.store.stream_snapshot(snapshot.index, offset))
+        self.readers[key] = (offset, chunks)
+        return chunks
 
     def next_chunk(self, stream: OpenStream) -> spb.SnapshotChunk | None:
         """The next chunk of ``stream`` as it goes on the wire, or ``None`` when it is done."""
         transfer = stream.transfer
         if stream.remaining <= 0 or transfer.final_sent:
             return None
+        if self.streams.get((stream.requester, transfer.snapshot_id)) is not stream:
+            return None  # superseded by a newer request: two calls must not share one reader
         if transfer.total_size == 0:
             data = b""
         else:
@@ -148,6 +166,8 @@ class SnapshotServer:
                 return None
         transfer.on_ack(transfer.next_offset, time.monotonic())  # window is enforced per call
         chunk = transfer.make_chunk(bytes(data))
+        key = (stream.requester, chunk.snapshot_id)
+        self.readers[key] = (chunk.offset + len(chunk.data), stream.chunks)
         stream.remaining -= 1
         now = time.monotonic()
         self.registry.sent(stream.requester, chunk.snapshot_id, chunk.offset, len(chunk.data), now)
