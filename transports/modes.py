@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 
-from simulator.snapshots import DiskSnapshotStore, MemorySnapshotStore, SnapshotStore
+from simulator.snapshots import DEFAULT_MAX_SNAPSHOT_SIZE, DiskSnapshotStore, MemorySnapshotStore, SnapshotStore
 from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
 
 from .streaming.endpoint import StreamingEndpoint
@@ -115,17 +115,21 @@ class Streaming:
         return StreamingEndpoint if self.pull is None else PullingEndpoint
 
     @classmethod
-    def on_disk(cls, snapshot_dir, *, sync_every: int = 1, **options) -> Streaming:
+    def on_disk(cls, snapshot_dir, *, sync_every: int = 1, max_snapshot_size: int = DEFAULT_MAX_SNAPSHOT_SIZE,
+                **options) -> Streaming:
         """Every node gets ``DiskSnapshotStore(snapshot_dir / f"node-{id}")``.
 
         ``sync_every``: chunks a receiver writes per fsync (the store's group
         durability); a receiver crash then re-sends up to that many chunks.
+        ``max_snapshot_size``: each store refuses larger snapshots (default
+        10 GiB); a leader then keeps its log and says why, a receiver refuses the offer.
         """
         base = Path(snapshot_dir)
         chunk_size = options.get("chunk_size", MIB)
 
         def disk_store(node_id: int) -> SnapshotStore:
-            return DiskSnapshotStore(base / f"node-{node_id}", chunk_size=chunk_size, sync_every=sync_every)
+            return DiskSnapshotStore(base / f"node-{node_id}", chunk_size=chunk_size, sync_every=sync_every,
+                                     max_snapshot_size=max_snapshot_size)
 
         return cls(store=disk_store, **options)
 

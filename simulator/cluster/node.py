@@ -39,6 +39,7 @@ from ..raft import (
     decode_conf_change,
 )
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
+from ..snapshots.errors import SnapshotTooLargeError
 from .reads import NodeReads, ReadRequest
 from .restart import SnapshotWait, restore_newest, state_digest
 from .snapshot_handling import NodeSnapshots
@@ -382,9 +383,10 @@ class NodeRunner:
         chunks = snapshot_chunks_of(self.state_machine, applied)
         try:
             snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
-        except OSError as error:
-            # A full or failing disk: keep the log (nothing is lost) and try again after
-            # another round of entries; the node and the cluster go on.
+        except (OSError, SnapshotTooLargeError) as error:
+            # A full or failing disk, or a state over the store's max_snapshot_size: keep the
+            # log (nothing is lost) and try again after another round of entries; the node and
+            # the cluster go on, and the trace names the reason.
             self.compaction_retry_at = applied + (self.compaction.every or 1)
             self._event("compaction_failed", index=applied, reason=str(error))
             return held

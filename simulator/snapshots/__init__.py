@@ -23,7 +23,7 @@ from ._bucket import (
     ObjectStoreUnavailableError,
     RetryPolicy,
 )
-from .base import DEFAULT_CHUNK_SIZE
+from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_SNAPSHOT_SIZE
 from .disk import FAULT_STEPS, DiskSnapshotStore
 from .errors import (
     SnapshotChunkError,
@@ -32,6 +32,7 @@ from .errors import (
     SnapshotExistsError,
     SnapshotNotFoundError,
     SnapshotStoreError,
+    SnapshotTooLargeError,
 )
 from .memory import MemorySnapshotStore
 from .metadata import (
@@ -59,6 +60,7 @@ __all__ = [
     "ReplicatedSnapshotStore",
     "RetryPolicy",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_SNAPSHOT_SIZE",
     "FAULT_STEPS",
     "ConfStateTuple",
     "DiskSnapshotStore",
@@ -73,6 +75,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "SnapshotStore",
     "SnapshotStoreError",
+    "SnapshotTooLargeError",
     "SnapshotWriter",
     "StoredSnapshot",
     "check_count",

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from .errors import SnapshotCorruptError, SnapshotExistsError, SnapshotNotFoundError
+from .errors import SnapshotCorruptError, SnapshotExistsError, SnapshotNotFoundError, SnapshotTooLargeError
 from .metadata import (
     ConfStateTuple,
     PartialSnapshot,
@@ -59,6 +59,11 @@ def check_chunk_size(chunk_size: object) -> int:
     return chunk_size
 
 
+#: The seed's promise: snapshots up to 10 GB move without streaming issues. A store
+#: refuses larger ones (``SnapshotTooLargeError``) unless its ``max_snapshot_size`` is raised.
+DEFAULT_MAX_SNAPSHOT_SIZE = 10 * 1024**3
+
+
 def data_chunks(data: object) -> Iterator[bytes | bytearray | memoryview]:
     """The chunks of ``save_snapshot`` data, type-checked one at a time as they are consumed."""
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -80,6 +85,8 @@ class BaseSnapshotStore:
     #: stored, turns it off: nothing can have changed them since, and hashing
     #: every byte again on every read would halve how fast a transfer can go.
     _verify_reads = True
+    #: Largest snapshot this store saves or receives, in bytes; set per store to change it.
+    max_snapshot_size: int = DEFAULT_MAX_SNAPSHOT_SIZE
 
     def __init__(self, *, chunk_size: int, clock: Callable[[], float]) -> None:
         self.chunk_size = check_chunk_size(chunk_size)
@@ -206,7 +213,7 @@ class BaseSnapshotStore:
         conf_state = conf_state_tuple(conf_state)
         if snapshot_id is not None:
             check_snapshot_id(snapshot_id)
-        staged = self._stage(index, data_chunks(data))
+        staged = self._stage(index, self._within_limit(index, data_chunks(data)))
         existing = self._snapshots.get(index)
         if existing is not None:
             self._discard_staged(staged)
@@ -232,6 +239,19 @@ class BaseSnapshotStore:
         self._publish_staged(staged, snapshot)
         self._snapshots[index] = snapshot
         return snapshot.location
+
+    def _within_limit(self, index: int, chunks: Iterator) -> Iterator:
+        """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``max_snapshot_size``
+        (the store's staging removes what it wrote, as for any failing data source)."""
+        total, limit = 0, self.max_snapshot_size
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise SnapshotTooLargeError(
+                    f"snapshot {index} is over {total} bytes, more than this store's max_snapshot_size "
+                    f"{limit} ({limit / 1024**3:g} GiB); raise max_snapshot_size or make the state smaller"
+                )
+            yield chunk
 
     def compact_snapshots(self, keep_count: int) -> list[int]:
         if isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 1:
@@ -268,6 +288,11 @@ class BaseSnapshotStore:
         check_digest(digest)
         check_snapshot_id(snapshot_id)
         conf_state = conf_state_tuple(conf_state)
+        if size > self.max_snapshot_size:
+            raise SnapshotTooLargeError(
+                f"snapshot {index} of {size} bytes is larger than this store's max_snapshot_size "
+                f"{self.max_snapshot_size} ({self.max_snapshot_size / 1024**3:g} GiB); refused before receiving"
+            )
         existing = self._snapshots.get(index)
         if existing is not None:
             raise SnapshotExistsError(

@@ -38,7 +38,7 @@ from typing import Any
 
 import attrs
 
-from .base import DEFAULT_CHUNK_SIZE, BaseSnapshotStore, RangeReader, Staged
+from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_SNAPSHOT_SIZE, BaseSnapshotStore, RangeReader, Staged
 from .errors import SnapshotCorruptError
 from .files import (
     BIN,
@@ -121,6 +121,8 @@ class DiskSnapshotStore(BaseSnapshotStore):
     Opening recovers the directory (see :mod:`~simulator.snapshots.recovery`).
     ``durable=False`` skips fsync (same write order and renames): for
     simulations and tests where the host itself never loses power.
+    ``max_snapshot_size``: larger snapshots are refused (``SnapshotTooLargeError``);
+    default 10 GiB, the seed's promise.
     ``sync_every``: chunks of a transfer received per fsync (group durability);
     1, the default, keeps the promise that a crash re-sends at most one chunk,
     N re-sends at most N chunks (N x ``chunk_size`` bytes) for N times fewer fsyncs.
@@ -137,8 +139,12 @@ class DiskSnapshotStore(BaseSnapshotStore):
         fault_injector: FaultInjector | None = None,
         durable: bool = True,
         sync_every: int = 1,
+        max_snapshot_size: int = DEFAULT_MAX_SNAPSHOT_SIZE,
     ) -> None:
         super().__init__(chunk_size=chunk_size, clock=clock)
+        if isinstance(max_snapshot_size, bool) or not isinstance(max_snapshot_size, int) or max_snapshot_size < 0:
+            raise ValueError(f"max_snapshot_size must be an integer >= 0 (bytes), got {max_snapshot_size!r}")
+        self.max_snapshot_size = max_snapshot_size
         if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
             raise ValueError(f"sync_every must be an integer >= 1 (chunks per fsync), got {sync_every!r}")
         self.snapshot_dir = Path(os.path.abspath(snapshot_dir))
@@ -162,7 +168,8 @@ class DiskSnapshotStore(BaseSnapshotStore):
         """A new store on the same directory, recovered from what is on disk (as after a restart)."""
         return DiskSnapshotStore(self.snapshot_dir, chunk_size=self.chunk_size, clock=self._clock,
                                  fault_injector=None if self._step is no_faults else self._step,
-                                 durable=self.durable, sync_every=self.sync_every)
+                                 durable=self.durable, sync_every=self.sync_every,
+                                 max_snapshot_size=self.max_snapshot_size)
 
     def _path(self, index: int, kind: str) -> Path:
         return self.snapshot_dir / file_name(index, kind)

@@ -44,5 +44,10 @@ class SnapshotCorruptError(SnapshotStoreError):
     file was truncated or a byte flipped since it was written."""
 
 
+class SnapshotTooLargeError(SnapshotStoreError):
+    """A snapshot larger than the store's ``max_snapshot_size`` (default 10 GiB, the
+    seed's promise): refused before it is stored or received, and nothing is kept."""
+
+
 class SnapshotExistsError(SnapshotStoreError):
     """A complete snapshot already exists at that index, and the request would replace it."""
