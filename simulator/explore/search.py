@@ -19,6 +19,7 @@ import hashlib
 import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -28,6 +29,7 @@ from ..scenario import RunOptions, ScenarioResult, resolve, run_scenario
 from . import programs as S
 from .damage import DAMAGES, DamageStore
 from .programs import Program
+from .user_system import check_space, user_propose_strategy, user_scenario_source, with_warmup
 
 CHUNK_ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut",
                  "crash_sender", "crash_receiver")
@@ -57,6 +59,13 @@ class SearchSpace:
     #: "all" steps, or only those that make and disturb snapshot "transfers"
     #: (no network faults or membership removals): a smaller space, searched faster.
     vocabulary: str = "all"
+    #: Your own system (simulator.explore.user_system): a state machine class or factory,
+    #: a hypothesis strategy of its commands, a node_id -> SnapshotStore factory, and
+    #: checks (functions of the cluster that raise AssertionError); all importable.
+    state_machine: Any = None
+    commands: Any = None
+    store_factory: Any = None
+    checks: tuple = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
         RunOptions(mode=self.mode, store=self.store)  # validates both, with their error messages
@@ -67,6 +76,11 @@ class SearchSpace:
             raise ValueError(f"vocabulary must be one of {', '.join(VOCABULARIES)}, got {self.vocabulary!r}")
         if self.nodes < 1 or self.max_steps < 0:
             raise ValueError(f"need nodes >= 1 and max_steps >= 0, got {self.nodes} and {self.max_steps}")
+        check_space(self)
+
+    @property
+    def own_system(self) -> bool:
+        return self.state_machine is not None
 
 
 def fault_programs(space: SearchSpace = SearchSpace()):
@@ -101,10 +115,14 @@ def fault_programs(space: SearchSpace = SearchSpace()):
     ]
     if space.vocabulary == "transfers":
         weighted = [entry for entry in weighted if entry[1] in TRANSFER_STEPS]
+    if space.own_system:  # the user's commands; reads need a key-value machine, so none
+        weighted = [(weight, kind, user_propose_strategy(space) if kind is S.Propose else strategy)
+                    for weight, kind, strategy in weighted if kind is not S.Read]
     step = st.one_of([strategy for weight, _, strategy in weighted for _ in range(weight)])
-    return st.lists(step, max_size=space.max_steps).map(
+    programs = st.lists(step, max_size=space.max_steps).map(
         lambda drawn: Program(tuple(drawn), liveness_within=space.liveness_within)
     )
+    return with_warmup(space, programs) if space.own_system else programs
 
 
 def seeds():
@@ -119,6 +137,8 @@ def seeds():
 
 def scenario_source(program: Program, space: SearchSpace, seed: int, *, headline: str = "") -> str:
     """The text of a scenario file that runs ``program`` on ``space``'s cluster."""
+    if space.own_system:
+        return user_scenario_source(program, space, seed, headline=headline)
     used = sorted({type(step).__name__ for step in program.steps} | {"CompactionPolicy", "Program",
                                                                     "run_program"})
     steps = "".join(f"        {step!r},\n" for step in program.steps)
