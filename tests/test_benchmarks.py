@@ -154,3 +154,43 @@ def test_dedup_benchmark_at_smoke_size(tmp_path):
     assert clustered_1["piece_bytes_sent"] < 0.2 * rows[0]["size"]
     assert clustered_1["piece_bytes_sent"] < clustered_50["piece_bytes_sent"]
     assert not list(tmp_path.glob("raftsim-dedup-*")), "disk stores are cleaned up"
+
+
+def test_large_join_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "large_join.py", "--size", "16MiB", "--sync-every", "4",
+                            "--dir", str(tmp_path))
+    assert results["size"] == results["snapshot_size"] == 16 * MIB  # the generated state is exactly --size
+    assert results["sync_every"] == 4 and results["budget"] == 4 * MIB + 32 * MIB
+    phases = results["phases"]
+    assert sum(phases[name] for name in ("transfer", "persist", "verify", "restore")) == pytest.approx(
+        results["join"]["seconds"])
+    assert phases["restore"] > 0 and phases["persist"] > 0
+    assert_ratio(results["join_raw_ratio"], results["join"]["seconds"], results["raw_write_fsync_seconds"])
+    for phase in ("create", "join"):
+        assert results["within_budget"][phase] == (
+            results[phase]["traced_peak"] <= results["budget"] and results[phase]["rss_extra"] <= results["budget"])
+    assert 0 < results["receiver_held_peak"] <= MIB and 0 < results["leader_held_peak"] <= MIB
+    assert not list(tmp_path.glob("raftsim-large-join-*")), "disk stores are cleaned up"
+
+
+def test_the_generated_state_restores_only_what_its_seed_generates():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from large_join import GeneratedState
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    machine = GeneratedState()
+    assert machine.apply(5, GeneratedState.grow(3 * MIB + 100, seed=9)) == "ok"
+    snapshot = b"".join(machine.snapshot_chunks(5))
+    assert len(snapshot) == 3 * MIB + 100
+    copy = GeneratedState()
+    copy.restore_from_snapshot([snapshot[:1000], snapshot[1000:]])  # any chunking
+    assert copy.digest() == machine.digest() and copy.applied_index == 5
+    flipped = bytearray(snapshot)
+    flipped[2 * MIB] ^= 1
+    with pytest.raises(ValueError, match="differs from its seed near byte"):
+        GeneratedState().restore_from_snapshot([bytes(flipped)])
+    with pytest.raises(ValueError, match="ends .* bytes early"):
+        GeneratedState().restore_from_snapshot([snapshot[:-1]])
+    with pytest.raises(ValueError, match="bytes past its size"):
+        GeneratedState().restore_from_snapshot([snapshot + b"x"])
