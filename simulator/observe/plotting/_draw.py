@@ -78,7 +78,7 @@ def shade_faults(
             left = span[0] - window[0] < window[1] - span[1]
             ax.text(span[0] if left else span[1], top, fault.label, fontsize=7, va="bottom",
                     ha="left" if left else "right", color="purple", gid="network label")
-            shown.setdefault("network", Patch(label="links cut", **NETWORK_STYLE))
+            shown.setdefault("network", Patch(label="cut off by the network", **NETWORK_STYLE))
     return list(shown.values())
 
 

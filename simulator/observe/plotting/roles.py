@@ -11,6 +11,7 @@ candidate, leader in a higher term.
 
 from __future__ import annotations
 
+import attrs
 from matplotlib.patches import Patch
 
 from ..records import records_of
@@ -87,7 +88,12 @@ def _with_learners(records, spans: list[RoleSpan]) -> list[RoleSpan]:
             found.append(span)
             continue
         cuts = [span.start, *(when for when, _, _ in changes if span.start < when < span.end), span.end]
+        pieces: list[RoleSpan] = []
         for begin, finish in zip(cuts, cuts[1:]):
             role = "learner" if span.node in learners_at(changes, begin) else "follower"
-            found.append(RoleSpan(span.node, begin, finish, role, span.term, span.leader))
+            if pieces and pieces[-1].role == role:  # a change that left this node as it was
+                pieces[-1] = attrs.evolve(pieces[-1], end=finish)
+            else:
+                pieces.append(RoleSpan(span.node, begin, finish, role, span.term, span.leader))
+        found.extend(pieces)
     return found
