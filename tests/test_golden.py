@@ -20,7 +20,7 @@ import os
 import pytest
 
 from simulator.cli import main
-from simulator.scenario import SCENARIO_DIR, find_scenarios, load_module
+from simulator.scenario import SCENARIO_DIR, find_scenarios, load_module, resolve
 
 GOLDEN_DIR = SCENARIO_DIR / "golden"
 REWRITE = os.environ.get("RAFTSIM_REWRITE") == "1"
@@ -63,7 +63,9 @@ def test_run_prints_its_golden_output(name: str, mode: str) -> None:
             ))
             pytest.fail(f"output differs from {path.name} (if intended, rerun with "
                         f"RAFTSIM_REWRITE=1 and review the diff):\n{diff}")
-    assert code == 0, f"{name} in {mode} mode exited {code}:\n{printed}"
+    # A scenario that shows a broken assumption fails on purpose (FAILS_ON_PURPOSE): exit 1.
+    expected_code = 1 if getattr(load_module(resolve(name).path), "FAILS_ON_PURPOSE", None) else 0
+    assert code == expected_code, f"{name} in {mode} mode exited {code}:\n{printed}"
 
 
 def test_every_golden_file_belongs_to_a_scenario_and_mode() -> None:

@@ -38,7 +38,7 @@ def test_list_follows_the_readme_reading_order_and_names_modes_and_engines():
     assert re.search(r"node_join\s+embedded, streaming\s+native, pysyncobj\s", rows["node_join"])
     assert re.search(r"pysyncobj_large_command\s+-\s+pysyncobj\s", rows["pysyncobj_large_command"])
     on_purpose = sorted(name for name, line in rows.items() if FAILS_ON_PURPOSE in line)
-    assert on_purpose == ["pysyncobj_empty_snapshot_loop", "pysyncobj_large_command"]
+    assert on_purpose == ["pysyncobj_empty_snapshot_loop", "pysyncobj_large_command", "stale_lease_read"]
 
 
 def test_every_scenario_in_the_reading_order_exists():
@@ -81,3 +81,16 @@ def test_quiet_output_starts_with_the_summary_not_a_blank_line(argv):
 def test_the_story_is_still_set_apart_from_the_summary_by_a_blank_line():
     _, out = raftsim("run", "basic")
     assert "\n\nbasic (seed 0, embedded): ok after" in out
+
+
+def test_words_a_story_says_at_time_zero_come_after_the_nodes_started(tmp_path):
+    path = tmp_path / "early.py"
+    path.write_text('"""Early: the story speaks before anything happens."""\n'
+                    "async def scenario(sim):\n"
+                    "    sim.say('three nodes, one story')\n"
+                    "    await sim.cluster.wait_for_leader()\n")
+    code, out = raftsim("run", str(path))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:4] == ["[    0.000s] n1 started (term 0)", "[    0.000s] n2 started (term 0)",
+                         "[    0.000s] n3 started (term 0)", "[    0.000s] three nodes, one story"]

@@ -3,8 +3,9 @@
 The order is the one ``scenarios/README.md`` teaches them in
 (:data:`READING_ORDER`); a scenario not named there comes after, by name.
 Each line says which snapshot modes and which engines the scenario runs
-on, and marks the ones that fail on purpose: those that show a pysyncobj
-bug exit 1 unless ``--param workaround=on``.
+on, and marks the ones that fail on purpose (a scenario's
+``FAILS_ON_PURPOSE = "why"``: it shows a bug or a broken assumption, and
+exits 1 unless told how to avoid it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ READING_ORDER = (
     "compaction_race", "joint_consensus_swap", "pysyncobj_receiver_crash",
     "pysyncobj_empty_snapshot_loop", "pysyncobj_large_command",
 )
-FAILS_ON_PURPOSE = "fails on purpose (a pysyncobj bug; --param workaround=on avoids it)"
+FAILS_ON_PURPOSE = "fails on purpose"
 
 
 def add_parser(commands) -> None:
@@ -41,11 +42,8 @@ def facts(info) -> dict:
     module = load_module(info.path)
     engines = list(getattr(module, "ENGINES", ("native",)))
     modes = list(getattr(module, "MODES", ("embedded", "streaming"))) if "native" in engines else []
-    params = getattr(module, "PARAMS", {})
-    workaround = params.get("workaround")
-    fails = workaround is not None and getattr(workaround, "default", workaround) == "off"
     return {"name": info.name, "description": info.description, "modes": modes, "engines": engines,
-            "fails_on_purpose": fails}
+            "fails_on_purpose": getattr(module, "FAILS_ON_PURPOSE", None)}
 
 
 def execute(args, out) -> int:
@@ -62,7 +60,7 @@ def execute(args, out) -> int:
     for number, row in enumerate(rows, start=1):
         modes = ", ".join(row["modes"]) or "-"
         engines = ", ".join(row["engines"])
-        note = f" [{FAILS_ON_PURPOSE}]" if row["fails_on_purpose"] else ""
+        note = f" [{FAILS_ON_PURPOSE}: {row['fails_on_purpose']}]" if row["fails_on_purpose"] else ""
         print(f"{number:>2}. {row['name']:<{width}}  {modes:<20} {engines:<18} {row['description']}{note}",
               file=out)
     return 0

@@ -49,12 +49,13 @@ from ..machines.state_machines import StateMachine, WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO, Trace
 from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .client import Client, ClientMixin
-from .reads import ReadsMixin
+from .clocks import ClockFaultsMixin, NodeClocks
 from .node import CompactionPolicy, LeaderTransfer, NodeRunner, SnapshotReport, Tick
+from .reads import ReadsMixin
 from .snapshot_handling import NodeSnapshots
 
 
-class Cluster(ClientMixin, ReadsMixin):
+class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
     """See the module docstring. Build it with :meth:`open`."""
 
     def __init__(
@@ -74,6 +75,7 @@ class Cluster(ClientMixin, ReadsMixin):
         self._check_options(nodes, {"tick_interval": tick_interval})
         self.seed = seed
         self.tick_interval = tick_interval
+        self.clocks = NodeClocks(tick_interval)
         self.make_state_machine = state_machine
         self.config_for = config or (lambda node_id: Config(id=node_id))
         self.compaction = compaction
@@ -197,7 +199,11 @@ class Cluster(ClientMixin, ReadsMixin):
         if isinstance(item, Tick):
             if item.incarnation != runner.incarnation:
                 return  # a tick of this node's previous life
-            self.transport.schedule(runner.node_id, self.transport.current_time() + self.tick_interval, item)
+            now = self.transport.current_time()
+            self.transport.schedule(runner.node_id, self.clocks.next_tick(runner.node_id, now), item)
+            for _ in range(self.clocks.ticks_due(runner.node_id, now)):  # clock faults: 0, 1 or a leap
+                runner.handle(item)
+            return
         runner.handle(item)
 
     def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:

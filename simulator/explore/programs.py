@@ -137,6 +137,30 @@ class Resume:
 
 
 @attrs.frozen
+class ClockDrift:
+    """``node``'s clock runs ``percent`` % fast (or slow, if negative) from now on; 0 heals it."""
+
+    node: int
+    percent: float
+
+    async def apply(self, run: ProgramRun) -> None:
+        if self.node in run.cluster.node_ids and self.percent > -100:
+            run.cluster.drift_clock(self.node, self.percent)
+
+
+@attrs.frozen
+class ClockJump:
+    """``node``'s clock leaps ``seconds`` ahead, or back if negative (an NTP step)."""
+
+    node: int
+    seconds: float
+
+    async def apply(self, run: ProgramRun) -> None:
+        if self.node in run.cluster.node_ids and self.seconds != 0:
+            run.cluster.jump_clock(self.node, self.seconds)
+
+
+@attrs.frozen
 class AddNode:
     """A new node joins as a learner, catches up (by snapshot if the log was compacted), is promoted."""
 
@@ -245,7 +269,7 @@ class ChangeMembership:
 
 
 STEPS = (Propose, Wait, Partition, Heal, Isolate, OneWay, Crash, Restart, Pause, Resume,
-         AddNode, RemoveNode, Compact, FailChunk, TransferLeader, Read, ChangeMembership)
+         AddNode, RemoveNode, Compact, FailChunk, TransferLeader, Read, ChangeMembership, ClockDrift, ClockJump)
 
 
 @attrs.frozen

@@ -83,6 +83,11 @@ class SearchSpace:
         return self.state_machine is not None
 
 
+#: Clock drifts (percent) and jumps (seconds) the search draws.
+DRIFTS = (-50.0, -10.0, 0.0, 10.0, 100.0)
+JUMPS = (-2.0, -0.5, 0.5, 2.0)
+
+
 def fault_programs(space: SearchSpace = SearchSpace()):
     """A hypothesis strategy of :class:`Program` values for ``space``."""
     from hypothesis import strategies as st
@@ -112,6 +117,9 @@ def fault_programs(space: SearchSpace = SearchSpace()):
         (1, S.TransferLeader, st.builds(S.TransferLeader, node=node)),
         (1, S.Read, st.builds(S.Read, node=st.none() | node)),
         (1, S.ChangeMembership, st.builds(S.ChangeMembership, add=st.integers(0, 2), remove=group)),
+        # Clocks: drift within what Raft tolerates; a leap either way, as an NTP step would.
+        (1, S.ClockDrift, st.builds(S.ClockDrift, node=node, percent=st.sampled_from(DRIFTS))),
+        (1, S.ClockJump, st.builds(S.ClockJump, node=node, seconds=st.sampled_from(JUMPS))),
     ]
     if space.vocabulary == "transfers":
         weighted = [entry for entry in weighted if entry[1] in TRANSFER_STEPS]

@@ -56,12 +56,30 @@ def _fault(fields: dict) -> str | None:
         "chunk_fault_crash": f"n{node} crashes ({fields.get('reason')})",
         "transfer_leader": f"n{fields.get('src')} is asked to hand leadership to n{fields.get('to')}",
         "disarm_chunk_faults": "chunk faults not yet fired are disarmed",
+        "clock_drift": _clock_drift(node, fields.get("percent")),
+        "clock_jump": _clock_jump(node, fields.get("seconds"), fields.get("ticks")),
         # Real-network runs (--transport grpc): the fault proxy closes connections.
         "cut": f"the connections between n{fields.get('src')} and n{fields.get('dst')} are closed mid-stream",
         "cut_stream": f"the proxy cuts n{node}'s snapshot stream, "
                       f"{human_bytes(fields.get('offset') or 0)} verified",
     }
     return sentences.get(fault, f"fault: {fault}")
+
+
+def _clock_drift(node, percent) -> str:
+    if not percent:
+        return f"n{node}'s clock keeps true time again"
+    pace = "fast" if percent > 0 else "slow"
+    return (f"n{node}'s clock now runs {abs(percent):g}% {pace}: its timeouts pass "
+            f"{'sooner' if percent > 0 else 'later'} than its peers'")
+
+
+def _clock_jump(node, seconds, ticks) -> str:
+    if seconds is None:
+        return f"n{node}'s clock jumps"
+    if seconds > 0:
+        return f"n{node}'s clock leaps {seconds:g} s ahead: {ticks} ticks pass for it at once"
+    return f"n{node}'s clock is set back {-seconds:g} s: it will not tick until true time catches up"
 
 
 def _chunk_fault(fields: dict) -> str:

@@ -18,6 +18,9 @@ A scenario is a Python file (``scenarios/NAME.py`` or any path) with:
   what ``raftsim run`` uses when its command line does not say;
 - optionally ``ENGINES = ("native", "pysyncobj")``: the Raft engines it runs
   on (default: native only; see :mod:`simulator.engines.scenario_support`);
+- optionally ``FAILS_ON_PURPOSE = "why"``: the scenario shows a bug or a
+  broken assumption, so its default run fails (exit 1); ``raftsim list``
+  says so, with the reason (how to avoid it);
 - optionally ``DEFECTS = ("install_unverified",)``: deliberate bugs switched
   on for this run (:mod:`simulator.raft.defects`), to show that the checks
   catch them;
