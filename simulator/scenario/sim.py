@@ -27,6 +27,11 @@ class Sim:
         self.params = params
         self.options = options
         self.checks: list[tuple[str, bool]] = []
+        # The story begins after the nodes started: in a round of its own, so that
+        # words it says at time 0 come after "n1 started", not before.
+        new_round = getattr(cluster.trace, "on_batch", None)
+        if new_round is not None:
+            new_round()
 
     @property
     def mode(self) -> str:
