@@ -110,6 +110,7 @@ def test_simulator_speed_benchmark_at_smoke_size(tmp_path):
         figures = row[name]
         assert figures["delivered"] > 0 and figures["virtual_per_wall"] > 0
         assert_ratio(figures["ratio"], figures["messages_per_second"], baseline["messages_per_second"])
+        assert_ratio(figures["cpu_ratio"], figures["messages_per_cpu_second"], baseline["messages_per_cpu_second"])
     # Same seed, same workload: the trace level must not change what is delivered.
     assert row["events_only"]["delivered"] == row["with_messages"]["delivered"]
     assert isinstance(row["target_met"], bool)
