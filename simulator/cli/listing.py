@@ -1,7 +1,8 @@
 """``raftsim list``: the scenarios there are to run, in reading order, with what each supports.
 
-The order is the one ``scenarios/README.md`` teaches them in
-(:data:`READING_ORDER`); a scenario not named there comes after, by name.
+The order is the one ``scenarios/README.md`` teaches them in (its numbered
+steps: one list to keep, the README's); a scenario not named there comes
+after, by name.
 Each line says which snapshot modes and which engines the scenario runs
 on, and marks the ones that fail on purpose (a scenario's
 ``FAILS_ON_PURPOSE = "why"``: it shows a bug or a broken assumption, and
@@ -11,16 +12,12 @@ exits 1 unless told how to avoid it).
 from __future__ import annotations
 
 import json
+import re
 
 NAME = "list"
 
-#: The scenarios in the order scenarios/README.md reads them.
-READING_ORDER = (
-    "basic", "node_join", "snapshot_unavailable", "large_snapshot", "mid_transfer_failure",
-    "partition_during_transfer", "follower_restart_disk", "leader_change_during_transfer",
-    "compaction_race", "joint_consensus_swap", "pysyncobj_receiver_crash",
-    "pysyncobj_empty_snapshot_loop", "pysyncobj_large_command",
-)
+#: A step of scenarios/README.md: "## 4. Why stream at all: `large_snapshot`".
+_README_STEP = re.compile(r"^## \d+\. .*?`(\w+)`", re.M)
 FAILS_ON_PURPOSE = "fails on purpose"
 
 
@@ -29,10 +26,19 @@ def add_parser(commands) -> None:
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
-def reading_order(scenarios: list) -> list:
-    """``scenarios`` sorted as the README reads them, the ones it does not name last."""
-    position = {name: number for number, name in enumerate(READING_ORDER)}
-    return sorted(scenarios, key=lambda info: (position.get(info.name, len(READING_ORDER)), info.name))
+def readme_order(readme) -> list[str]:
+    """The scenario names of the README's numbered steps, in order (none if it cannot be read)."""
+    try:
+        return _README_STEP.findall(readme.read_text(encoding="utf-8"))
+    except OSError:
+        return []
+
+
+def reading_order(scenarios: list, readme) -> list:
+    """``scenarios`` sorted as ``readme`` teaches them, the ones it does not name last, by name."""
+    order = readme_order(readme)
+    position = {name: number for number, name in enumerate(order)}
+    return sorted(scenarios, key=lambda info: (position.get(info.name, len(order)), info.name))
 
 
 def facts(info) -> dict:
@@ -47,9 +53,9 @@ def facts(info) -> dict:
 
 
 def execute(args, out) -> int:
-    from simulator.scenario import find_scenarios
+    from simulator.scenario import SCENARIO_DIR, find_scenarios
 
-    rows = [facts(info) for info in reading_order(find_scenarios())]
+    rows = [facts(info) for info in reading_order(find_scenarios(), SCENARIO_DIR / "README.md")]
     if args.json:
         print(json.dumps(rows), file=out)
         return 0
