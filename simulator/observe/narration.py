@@ -129,6 +129,10 @@ def narrate(record: TraceRecord) -> str | None:
         return None
     index = fields.get("index")
     size = fields.get("size")
+    if kind == "drop" and fields.get("reason") == "stream cut":
+        # The one message loss worth a line: the moment a snapshot stream is cut.
+        return (f"n{fields.get('from')}'s chunk at offset {human_bytes(fields.get('offset', 0))} to "
+                f"n{fields.get('to')} is lost: the stream is cut, and stays cut until n{fields.get('to')} asks again")
     if kind == "role":
         return _role(node, fields)
     if kind == "start":
@@ -167,6 +171,12 @@ def narrate(record: TraceRecord) -> str | None:
     if kind == "transfer_resumed":
         return (f"n{node} resumes snapshot {index} from n{fields.get('source')} at offset "
                 f"{human_bytes(fields.get('offset'))}: {fields.get('reason')}")
+    if kind == "transfer_restarted":
+        return (f"n{node} throws away the {human_bytes(fields.get('discarded'))} of snapshot {index} it had "
+                f"verified and starts over from the first byte (its policy keeps no partial transfer)")
+    if kind == "embedded_read_timeout":
+        return (f"n{node} gave up reading snapshot {index} from n{fields.get('from')} after "
+                f"{fields.get('timeout'):g} s: the message was still arriving")
     if kind == "chunk_rejected":
         return f"n{node} rejected a chunk from n{fields.get('source')}: {fields.get('reason')}"
     if kind == "transfer_retry":
