@@ -1,17 +1,17 @@
 """Property search over your own state machine: a counter whose restore forgets a field.
 
-``python -m pytest examples/test_own_counter.py`` fails, naming what broke, and
-leaves the smallest failing fault program as a scenario file that imports
-``test_own_counter.Counter``; replay it with
-``PYTHONPATH=examples raftsim run raftsim-failures/own_counter.py``.
+``python -m pytest examples/test_own_counter.py`` (raftsim's pytest plugin gives
+the ``raftsim_search`` fixture) fails, naming what broke, and leaves the
+smallest failing fault program as a scenario file that imports
+``test_own_counter.Counter``; the failure says how to replay it
+(``PYTHONPATH=examples raftsim run raftsim-failures/<test>.py``).
 """
 
 import json
-from pathlib import Path
 
 from hypothesis import strategies as st
 
-from simulator import SearchSpace, search
+from simulator import SearchSpace
 
 
 class Counter:
@@ -36,9 +36,5 @@ class Counter:
 COMMANDS = st.integers(1, 9).map(lambda n: b"add %d" % n)
 
 
-def test_the_counter_survives_faults():
-    found = search(SearchSpace(state_machine=Counter, commands=COMMANDS, max_steps=6), Path("raftsim-failures"),
-                   max_examples=60)
-    if found is not None:
-        path = found.write_scenario(Path("raftsim-failures", "own_counter.py"))
-        raise AssertionError(f"{found.failure}; replay: raftsim run {path}")
+def test_the_counter_survives_faults(raftsim_search):
+    raftsim_search(SearchSpace(state_machine=Counter, commands=COMMANDS, max_steps=6), max_examples=60)

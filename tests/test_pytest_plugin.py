@@ -74,7 +74,7 @@ async def test_counter_goes_wrong(raftsim_cluster):
     result = await raftsim_cluster.propose(b"inc")
     assert result.result == "2"
 ''')
-    result = pytester.runpytest(*PLUGIN, "-q", "--raftsim-traces", "traces")
+    result = pytester.runpytest(*PLUGIN, "-q", "--raftsim-failures", "traces")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*trace of the cluster (* events) written to traces*test_counter_goes_wrong.jsonl*"])
     [path] = list((pytester.path / "traces").glob("*.jsonl"))

@@ -18,9 +18,15 @@ Fixtures:
             await raftsim_cluster.wait_for_leader()
             ...
 
-``raftsim_trace_dir``
-    Where trace files of failing tests go (``--raftsim-traces``, default
-    ``raftsim-failures/``).
+``raftsim_search``
+    ``raftsim_search(space, max_examples=100, seed=0)`` runs the property search
+    (:func:`simulator.search`) over ``space`` (a :class:`~simulator.SearchSpace`,
+    your own system's included) and fails the test if it finds a failing
+    program, naming what broke and the counterexample scenario file it wrote
+    (``raftsim-failures/<test id>.py``; ``raftsim run FILE`` replays it).
+
+``raftsim_failures_dir``
+    Where those files go (``--raftsim-failures``, default ``raftsim-failures/``).
 
 On failure, the trace of the test's cluster is written as JSON lines to
 ``raftsim-failures/<test id>.jsonl`` (same format as ``raftsim run --trace``;
@@ -55,8 +61,8 @@ _CLUSTER_KEY = pytest.StashKey[object]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("raftsim")
-    group.addoption("--raftsim-traces", default="raftsim-failures", metavar="DIR",
-                    help="where traces of failing tests that used raftsim_cluster are written")
+    group.addoption("--raftsim-failures", default="raftsim-failures", metavar="DIR",
+                    help="where traces of failing raftsim_cluster tests and counterexamples of raftsim_search go")
     group.addoption("--raftsim-hypothesis", choices=sorted(HYPOTHESIS_PROFILES), default=None,
                     help="load this hypothesis settings profile (dev, ci, thorough)")
 
@@ -86,8 +92,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def raftsim_trace_dir(request: pytest.FixtureRequest) -> Path:
-    return Path(request.config.getoption("--raftsim-traces"))
+def raftsim_failures_dir(request: pytest.FixtureRequest) -> Path:
+    return Path(request.config.getoption("--raftsim-failures"))
+
+
+@pytest.fixture
+def raftsim_search(request: pytest.FixtureRequest, raftsim_failures_dir: Path):
+    from simulator.explore.search import search
+
+    def run(space, *, max_examples: int = 100, seed: int = 0) -> None:
+        found = search(space, raftsim_failures_dir, max_examples=max_examples, seed=seed)
+        if found is not None:
+            path = found.write_scenario(raftsim_failures_dir / (_file_name(request.node.nodeid)[: -len(".jsonl")] + ".py"))
+            pytest.fail(f"{found.failure}\ncounterexample ({len(found.program.steps)} steps, seed {found.seed}) "
+                        f"written to {path}; replay it with: raftsim run {path}", pytrace=False)
+
+    return run
 
 
 @pytest.fixture
@@ -115,7 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     cluster = item.stash.get(_CLUSTER_KEY, None)
     if cluster is None or report.when != "call" or not report.failed:
         return
-    directory = Path(item.config.getoption("--raftsim-traces"))
+    directory = Path(item.config.getoption("--raftsim-failures"))
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / _file_name(item.nodeid)
     cluster.trace.write_jsonl(path)
