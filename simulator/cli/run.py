@@ -91,7 +91,8 @@ def print_summary(result, out, *, after_story: bool = True) -> None:
               f"applied {node['applied']:<5} snapshot {node['snapshot_index']:<5} "
               f"state {node['state_digest'][7:19]}", file=out)
     for transfer in summary.get("transfers", []):
-        print(f"  transfer n{transfer['from']}->n{transfer['to']} snapshot {transfer['snapshot_index']}: "
+        senders = ",".join(f"n{node}" for node in transfer.get("senders", [transfer["from"]]))
+        print(f"  transfer {senders}->n{transfer['to']} snapshot {transfer['snapshot_index']}: "
               f"{transfer['outcome']}, {transfer['size']:,} bytes, {transfer['bytes_sent']:,} sent, "
               f"{transfer['resent_bytes']:,} re-sent, {transfer['retries']} retries", file=out)
     print(f"  trace sha256 {summary.get('trace_sha256')}", file=out)

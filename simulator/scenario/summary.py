@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..cluster.cluster import Cluster
+from ..observe.flows import transfers as transfer_tracks
 from .script import RunOptions
 
 
@@ -31,6 +32,7 @@ def run_summary(cluster, name: str, seed: int, mode: str, nodes: list[dict], *, 
     caught_up = max(
         (record.time for record in cluster.trace.of_kind("apply", "snapshot_installed")), default=0.0
     )
+    senders = _senders(cluster)
     return {
         "scenario": name,
         "seed": seed,
@@ -45,6 +47,8 @@ def run_summary(cluster, name: str, seed: int, mode: str, nodes: list[dict], *, 
         "transfers": [
             {
                 "from": t.from_, "to": t.to, "snapshot_index": t.snapshot_index, "mode": t.mode,
+                # Every node that sent part of it, in order (a new leader may finish a transfer).
+                "senders": senders.get((t.to, t.snapshot_index), [t.from_]),
                 "size": t.size, "bytes_sent": t.bytes_sent, "resent_bytes": t.resent_bytes,
                 "retries": t.retries, "outcome": t.outcome.value,
                 "seconds": round(t.updated_at - t.started_at, 6),
@@ -55,3 +59,9 @@ def run_summary(cluster, name: str, seed: int, mode: str, nodes: list[dict], *, 
             str(node_id): peak for node_id, (_, peak) in cluster.snapshot_memory().items()
         },
     }
+
+
+def _senders(cluster) -> dict[tuple[int, int], list[int]]:
+    """(receiver, snapshot index) -> the nodes that sent it, as the trace tells (the last transfer's)."""
+    return {(track.receiver, track.snapshot_index): list(track.sources)
+            for track in transfer_tracks(cluster.trace.records)}
