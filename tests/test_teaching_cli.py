@@ -97,3 +97,12 @@ def test_words_a_story_says_at_time_zero_come_after_the_nodes_started(tmp_path):
     lines = out.splitlines()
     assert lines[:4] == ["[    0.000s] n1 started (term 0)", "[    0.000s] n2 started (term 0)",
                          "[    0.000s] n3 started (term 0)", "[    0.000s] three nodes, one story"]
+
+
+def test_a_transfer_finished_by_a_new_leader_names_both_senders():
+    code, out = raftsim("run", "leader_change_during_transfer", "--mode", "streaming", "--json")
+    assert code == 0
+    [transfer] = json.loads(out)["transfers"]
+    assert transfer["senders"] == [1, 2] and transfer["from"] == 2
+    _, text = raftsim("run", "leader_change_during_transfer", "--mode", "streaming", "--quiet")
+    assert "  transfer n1,n2->n4 snapshot 21: installed" in text
