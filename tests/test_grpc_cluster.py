@@ -102,16 +102,19 @@ def test_snapshot_transfer_resumability(cluster_factory):
     proxies = {i: Proxy(address) for i, address in cluster.addresses.items()}
     try:
         for proxy in proxies.values():
-            proxy.hold_after(40 * MIB)  # the transfer cannot finish before the test lets it
+            proxy.hold_after(24 * MIB)  # the transfer cannot finish before the test lets it
         joiner = cluster.add_process(4, peers={i: p.address for i, p in proxies.items()})
         assert cluster.client.add_node(4, joiner.address, as_learner=True).ok
         leader = cluster.leader()
 
         wait_until(lambda: (incoming(cluster.status(4)) or False) and
                    incoming(cluster.status(4)).verified_offset >= 16 * MIB, "16 MiB verified")
+        # Held mid-stream (node 4 waits inside a call for the next chunk), then cut.
+        wait_until(lambda: proxies[leader].budget == 0, "the proxy to hold the stream")
         proxies[leader].cut()
-        wait_until(lambda: cluster.status(4).counters["stream cut"] + cluster.status(4).counters["peer unreachable"],
-                   "node 4 to notice the cut")
+        wait_until(lambda: cluster.status(4).counters["stream cut"], "node 4 to notice the cut")
+        for proxy in proxies.values():
+            proxy.hold_after(16 * MIB)
         verified = wait_until(lambda: (incoming(cluster.status(4)).verified_offset >= 32 * MIB
                                        and incoming(cluster.status(4)).verified_offset), "32 MiB verified")
         assert verified < 40 * MIB  # still mid-transfer: the proxy holds the rest

@@ -61,6 +61,7 @@ class Pull:
     resumed_from: int
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     outcome: str = "in_progress"
+    last_failure: str | None = None  # the named reason of the last failed call, if it failed
 
 
 def chunk_from_wire(chunk: spb.SnapshotChunk, me: int) -> SnapshotChunk:
@@ -70,6 +71,16 @@ def chunk_from_wire(chunk: spb.SnapshotChunk, me: int) -> SnapshotChunk:
         is_final=chunk.is_final, checksum=chunk.checksum, data=bytes(chunk.data),
         checksum_version=chunk.checksum_version or 1,  # senders before the field used CRC-32
     )
+
+
+def _failure_name(code, details: str) -> str:
+    """Name a failed call: a connection that could not be made is an unreachable peer; one
+    that broke under a running stream (socket closed, stream reset) is a cut stream."""
+    if code is grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
+        return ev.PEER_UNREACHABLE
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.FAILED_PRECONDITION):
+        return ev.CHUNK_REFUSED
+    return ev.STREAM_CUT
 
 
 class SnapshotPuller:
@@ -196,16 +207,19 @@ class SnapshotPuller:
                 if verdict is Verdict.ACCEPT:
                     writer.write(wire.offset, wire.data)
                     transfer.advance(len(wire.data), time.monotonic())
+            pull.last_failure = None
             return None
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
-            name = ev.PEER_UNREACHABLE if code is grpc.StatusCode.UNAVAILABLE and received == 0 else ev.STREAM_CUT
-            if code is grpc.StatusCode.NOT_FOUND:
-                name = ev.CHUNK_REFUSED
-            self.events(name, f"snapshot {offer.index} from node {offer.source} at offset "
-                              f"{transfer.verified_offset}: {code.name.lower() if code else error}: "
-                              f"{error.details() if hasattr(error, 'details') else ''}")
-            return name
+            details = (error.details() if hasattr(error, "details") else "") or ""
+            name = _failure_name(code, details)
+            # A dead sender fails every retry the same way: one line per outage, every one counted.
+            repeated = name == pull.last_failure
+            pull.last_failure = name
+            self.events(name, log=not repeated, detail=f"snapshot {offer.index} from node {offer.source} at "
+                                                      f"offset {transfer.verified_offset}: "
+                                                      f"{code.name.lower() if code else error}: {details}")
+            return "failed"
         finally:
             call.cancel()
 
