@@ -286,3 +286,28 @@ def test_conf_change_v2_round_trips(change):
 def test_conf_change_v2_that_does_not_decode_names_what_is_wrong(data, named):
     with pytest.raises(ValueError, match=named):
         ConfChangeV2.decode(data)
+
+
+# -- proposal-time strictness, apply-time leniency ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ConfChange(ConfChangeType.ADD_LEARNER_NODE, 4),  # already a learner
+        ConfChange(ConfChangeType.ADD_NODE, 1),  # already a voter
+        ConfChange(ConfChangeType.REMOVE_NODE, 9),  # not a member
+        ConfChange(ConfChangeType.ADD_LEARNER_NODE, 2),  # a voter: single changes never demote
+    ],
+)
+def test_a_no_op_change_is_refused_when_proposed_but_applied_as_a_no_op(change):
+    """A newcomer that installed a snapshot already listing it applies its own "add" as a no-op."""
+    conf = ConfState.of((1, 2, 3), (4,))
+    with pytest.raises(InvalidConfChangeError):
+        changed_conf_state(conf, change)
+    assert changed_conf_state(conf, change, strict=False) == conf
+
+
+def test_removing_the_last_voter_is_refused_even_when_applying():
+    with pytest.raises(InvalidConfChangeError, match="last voter"):
+        changed_conf_state(ConfState.of((1,), (2,)), ConfChange(ConfChangeType.REMOVE_NODE, 1), strict=False)
