@@ -25,7 +25,11 @@ before each phase) and the ``tracemalloc`` peak, for create (the leader
 alone works) and for the join (leader and receiver in the same process: the
 figure bounds each of them), against ``4 x chunk + 32 MiB``; and each node's
 own count of snapshot bytes held (``cluster.snapshot_memory()``). The same
-run measures the disk: a raw write+fsync of the same number of bytes.
+run measures the disk: a raw write+fsync of the same number of bytes, made
+right before the join and kept on disk until it is over, so that the raw file
+and the receiver's snapshot both land on blocks the run has not just freed
+(on a virtual disk, blocks never written before can be several times slower
+than blocks just freed; a baseline on freed blocks would flatter the disk).
 
 Run: ``python benchmarks/large_join.py [--size 10GiB] [--chunk 1MiB] [--sync-every 1] [--dir DIR] [--json out.json]``.
 Needs about twice ``--size`` of free disk in ``--dir``; everything is removed at the end.
@@ -189,11 +193,14 @@ def measure(size: int, chunk: int, sync_every: int, folder: Path) -> dict:
             with Peaks() as create:
                 cluster.compact(leader)  # the leader only: the others keep their logs
             snapshot = cluster.storage(leader).snapshot_metadata
+            raw_path = folder / "raw.bin"
+            result["raw_write_fsync_seconds"] = raw_write_fsync(size, chunk, raw_path.parent, keep=raw_path)
             phases.active = True
             with Peaks() as join:
                 newcomer = await cluster.add_node(promote=False, timeout=24 * 3600)
                 await cluster.wait_caught_up([newcomer], timeout=24 * 3600)
             phases.active = False
+            raw_path.unlink()
             if cluster.state_machine(newcomer).digest() != cluster.state_machine(leader).digest():
                 raise RuntimeError("the new node's state differs from the leader's")
             stored = cluster.store(newcomer).snapshot_metadata(snapshot.index)
@@ -227,16 +234,13 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="raftsim-large-join-", dir=args.dir))
     load_before = os.getloadavg()
     try:
-        raw_before = raw_write_fsync(args.size, args.chunk, folder / "raw")
         row = measure(args.size, args.chunk, args.sync_every, folder / "cluster")
-        shutil.rmtree(folder / "cluster", ignore_errors=True)
-        raw_after = raw_write_fsync(args.size, args.chunk, folder / "raw")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     budget = 4 * args.chunk + SLACK
-    raw = (raw_before + raw_after) / 2
+    raw = row["raw_write_fsync_seconds"]
     row.update(
-        budget=budget, raw_write_fsync_seconds=raw, raw_write_fsync_samples=[raw_before, raw_after],
+        budget=budget,
         join_raw_ratio=ratio(row["join"]["seconds"], raw), create_raw_ratio=ratio(row["create"]["seconds"], raw),
         within_budget={phase: row[phase]["traced_peak"] <= budget and row[phase]["rss_extra"] <= budget
                        for phase in ("create", "join")},

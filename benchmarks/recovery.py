@@ -131,17 +131,21 @@ def instrument() -> Phases:
     return phases
 
 
-def raw_write_fsync(size: int, chunk_size: int, folder: Path) -> float:
-    """Wall seconds to write ``size`` bytes in ``chunk_size`` writes to a new file and fsync it once."""
+def raw_write_fsync(size: int, chunk_size: int, folder: Path, keep: Path | None = None) -> float:
+    """Wall seconds to write ``size`` bytes in ``chunk_size`` writes to a new file and fsync it once.
+
+    The file is removed, unless ``keep`` names it (the caller removes it later).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "raw.bin"
+    path = keep or folder / "raw.bin"
     block = os.urandom(chunk_size)
     started = time.perf_counter()
     with open(path, "wb", buffering=0) as file:
         file.writelines(block[: min(chunk_size, size - start)] for start in range(0, size, chunk_size))
         os.fsync(file.fileno())
     seconds = time.perf_counter() - started
-    path.unlink()
+    if keep is None:
+        path.unlink()
     return seconds
 
 

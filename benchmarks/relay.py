@@ -45,11 +45,11 @@ def snapshot_blocks(size: int, block_size: int = MIB, seed: int = 8):
         number += 1
 
 
-def open_store(kind: str, folder: Path | None, chunk_size: int):
+def open_store(kind: str, folder: Path | None, chunk_size: int, sync_every: int = 1):
     if kind == "memory":
         return MemorySnapshotStore(chunk_size=chunk_size)
     if kind == "disk":
-        return DiskSnapshotStore(folder, chunk_size=chunk_size)
+        return DiskSnapshotStore(folder, chunk_size=chunk_size, sync_every=sync_every)
     raise ValueError(f"store kind 'memory' or 'disk' expected, got {kind!r}")
 
 
@@ -61,10 +61,11 @@ def prepare_sender(kind: str, size: int, chunk_size: int, folder: Path | None):
     return store, store.snapshot_metadata(SNAPSHOT_INDEX)
 
 
-def fresh_receiver(kind: str, chunk_size: int, folder: Path | None):
+def fresh_receiver(kind: str, chunk_size: int, folder: Path | None, sync_every: int = 1):
+    """An empty receiving store; a disk one fsyncs every ``sync_every`` chunks it receives."""
     if folder is not None:
         shutil.rmtree(folder / "receiver", ignore_errors=True)
-    return open_store(kind, None if folder is None else folder / "receiver", chunk_size)
+    return open_store(kind, None if folder is None else folder / "receiver", chunk_size, sync_every)
 
 
 class RelayHost:

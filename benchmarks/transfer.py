@@ -81,8 +81,8 @@ def copy_on_disk(source: Path, target: Path, chunk_size: int) -> None:
         os.fsync(writer.fileno())
 
 
-def stream(sender, metadata, kind: str, chunk_size: int, folder: Path | None) -> Stopwatch:
-    receiver = fresh_receiver(kind, chunk_size, folder)
+def stream(sender, metadata, kind: str, chunk_size: int, folder: Path | None, sync_every: int = 1) -> Stopwatch:
+    receiver = fresh_receiver(kind, chunk_size, folder, sync_every)
     relay = Relay(sender, receiver, chunk_size)
     gc.collect()
     with Stopwatch() as watch:
@@ -93,7 +93,8 @@ def stream(sender, metadata, kind: str, chunk_size: int, folder: Path | None) ->
     return watch
 
 
-def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folder: Path) -> dict:
+def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folder: Path,
+                       sync_every: int = 1) -> dict:
     """Median of ``repeat`` runs of streaming and of the baseline, alternating, on the same data.
 
     The median, not the best: a fresh buffer is sometimes recycled memory and
@@ -114,7 +115,7 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
             with Stopwatch() as baseline:
                 copy_on_disk(Path(metadata.location), target, chunk_size)
             target.unlink()
-        streamed = stream(sender, metadata, kind, chunk_size, work)
+        streamed = stream(sender, metadata, kind, chunk_size, work, sync_every)
         runs["baseline"].append(baseline)
         runs["streaming"].append(streamed)
     del data
@@ -127,6 +128,7 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
         "store": kind,
         "size": size,
         "chunk_size": chunk_size,
+        "sync_every": sync_every if kind == "disk" else None,
         "repeat": repeat,
         "messages": stream_watch.messages,
         "streaming_seconds": stream_watch.wall,
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-chunk", type=parse_size, default=MIB)
     parser.add_argument("--large", action="store_true", help="also measure memory at 10 GiB (disk)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sync-every", type=int, default=1,
+                        help="chunks a disk receiver writes per fsync (group durability; 1 = re-send at most one chunk)")
     parser.add_argument("--stores", nargs="+", default=["memory", "disk"], choices=["memory", "disk"])
     parser.add_argument("--dir", type=Path, default=None, help="where disk stores go (default: a temp dir)")
     parser.add_argument("--json", default=None, help="write the results here")
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="raftsim-bench-", dir=args.dir))
     try:
         throughput = [
-            measure_throughput(kind, args.size, chunk, args.repeat, folder)
+            measure_throughput(kind, args.size, chunk, args.repeat, folder, args.sync_every)
             for kind in args.stores
             for chunk in args.chunks
         ]
