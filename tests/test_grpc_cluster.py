@@ -141,6 +141,41 @@ def test_snapshot_transfer_resumability(cluster_factory):
 
 
 @pytest.mark.slow
+def test_a_new_leader_with_the_same_snapshot_continues_the_transfer(cluster_factory):
+    """The sender (the leader) is killed with -9 mid-transfer; the next leader holds the same
+    snapshot (same id: same state at the same index) and the receiver continues from its offset."""
+    cluster = cluster_factory(3)
+    cluster.leader()
+    load_state(cluster, 40 * MIB)
+    compact_all(cluster)
+    proxies = {i: Proxy(address) for i, address in cluster.addresses.items()}
+    try:
+        for proxy in proxies.values():
+            proxy.hold_after(16 * MIB)
+        joiner = cluster.add_process(4, peers={i: p.address for i, p in proxies.items()})
+        assert cluster.client.add_node(4, joiner.address, as_learner=True).ok
+        old_leader = cluster.leader()
+        wait_until(lambda: proxies[old_leader].budget == 0, "the proxy to hold the stream")
+        verified = incoming(cluster.status(4)).verified_offset
+        assert 0 < verified <= 16 * MIB
+        cluster.nodes[old_leader].kill9()
+        for proxy in proxies.values():
+            proxy.hold_after(None)
+        wait_until(lambda: caught_up(cluster, 4), "node 4 catches up from the new leader", timeout=300)
+        new_leader = cluster.leader()
+    finally:
+        for proxy in proxies.values():
+            proxy.close()
+    assert new_leader != old_leader
+    pull = incoming(cluster.status(4))
+    assert pull.outcome == "installed" and pull.peer == new_leader and pull.resumed_from == 0  # same process
+    sent = [t for t in cluster.status(new_leader).transfers if t.peer == 4 and not t.incoming][-1]
+    assert sent.bytes_sent <= sent.size - verified + CHUNKS_IN_FLIGHT * CHUNK, (sent, verified)
+    survivors = [i for i in (1, 2, 3) if i != old_leader]
+    assert_same_state(cluster, survivors + [4])
+
+
+@pytest.mark.slow
 def test_no_acknowledged_write_is_lost_when_each_node_is_killed_in_turn(cluster_factory):
     cluster = cluster_factory(3, extra=("--compact-every", "25"))
     cluster.leader()
