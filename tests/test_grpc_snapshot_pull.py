@@ -1,0 +1,123 @@
+"""The receiver's side of a streamed snapshot (transports/grpc/snapshot_pull.py) against a real
+gRPC server in this process that misbehaves on purpose: bad checksums, wrong bytes, early ends."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+import trio
+
+from simulator.raft import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
+from simulator.snapshots import DiskSnapshotStore
+from simulator.snapshots.checksums import chunk_checksum
+from transports.grpc.events import EventLog
+from transports.grpc.proto import snapshot_pb2 as spb
+from transports.grpc.proto import snapshot_pb2_grpc
+from transports.grpc.snapshot_pull import SnapshotPuller
+
+CHUNK = 4096
+DATA = bytes(range(256)) * (10 * CHUNK // 256)  # 10 chunks
+DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
+SNAPSHOT_ID = "2-9-" + DIGEST[7:19]
+
+
+class Sender(snapshot_pb2_grpc.SnapshotTransferServicer):
+    """Serves DATA from the requested offset; ``faults`` says what to spoil, once each."""
+
+    def __init__(self, faults: set[str], data: bytes = DATA) -> None:
+        self.faults = set(faults)
+        self.data = data
+        self.requests: list[int] = []
+
+    def TransferSnapshot(self, request, context):
+        self.requests.append(request.offset)
+        offset, sent = request.offset, 0
+        while offset < len(self.data) and (request.max_chunks == 0 or sent < request.max_chunks):
+            piece = self.data[offset:offset + CHUNK]
+            checksum = chunk_checksum(piece)
+            if offset == 3 * CHUNK and "bad checksum" in self.faults:
+                self.faults.discard("bad checksum")
+                checksum ^= 1
+            if offset == 5 * CHUNK and "end early" in self.faults:
+                self.faults.discard("end early")
+                return
+            yield spb.SnapshotChunk(data=piece, offset=offset, total_size=len(self.data),
+                                    is_final=offset + len(piece) == len(self.data), checksum=checksum,
+                                    checksum_version=2, snapshot_id=SNAPSHOT_ID, snapshot_index=9,
+                                    snapshot_term=2, sender=1, digest=DIGEST)
+            offset += len(piece)
+            sent += 1
+
+
+@pytest.fixture
+def sender_address():
+    servers = []
+
+    def start(sender: Sender) -> str:
+        server = grpc.server(ThreadPoolExecutor(4))
+        snapshot_pb2_grpc.add_SnapshotTransferServicer_to_server(sender, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+def offer() -> Message:
+    meta = SnapshotMetadata(index=9, term=2, conf_state=ConfState(voters=(1,)), size=len(DATA), digest=DIGEST,
+                            snapshot_id=SNAPSHOT_ID)
+    return Message(MessageType.SNAPSHOT, to=2, from_=1, term=2, snapshot=Snapshot(meta, None))
+
+
+async def pull(tmp_path, address: str) -> tuple[SnapshotPuller, list[Message]]:
+    store = DiskSnapshotStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    delivered: list[Message] = []
+    channel = grpc.insecure_channel(address)
+    puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=delivered.append,
+                            chunks_in_flight=3)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(puller.run)
+        await trio.testing.wait_all_tasks_blocked()
+        puller.on_offer(offer())
+        with trio.fail_after(60):
+            while puller.current is not None:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    channel.close()
+    return puller, delivered
+
+
+async def test_a_clean_stream_is_pulled_window_by_window_and_delivered(tmp_path, sender_address):
+    sender = Sender(set())
+    puller, delivered = await pull(tmp_path, sender_address(sender))
+    assert sender.requests == [0, 3 * CHUNK, 6 * CHUNK, 9 * CHUNK]
+    assert delivered == [offer()] and puller.store.read_snapshot(9) == DATA
+
+
+async def test_a_bad_checksum_is_named_and_asked_again_from_the_verified_offset(tmp_path, sender_address):
+    sender = Sender({"bad checksum"})
+    puller, delivered = await pull(tmp_path, sender_address(sender))
+    assert puller.events.counts["checksum failed"] == 1
+    assert 3 * CHUNK in sender.requests[1:]  # asked again from the chunk that failed
+    assert delivered == [offer()] and puller.store.read_snapshot(9) == DATA
+
+
+async def test_a_stream_that_ends_early_is_a_cut_and_resumes(tmp_path, sender_address):
+    sender = Sender({"end early"})
+    puller, delivered = await pull(tmp_path, sender_address(sender))
+    assert puller.events.counts["stream cut"] == 1
+    assert sender.requests == [0, 3 * CHUNK, 5 * CHUNK, 8 * CHUNK]  # resumed where the stream ended
+    assert delivered == [offer()]
+
+
+async def test_bytes_that_do_not_match_the_digest_are_never_installed(tmp_path, sender_address):
+    wrong = DATA[:-1] + b"\x00"  # every chunk checks out, the whole does not
+    puller, delivered = await pull(tmp_path, sender_address(Sender(set(), data=wrong)))
+    assert puller.events.counts["digest failed"] == 1
+    assert delivered == [] and not puller.store.has_snapshot(9) and puller.store.partial_transfers() == []
