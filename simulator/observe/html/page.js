@@ -174,11 +174,14 @@ function drawRoles(t) {
     const top = laneTop(node);
     // A follower that is a learner for part of its span: coloured as a learner there.
     const cuts = [start, ...RUN.membership.map((m) => m[0]).filter((w) => w > start && w < end), end];
+    const pieces = [];  // [from, to, colour], a membership change that left the node alike merged away
     for (let k = 0; k + 1 < cuts.length; k++) {
       const learner = role === "follower" && learnersAt(cuts[k]).has(node);
-      ctx.fillStyle = ROLE_COLOURS[learner ? "learner" : role] || "#8c564b";
-      ctx.fillRect(x(cuts[k]), top, Math.max(x(cuts[k + 1]) - x(cuts[k]) - 1, 1), 16);
+      const colour = ROLE_COLOURS[learner ? "learner" : role] || "#8c564b";
+      if (pieces.length && pieces[pieces.length - 1][2] === colour) pieces[pieces.length - 1][1] = cuts[k + 1];
+      else pieces.push([cuts[k], cuts[k + 1], colour]);
     }
+    for (const [from, to, colour] of pieces) { ctx.fillStyle = colour; ctx.fillRect(x(from), top, Math.max(x(to) - x(from) - 1, 1), 16); }
     if (x(end) - x(start) > 26) { ctx.fillStyle = "#000"; ctx.fillText(`t${term}`, (x(start) + x(end)) / 2 - 7, top + 12); }
   }
   shadeFaults(ctx, x, bandOf, 0, RUN.end);
