@@ -18,6 +18,7 @@ import threading
 import grpc
 import pytest
 
+from cloud_servers import S3_KEY_ID, S3_SECRET, moto_server, s3_bucket, s3_client  # noqa: F401 - fixtures
 from simulator import KeyValueStore
 from test_grpc_harness import MIB, REPO_ROOT, Cluster, Proxy, free_port, load_state, wait_until
 from transports.grpc import ClusterUnavailableError
@@ -224,6 +225,26 @@ def test_embedded_snapshots_catch_up_a_new_node(cluster_factory):
     wait_until(lambda: caught_up(cluster, 4), "node 4 catches up")
     assert "snapshot installed: snapshot" in joiner.log() and "embedded" in joiner.log()
     assert incoming(cluster.status(4)) is None  # nothing was streamed
+    assert_same_state(cluster, [1, 2, 3, 4])
+    removed = cluster.client.remove_node(4)
+    assert removed.ok and 4 not in removed.learners and list(removed.voters) == [1, 2, 3]
+
+
+def test_streaming_between_s3_stores(cluster_factory, moto_server, s3_bucket):
+    """--store s3://bucket/prefix: each node keeps its snapshots under prefix/node-N in the bucket."""
+    env = {"AWS_ENDPOINT_URL": moto_server.endpoint, "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
+    cluster = cluster_factory(3, extra=("--store", f"s3://{s3_bucket}/run", "--chunk-size", "256KiB"), env=env)
+    cluster.leader()
+    load_state(cluster, 2 * MIB, value_bytes=256 * 1024)
+    compact_all(cluster)
+    joiner = cluster.add_process(4)
+    assert cluster.client.add_node(4, joiner.address, as_learner=True).ok
+    wait_until(lambda: caught_up(cluster, 4), "node 4 catches up")
+    pull = incoming(cluster.status(4))
+    assert pull.outcome == "installed" and pull.verified_offset == pull.size > 2 * MIB
+    keys = [o["Key"] for o in s3_client(moto_server.endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert any(key.startswith("run/node-4/") for key in keys)
     assert_same_state(cluster, [1, 2, 3, 4])
 
 

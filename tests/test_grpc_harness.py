@@ -53,8 +53,10 @@ class NodeProcess:
     """One ``python -m transports.grpc.node`` process and its log file."""
 
     def __init__(self, node_id: int, address: str, peers: dict[int, str], data_dir: Path, *,
-                 mode: str = "streaming", extra: tuple[str, ...] = (), join: bool = False) -> None:
+                 mode: str = "streaming", extra: tuple[str, ...] = (), join: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         self.node_id = node_id
+        self.env = env or {}
         self.address = address
         self.peers = peers
         self.data_dir = data_dir
@@ -73,7 +75,7 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **self.env}
         env.pop("grpc_proxy", None)
         env.pop("http_proxy", None)
         self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
@@ -97,12 +99,14 @@ class NodeProcess:
 class Cluster:
     """Node processes on loopback plus a leader-following client."""
 
-    def __init__(self, root: Path, size: int = 3, *, mode: str = "streaming", extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, size: int = 3, *, mode: str = "streaming", extra: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.root = root
         self.mode = mode
         self.extra = extra
+        self.env = env
         self.addresses = {i: f"127.0.0.1:{free_port()}" for i in range(1, size + 1)}
-        self.nodes = {i: NodeProcess(i, a, self.addresses, root / f"node-{i}", mode=mode, extra=extra)
+        self.nodes = {i: NodeProcess(i, a, self.addresses, root / f"node-{i}", mode=mode, extra=extra, env=env)
                       for i, a in self.addresses.items()}
         self.client = ClusterClient(self.addresses, timeout=PATIENCE)
 
@@ -115,7 +119,8 @@ class Cluster:
         """Start a node that joins later (``--join``); ``peers`` may route through proxies."""
         address = f"127.0.0.1:{free_port()}"
         node = NodeProcess(node_id, address, {**(peers or self.addresses), node_id: address},
-                           self.root / f"node-{node_id}", mode=self.mode, extra=self.extra, join=True, **options)
+                           self.root / f"node-{node_id}", mode=self.mode, extra=self.extra, join=True,
+                           env=self.env, **options)
         self.nodes[node_id] = node
         self.client.addresses[node_id] = address
         return node.start()
