@@ -183,14 +183,15 @@ class Replica:
         storage = self.storage
         if ready.soft_state is not None:
             self._role_changed()
-        with storage.ready_batch():
-            if ready.snapshot is not None:
-                self.state_machine = self.snapshots.install(self, ready.snapshot)
-                self._digest_cache = None
-            if ready.entries:
-                storage.append(ready.entries)
-            if ready.hard_state is not None:
-                storage.set_hard_state(ready.hard_state)
+        if ready.snapshot is not None or ready.entries or ready.hard_state is not None:
+            with storage.ready_batch():  # one commit, one fsync, before any message leaves
+                if ready.snapshot is not None:
+                    self.state_machine = self.snapshots.install(self, ready.snapshot)
+                    self._digest_cache = None
+                if ready.entries:
+                    storage.append(ready.entries)
+                if ready.hard_state is not None:
+                    storage.set_hard_state(ready.hard_state)
         for message in ready.messages:
             self.snapshots.outgoing(self, message)
             self.send(message)
