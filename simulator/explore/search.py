@@ -35,8 +35,7 @@ CHUNK_ACTIONS = ("drop", "duplicate", "corrupt", "corrupt_source", "delay", "cut
                  "crash_sender", "crash_receiver")
 WAITS = (0.1, 0.5, 1.0, 2.0, 5.0)
 VOCABULARIES = ("all", "transfers")
-TRANSFER_STEPS = (S.Propose, S.Wait, S.Crash, S.Restart, S.AddNode, S.Compact, S.FailChunk, S.TransferLeader,
-                  DamageStore)
+TRANSFER_STEPS = (S.Propose, S.Wait, S.Crash, S.Restart, S.AddNode, S.Compact, S.FailChunk, S.TransferLeader)
 
 
 @attrs.frozen
