@@ -121,3 +121,59 @@ def test_a_bad_speed_is_one_line_and_exit_code_2(speed, capsys):
     assert main(["run", "basic", "--speed", speed]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--speed" in err
+
+
+def test_keys_pause_step_and_resume_a_live_run_on_a_real_terminal():
+    """raftsim on a pseudo-terminal: space pauses (the header says so), n steps, space resumes."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "simulator", "run", "basic", "--speed", "2"],
+                               stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True)
+    os.close(child_fd)
+    seen = b""
+
+    def read_until(text: bytes, since: int = 0) -> int:
+        """Read until ``text`` shows after position ``since``; the position after it."""
+        nonlocal seen
+        while text not in seen[since:]:
+            ready, _, _ = select.select([main_fd], [], [], 60)  # a bound on a hung run, not a timing
+            assert ready, f"no {text!r} on the terminal; last output: {seen[-500:]!r}"
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                chunk = b""
+            assert chunk, f"the run ended before {text!r}: {seen[-500:]!r}"
+            seen += chunk
+        return seen.index(text, since) + len(text)
+
+    try:
+        at = read_until(b"space pauses")  # the live view's first frame, with the pacer's state
+        os.write(main_fd, b" ")
+        at = read_until(b"paused at 2x", at)
+        os.write(main_fd, b"+")
+        at = read_until(b"paused at 5x", at)
+        os.write(main_fd, b"n")  # one narrated event, then paused again
+        at = read_until(b"5x virtual time", at)
+        at = read_until(b"paused at 5x", at)
+        os.write(main_fd, b" ")
+        at = read_until(b"trace sha256", at)
+        read_until(b"\n", at)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(main_fd)
+    _, plain = _plain_basic()
+    assert plain in seen.decode("utf-8", "replace")
+
+
+def _plain_basic() -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["run", "basic", "--json"], out=out)
+    return code, json.loads(out.getvalue())["trace_sha256"]
