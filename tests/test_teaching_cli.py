@@ -106,3 +106,27 @@ def test_a_transfer_finished_by_a_new_leader_names_both_senders():
     assert transfer["senders"] == [1, 2] and transfer["from"] == 2
     _, text = raftsim("run", "leader_change_during_transfer", "--mode", "streaming", "--quiet")
     assert "  transfer n1,n2->n4 snapshot 21: installed" in text
+
+
+def test_replay_html_writes_the_page_of_the_trace(tmp_path):
+    import re
+
+    from simulator.observe.html.model import page_model
+    from simulator.observe.trace import read_jsonl
+
+    trace, page = tmp_path / "run.jsonl", tmp_path / "run.html"
+    assert raftsim("run", "partition_during_transfer", "--quiet", "--trace", str(trace))[0] == 0
+    code, out = raftsim("replay", str(trace), "--html", str(page))
+    assert code == 0 and "n4 installed snapshot 21" in out
+    data = json.loads(re.search(r'id="run-data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S).group(1))
+    assert data == page_model(read_jsonl(trace), title="raftsim replay run.jsonl")
+    # Cut links are shaded on the node they cut off, not on every node that lost a link to it.
+    assert [nodes for _, _, nodes, _ in data["network"]] == [[4]]
+
+
+@pytest.mark.parametrize("where", ["missing-folder/page.html", "."])
+def test_an_html_file_that_cannot_be_written_is_refused_before_the_run(where, tmp_path, capsys):
+    target = tmp_path / where
+    assert main(["run", "basic", "--quiet", "--html", str(target)], out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("raftsim: error: --html")
