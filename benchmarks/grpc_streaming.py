@@ -1,0 +1,163 @@
+"""Streaming a snapshot between two OS processes over gRPC on loopback, beside raw TCP and raw write+fsync.
+
+    python benchmarks/grpc_streaming.py [--size 256MiB] [--chunks 1MiB,4MiB] [--stores memory,disk]
+                                        [--repeats 3] [--in-flight 4] [--json FILE]
+
+For each store kind and chunk size, in the same run and interleaved
+repeat by repeat (medians reported):
+
+- **gRPC**: one process serves a snapshot with the node's own
+  ``SnapshotTransfer`` service, another pulls it with the node's own
+  ``SnapshotPuller`` (per-chunk checksum, durable progress, sha256 at
+  commit) into a store of the same kind (``grpc_stream_peer.py``);
+- **bare grpcio**: a server-streaming call of ready-made chunk-sized
+  messages between two processes, read by a plain loop: what grpcio itself
+  allows, with none of our bookkeeping (attributes the gap to raw TCP);
+- **raw TCP, memory to memory**: the same number of bytes over one plain
+  TCP connection between two processes, sent from memory and read into a
+  reused buffer, in pieces of the chunk size: what loopback can do;
+- **raw write+fsync, disk to disk**: the same bytes read from a file, sent
+  over plain TCP, written to a file and fsynced once at the end: what
+  disk-to-disk can do without any protocol.
+
+Targets: memory stores >= 0.5x raw TCP; disk stores >= 0.8x raw
+write+fsync; and > 100 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchlib import MIB, parse_size, print_table, ratio, size_label, write_json
+from relay import snapshot_blocks
+
+PEER = str(Path(__file__).with_name("grpc_stream_peer.py"))
+
+
+def _child(*args: str, stdin=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, PEER, *map(str, args)], stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _last_json(process: subprocess.Popen, timeout: float = 600) -> dict:
+    # An empty input closes the child's stdin: a server child stops then.
+    out, err = process.communicate(input="" if process.stdin else None, timeout=timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"benchmark peer failed ({process.returncode}): {err.strip()[-2000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def grpc_pull(kind: str, size: int, chunk: int, folder: Path, in_flight: int) -> dict:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    server = _child("serve", kind, size, chunk, folder, stdin=subprocess.PIPE)
+    hello = json.loads(server.stdout.readline())
+    try:
+        puller = _child("pull", kind, chunk, folder, hello["address"], json.dumps(hello["metadata"]), in_flight)
+        pulled = _last_json(puller)
+    finally:
+        served = _last_json(server)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"seconds": pulled["seconds"], "receiver_peak_rss": pulled["peak_rss"],
+            "sender_peak_rss": served["peak_rss"]}
+
+
+def bare_grpc(size: int, chunk: int) -> dict:
+    server = _child("bare-serve", size, chunk, stdin=subprocess.PIPE)
+    address = json.loads(server.stdout.readline())["address"]
+    try:
+        pulled = _last_json(_child("bare-pull", address, size))
+    finally:
+        _last_json(server)
+    return {"seconds": pulled["seconds"]}
+
+
+def raw_tcp(size: int, piece: int, folder: Path | None) -> dict:
+    source = target = None
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        source, target = folder / "source", folder / "target"
+        with open(source, "wb") as file:
+            for block in snapshot_blocks(size):
+                file.write(block)
+    receiver = _child("raw-receive", size, piece, *([target] if target else []))
+    address = json.loads(receiver.stdout.readline())["address"]
+    sender = _child("raw-send", address, size, piece, *([source] if source else []))
+    received = _last_json(receiver)
+    _last_json(sender)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert received["received"] == size
+    return {"seconds": received["seconds"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=256 * MIB)
+    parser.add_argument("--chunks", default="1MiB,4MiB", help="chunk sizes, comma-separated")
+    parser.add_argument("--stores", default="memory,disk", help="memory, disk or both")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--in-flight", type=int, default=4, help="chunks the receiver asks for per call")
+    parser.add_argument("--dir", default=None, help="scratch folder on the disk to measure (default: a temp dir)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    chunks = [parse_size(text) for text in args.chunks.split(",")]
+    stores = args.stores.split(",")
+    scratch = Path(args.dir or tempfile.mkdtemp(prefix="raftsim-grpc-bench-"))
+    size = args.size
+    rows, results = [], []
+    for kind in stores:
+        for chunk in chunks:
+            pulled, tcp, disk, bare = [], [], [], []
+            for _ in range(args.repeats):
+                pulled.append(grpc_pull(kind, size, chunk, scratch / "grpc", args.in_flight))
+                bare.append(bare_grpc(size, chunk)["seconds"])
+                tcp.append(raw_tcp(size, chunk, None)["seconds"])
+                disk.append(raw_tcp(size, chunk, scratch / "raw")["seconds"])
+            seconds = statistics.median(p["seconds"] for p in pulled)
+            baseline = statistics.median(tcp if kind == "memory" else disk)
+            entry = {
+                "store": kind, "chunk_size": chunk, "size": size, "repeats": args.repeats,
+                "in_flight": args.in_flight,
+                "grpc_seconds": seconds, "grpc_mb_per_s": size / seconds / 1e6,
+                "bare_grpcio_seconds": statistics.median(bare),
+                "bare_grpcio_mb_per_s": size / statistics.median(bare) / 1e6,
+                "raw_tcp_seconds": statistics.median(tcp), "raw_tcp_mb_per_s": size / statistics.median(tcp) / 1e6,
+                "raw_write_fsync_seconds": statistics.median(disk),
+                "raw_write_fsync_mb_per_s": size / statistics.median(disk) / 1e6,
+                "baseline": "raw TCP memory to memory" if kind == "memory" else "raw write+fsync disk to disk",
+                "ratio_to_baseline": ratio(baseline, seconds),
+                "target_ratio": 0.5 if kind == "memory" else 0.8,
+                "sender_peak_rss": max(p["sender_peak_rss"] for p in pulled),
+                "receiver_peak_rss": max(p["receiver_peak_rss"] for p in pulled),
+                "all_grpc_seconds": [p["seconds"] for p in pulled], "all_raw_tcp_seconds": tcp,
+                "all_bare_grpcio_seconds": bare,
+                "all_raw_write_fsync_seconds": disk,
+            }
+            results.append(entry)
+            rows.append([f"{kind}, {size_label(chunk)} chunks", f"{entry['grpc_mb_per_s']:,.0f}",
+                         f"{entry['bare_grpcio_mb_per_s']:,.0f}",
+                         f"{entry['raw_tcp_mb_per_s']:,.0f}", f"{entry['raw_write_fsync_mb_per_s']:,.0f}",
+                         f"{entry['ratio_to_baseline']:.2f}x (target {entry['target_ratio']}x)",
+                         f"{entry['sender_peak_rss'] / MIB:,.0f} / {entry['receiver_peak_rss'] / MIB:,.0f} MiB"])
+    shutil.rmtree(scratch, ignore_errors=True) if args.dir is None else None
+    print_table(f"Snapshot streaming between two processes over gRPC on loopback, {size_label(size)}, "
+                f"median of {args.repeats}",
+                ["store, chunk", "gRPC MB/s", "bare grpcio MB/s", "raw TCP MB/s", "raw write+fsync MB/s", "ratio to baseline",
+                 "peak RSS sender / receiver"], rows,
+                note="memory rows compare with raw TCP memory to memory; disk rows with raw write+fsync")
+    write_json(args.json, "grpc_streaming", ["benchmarks/grpc_streaming.py", *(argv or sys.argv[1:])],
+               {"runs": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
