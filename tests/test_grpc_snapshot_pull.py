@@ -121,3 +121,43 @@ async def test_bytes_that_do_not_match_the_digest_are_never_installed(tmp_path, 
     puller, delivered = await pull(tmp_path, sender_address(Sender(set(), data=wrong)))
     assert puller.events.counts["digest failed"] == 1
     assert delivered == [] and not puller.store.has_snapshot(9) and puller.store.partial_transfers() == []
+
+
+async def test_only_an_offer_of_the_same_or_a_later_term_supersedes_a_running_pull(tmp_path, sender_address):
+    import threading
+
+    release = threading.Event()
+
+    class Stalling(Sender):
+        def TransferSnapshot(self, request, context):
+            for number, chunk in enumerate(super().TransferSnapshot(request, context)):
+                if number == 1:
+                    release.wait(30)  # hold the stream inside the call
+                yield chunk
+
+    channel = grpc.insecure_channel(sender_address(Stalling(set())))
+    store = DiskSnapshotStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=lambda m: None)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(puller.run)
+            await trio.testing.wait_all_tasks_blocked()
+            puller.on_offer(offer())
+            first = puller.current
+            with trio.fail_after(30):
+                while first.transfer.verified_offset == 0:
+                    await trio.sleep(0.01)
+            other = SnapshotMetadata(index=12, term=1, conf_state=ConfState(voters=(1,)), size=5,
+                                     digest="sha256:" + "0" * 64, snapshot_id="1-12-000000000000")
+            stale = Message(MessageType.SNAPSHOT, to=2, from_=3, term=1, snapshot=Snapshot(other, None))
+            puller.on_offer(stale)  # term 1 < the running offer's term 2
+            assert puller.current is first and first.outcome == "in_progress"
+            newer = Message(MessageType.SNAPSHOT, to=2, from_=3, term=2, snapshot=Snapshot(other, None))
+            puller.on_offer(newer)
+            assert first.outcome == "superseded" and puller.current.transfer.offer.snapshot_id == other.snapshot_id
+            assert [p.index for p in store.partial_transfers()] == [12]  # the old partial data is gone
+            release.set()
+            nursery.cancel_scope.cancel()
+    finally:
+        release.set()
+        channel.close()

@@ -125,8 +125,8 @@ class Replica:
     def receive(self, message: Message) -> None:
         """A message from a peer, already decoded and validated at the wire."""
         if message.msg_type is MessageType.SNAPSHOT and message.snapshot is not None \
-                and message.snapshot.data is None:
-            self.snapshots.on_offer(self, message)  # data moves out of band first
+                and message.snapshot.data is None and message.term >= self.node.raft.term:
+            self.snapshots.on_offer(self, message)  # data moves out of band first (stale terms: Raft refuses)
         else:
             self.node.step(message)
         self.process_ready()

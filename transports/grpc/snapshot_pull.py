@@ -24,9 +24,11 @@ starts at the verified offset and asks for ``W`` chunks (``chunks in
 flight``), a cut costs at most ``W`` chunks sent again.
 
 A new offer for the same snapshot (a re-offer, or a new leader with the
-same snapshot id) only updates where to pull from; an offer of another,
-newer snapshot cancels the running pull, and opening its writer drops the
-old partial data.
+same snapshot id) only updates where to pull from; an offer of another
+snapshot in the same or a later term cancels the running pull (the leader
+of that term decides what its followers need), and opening its writer
+drops the old partial data. Offers of an earlier term never reach here:
+the replica hands them to Raft, which refuses stale terms.
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ class SnapshotPuller:
             current.offer_message = message
             return
         if current is not None:
-            if offer.index < current.transfer.offer.index:
-                return  # an older snapshot than the one being pulled: the newer one serves better
+            if message.term < current.offer_message.term:
+                return  # from a leader of an earlier term: the current offer stands
+            # Another snapshot, offered by the leader of this term or a later one: it decides.
             current.scope.cancel()
             current.outcome = "superseded"
             self.finished.append(current)
