@@ -261,6 +261,7 @@ def test_each_nodes_log_row_shows_its_entries_by_term_and_its_commit_index():
     assert set(rows) == {"n1", "n2", "n3", "n4"}
     # n2 took over in term 2: its newest entries are of term 2, after its snapshot boundary.
     assert "[snapshot ≤21 t1]" in rows["n2"] and re.search(r" 2┃ commit (\d+) applied \1", rows["n2"])
+    assert "n1,n2->n4 snapshot 21" in frame  # both senders of the transfer a new leader finished
     assert "entries by term:" in frame and " t2 " in frame
 
 

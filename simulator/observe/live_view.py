@@ -91,6 +91,7 @@ class LiveView:
         self._story: deque[tuple[float, str]] = deque(maxlen=LOG_LINES)
         self._logs = LogReader()
         self._given_up: dict[tuple[int, int], str] = {}  # (receiver, index) -> why its sender gave up
+        self._senders: dict[tuple[int, int], list[int]] = {}  # (receiver, index) -> who sent, in order
         #: A line under the header (the pacer's state in a slowed-down run), or None.
         self.status: str | None = None
         self._last_refresh: float | None = None
@@ -144,6 +145,10 @@ class LiveView:
             self._given_up[(record.get("to"), record.get("index"))] = record.get("reason", "")
         elif record.kind in ("transfer_started", "transfer_resumed", "snapshot_installed"):
             self._given_up.pop((record.node, record.get("index")), None)
+        if record.kind in ("transfer_started", "transfer_resumed"):  # a new leader may finish it
+            senders = self._senders.setdefault((record.node, record.get("index")), [])
+            if record.get("source") not in senders:
+                senders.append(record.get("source"))
         sentence = narrate(record)
         if sentence is not None:
             self._story.append((record.time, sentence))
@@ -260,7 +265,7 @@ class LiveView:
         transfers = self._shown_transfers()
         if not transfers:
             return Text("snapshot transfers: none yet", style="dim")
-        labels = [f"n{t.from_}->n{t.to} snapshot {t.snapshot_index}" for t in transfers]
+        labels = [f"{self._sender_names(t)}->n{t.to} snapshot {t.snapshot_index}" for t in transfers]
         width = max(len(label) for label in labels)
         # Two lines per transfer, so that the view fits an 80-column terminal.
         lines: list[RenderableType] = [Text("snapshot transfers", style="italic")]
@@ -290,6 +295,12 @@ class LiveView:
             details.append(state, style=style)
             lines += [bar_line, details]
         return Group(*lines)
+
+    def _sender_names(self, transfer) -> str:
+        senders = self._senders.get((transfer.to, transfer.snapshot_index), [])
+        if transfer.from_ not in senders:
+            senders = [*senders, transfer.from_]
+        return ",".join(f"n{node}" for node in senders)
 
     def _event_log(self) -> Panel:
         if not self._story:
