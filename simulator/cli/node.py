@@ -37,8 +37,7 @@ def import_grpc_module(name: str):
 
 def execute(args, out) -> int:
     node = import_grpc_module("node")
-    parser = argparse.ArgumentParser(prog="raftsim node", description=node.__doc__.split("\n")[0])
-    node.add_arguments(parser)
+    parser = node.make_parser("raftsim node")
     try:
         parsed = parser.parse_args(args.flags)
     except SystemExit as exit_:  # --help (0) or a bad flag (2, told in one line above)

@@ -173,10 +173,21 @@ def run(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m transports.grpc.node", description=__doc__.split("\n")[0])
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad flags are one line (what was wrong, what was expected) and exit code 2, not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def make_parser(prog: str = "python -m transports.grpc.node") -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog=prog, description=__doc__.split("\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(make_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
