@@ -157,3 +157,23 @@ def test_an_embedded_snapshot_is_checked_against_its_digest_before_it_is_decoded
     with pytest.raises(ValueError, match=f"snapshot 1 data digest is {snapshot_digest(bytes(flipped))}"):
         handling.install_from_ready(Snapshot(metadata, bytes(flipped)))
     assert decoded == [] and Runner.storage.snapshot_metadata.index == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_requested_snapshot_is_fetched_even_when_the_nodes_log_already_covers_it(
+        autojump_clock, tmp_path, seed):
+    """Found by hunting with DamageStore: nothing was proposed while the node was down, so the
+    leader's snapshot lay below the node's commit index and its offer went to Raft without
+    data, which Raft (having requested it) installed: the data must be fetched first."""
+    from types import SimpleNamespace
+
+    from simulator import Crash, DamageStore, Program, Propose, Restart, Wait, run_program
+
+    mode = Streaming.on_disk(tmp_path, chunk_size=1024)
+    async with Cluster.open(nodes=3, seed=seed, state_machine=WorkflowExecutor, snapshot_mode=mode,
+                            compaction=CompactionPolicy(every=10, keep_entries=2)) as cluster:
+        steps = (Crash(node=2), DamageStore(node=2, how="flip_byte"), Restart(node=2), Wait(seconds=0.5),
+                 Crash(node=3), Restart(node=3), Propose(count=2))
+        await run_program(SimpleNamespace(cluster=cluster), Program(steps, liveness_within=30.0), warmup=22)
+        kinds = [e.kind for e in cluster.trace.records if e.node == 2]
+        assert "snapshot_lost" in kinds and "snapshot_recovered" in kinds

@@ -230,7 +230,10 @@ class NodeSnapshots:
         self.runner.node.report_snapshot(to, status)
 
     def committed_index(self) -> int:
-        return self.runner.node.raft.raft_log.committed
+        raft = self.runner.node.raft
+        # A node that asked for a snapshot (it lost its own) needs the data of every
+        # offer, even one its log covers: Raft installs the requested one regardless.
+        return 0 if raft.pending_request_snapshot else raft.raft_log.committed
 
     def log_first_index(self) -> int:
         return self.runner.storage.first_index()
