@@ -10,6 +10,7 @@ from .chunk_faults import ChunkFault
 from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
 from .modes import AUTO_THRESHOLD, Auto, Embedded, SnapshotMode, Streaming
+from .policies import POLICIES, policy
 from .streaming import (
     Outcome,
     SnapshotAbort,
@@ -37,6 +38,8 @@ __all__ = [
     "LinkConfig",
     "LinkStatistics",
     "Outcome",
+    "POLICIES",
     "TransportStatistics",
     "Uniform",
+    "policy",
 ]

@@ -62,6 +62,14 @@ class Delivered:
 
 
 @attrs.frozen
+class ReadTimedOut:
+    """A message its receiver stopped reading before it was whole (``Embedded(read_timeout=...)``)."""
+
+    message: Message
+    reason: str
+
+
+@attrs.frozen
 class LinkStatistics:
     messages_sent: int
     bytes_sent: int
@@ -275,6 +283,14 @@ class InMemoryClusterTransport:
                 return
         self._transmit(message, 0.0)
 
+    def _read_timeout(self, message) -> float | None:
+        """The receiver's read timeout for ``message``: only embedded snapshot data has one."""
+        read_timeout = getattr(self.snapshot_mode, "read_timeout", None)
+        if read_timeout is None:
+            return None
+        snapshot = getattr(message, "snapshot", None)
+        return read_timeout if snapshot is not None and snapshot.data is not None else None
+
     def _embedded_snapshot_fate(self, message, delivered: bool) -> None:
         snapshot = getattr(message, "snapshot", None)
         if snapshot is not None and snapshot.data is not None and self.on_snapshot_fate is not None:
@@ -307,7 +323,14 @@ class InMemoryClusterTransport:
 
         # The bytes occupy the link even if they are lost on the way.
         start = max(now, link.busy_until)
-        link.busy_until = start + config.transmission_time(size)
+        transmission = config.transmission_time(size)
+        read_timeout = self._read_timeout(message) if kind == "snapshot" else None
+        if read_timeout is not None and transmission > read_timeout:
+            # The receiver hangs up after read_timeout: the rest of the bytes never flow.
+            transmission = read_timeout
+        else:
+            read_timeout = None
+        link.busy_until = start + transmission
         if fault is not None:
             link.dropped += 1
             self.observer.on_drop(message, fault)
@@ -324,6 +347,10 @@ class InMemoryClusterTransport:
             self._embedded_snapshot_fate(message, False)
             return
         arrival = link.busy_until + latency + extra_delay
+        if read_timeout is not None:
+            reason = f"read timeout: still arriving after {read_timeout:g} s"
+            self._push(arrival, MESSAGE, dst, src, link, ReadTimedOut(message, reason))
+            return
         if held_back:
             arrival += config.latency.sample(rng)
         else:
@@ -446,9 +473,9 @@ class InMemoryClusterTransport:
             if kind == MESSAGE:
                 message = item.message
                 link = links[(src, dst)]
-                if inbox is None:
+                if inbox is None or type(item) is ReadTimedOut:
                     link.dropped += 1
-                    self.observer.on_drop(message, "destination down")
+                    self.observer.on_drop(message, "destination down" if inbox is None else item.reason)
                     self._embedded_snapshot_fate(message, False)
                     continue
                 link.delivered += 1

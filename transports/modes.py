@@ -34,6 +34,15 @@ from .streaming.endpoint import StreamingEndpoint
 from .streaming.pulling import PullingEndpoint
 
 MIB = 1024 * 1024
+#: Where an interrupted transfer starts again: at the receiver's last verified
+#: offset (raftsim's design), or at byte 0 with the partial data thrown away
+#: (what hashicorp/raft, openraft, Zeebe, TiKV and CockroachDB do).
+RESUME_POLICIES = ("verified_offset", "from_zero")
+
+
+def _positive(instance, attribute, value) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 @attrs.frozen
@@ -42,15 +51,16 @@ class Embedded:
 
     ``wire_copy=True`` makes the transport copy the data as a serializer would,
     so the extra copy shows in memory figures.
+
+    ``read_timeout``: seconds the receiver waits for a whole snapshot message
+    (``None``: for ever). A message still arriving after that is lost, as etcd's
+    rafthttp loses one it cannot read within its 5 s timeout (etcd #16377):
+    a snapshot larger than the link carries in that time never arrives.
     """
 
     wire_copy: bool = False
+    read_timeout: float | None = attrs.field(default=None, validator=_positive)
     name = "embedded"
-
-
-def _positive(instance, attribute, value) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def _store_or_none(instance, attribute, value) -> None:
@@ -77,6 +87,10 @@ class Streaming:
       per transfer (``None``: as fast as the link allows).
     - ``max_concurrent_per_sender``: transfers a node streams at once; the
       rest wait their turn.
+    - ``resume``: ``"verified_offset"`` (an interrupted transfer goes on
+      from the receiver's last verified byte) or ``"from_zero"`` (it starts
+      over, its partial data discarded, as several real systems do; see
+      :mod:`transports.policies`).
     - ``idle_timeout``: seconds without progress before the receiver asks
       again from its verified offset (longer when the link is slow: at least
       twice the last chunk's time; doubled after each fruitless retry, up to
@@ -98,6 +112,7 @@ class Streaming:
 
     store: Callable[[int], SnapshotStore] = _memory_stores
     chunk_size: int = attrs.field(default=MIB, validator=_positive)
+    resume: str = attrs.field(default="verified_offset", validator=attrs.validators.in_(RESUME_POLICIES))
     chunks_in_flight: int = attrs.field(default=1, validator=_positive)
     rate_limit: float | None = attrs.field(default=None, validator=_positive)
     max_concurrent_per_sender: int = attrs.field(default=2, validator=_positive)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from .errors import UsageError
 from .options import add_run_options, fill_defaults, run_one, run_options
 
 NAME = "compare"
@@ -20,6 +21,11 @@ def add_parser(commands) -> None:
         NAME, help="run a scenario in both modes (and on pysyncobj with --engine pysyncobj), side by side")
     add_run_options(compare)
     compare.add_argument("--json", action="store_true", help="print one JSON object: each column's run summary")
+    compare.add_argument("--policies", metavar="LIST",
+                         help="compare real systems' snapshot policies instead of modes: 'all' or e.g. "
+                              "etcd,hashicorp,raftsim (see transports/policies.py)")
+    compare.add_argument("--seeds", type=int, default=1, metavar="N",
+                         help="with --policies: run N seeds from --seed and show 95%% confidence intervals")
 
 
 def columns_of(info, engine: str) -> tuple[str, ...]:
@@ -39,6 +45,14 @@ def execute(args, out) -> int:
     from simulator.scenario import resolve
 
     info = resolve(args.scenario)
+    if args.policies is not None:
+        if args.policy is not None or args.engine != "native":
+            raise UsageError("--policies compares policies itself: it does not go with --policy or --engine")
+        from . import compare_policies
+
+        return compare_policies.execute(args, info, out)
+    if args.seeds != 1:
+        raise UsageError("--seeds goes with --policies")
     fill_defaults(args, info)
     columns = columns_of(info, args.engine)
     results = {mode: run_one(info, run_options(args, mode), out=out, story=False) for mode in columns}

@@ -26,6 +26,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                              "trace hash; in the live view space pauses, n steps, + and - change the speed")
     parser.add_argument("--engine", choices=("native", "pysyncobj"), default="native",
                         help="the Raft engine: raftsim's own, or real pysyncobj nodes")
+    parser.add_argument("--policy", metavar="NAME",
+                        help="move snapshots as a real system does: raftsim, etcd, hashicorp, openraft, zeebe, "
+                             "tikv or cockroachdb (replaces --mode; see transports/policies.py)")
     parser.add_argument("--max-virtual-seconds", type=float, default=600.0, metavar="S",
                         help="fail a story still running after S virtual seconds (default 600)")
     parser.add_argument("--max-wall-seconds", type=float, default=1800.0, metavar="S",
@@ -45,11 +48,27 @@ def check_output_file(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: folder {str(target.parent)!r} is not writable")
 
 
+def policy_mode(name: str) -> str:
+    """``embedded`` or ``streaming``: how policy ``name`` moves snapshots (the story's ``sim.mode``)."""
+    from transports import Embedded
+    from transports.policies import policy
+
+    try:
+        return "embedded" if isinstance(policy(name), Embedded) else "streaming"
+    except ValueError as error:
+        raise UsageError(f"--policy: {error}") from None
+
+
 def check_applicable(args, err) -> None:
     """Options that do nothing for this run are refused or warned about, never silently ignored.
 
     Call it before :func:`fill_defaults`, while ``None`` still means "not given".
     """
+    if getattr(args, "policy", None) is not None:
+        if getattr(args, "mode", None) is not None or args.pull or args.engine != "native":
+            raise UsageError("--policy chooses how snapshots travel: it does not go with --mode, --pull or "
+                             "--engine")
+        args.mode = policy_mode(args.policy)
     if args.engine == "pysyncobj" and getattr(args, "mode", None) is not None:
         raise UsageError("--mode does not apply to --engine pysyncobj: pysyncobj moves snapshots its own way")
     if getattr(args, "mode", None) == "embedded":
@@ -93,6 +112,7 @@ def run_options(args, mode: str):
         params=tuple(params),
         realtime=args.realtime,
         engine="pysyncobj" if mode == "pysyncobj" else "native",
+        policy=getattr(args, "policy", None),
         max_virtual_seconds=args.max_virtual_seconds,
         max_wall_seconds=args.max_wall_seconds,
     )

@@ -14,8 +14,14 @@ from .options import (
     run_one,
     run_options,
 )
-
-from .teaching import Slowdown, add_html_option, add_speed_option, check_html, speed_of, write_page
+from .teaching import (
+    Slowdown,
+    add_html_option,
+    add_speed_option,
+    check_html,
+    speed_of,
+    write_page,
+)
 
 NAME = "run"
 

@@ -174,9 +174,6 @@ def narrate(record: TraceRecord) -> str | None:
     if kind == "transfer_restarted":
         return (f"n{node} throws away the {human_bytes(fields.get('discarded'))} of snapshot {index} it had "
                 f"verified and starts over from the first byte (its policy keeps no partial transfer)")
-    if kind == "embedded_read_timeout":
-        return (f"n{node} gave up reading snapshot {index} from n{fields.get('from')} after "
-                f"{fields.get('timeout'):g} s: the message was still arriving")
     if kind == "chunk_rejected":
         return f"n{node} rejected a chunk from n{fields.get('source')}: {fields.get('reason')}"
     if kind == "transfer_retry":

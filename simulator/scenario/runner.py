@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from transports import Auto, Embedded, Streaming
+from transports.policies import policy
 
 from ..checks.invariants import InvariantViolation
 from ..cluster.client import LivenessError, ProposalTimeoutError
@@ -93,6 +94,12 @@ def _check_cluster_options(info: ScenarioInfo, cluster_options: dict) -> None:
 
 
 def _snapshot_mode(options: RunOptions, store_dir: Path | None, streaming: dict):
+    if options.policy is not None:  # a real system's policy (transports.policies)
+        chosen = {} if options.chunk_size is None else {"chunk_size": options.chunk_size}
+        if store_dir is not None:
+            chunk_size = chosen.get("chunk_size", MemorySnapshotStore().chunk_size)
+            chosen["store"] = lambda node_id: DiskSnapshotStore(store_dir / f"node-{node_id}", chunk_size=chunk_size)
+        return policy(options.policy, **chosen)
     if options.mode == "embedded":
         return Embedded()
     kind = Auto if options.mode == "auto" else Streaming  # Auto: Streaming that embeds small snapshots
@@ -177,6 +184,8 @@ async def run_scenario(
     failed = tuple(text for text, ok in sim_checks if not ok)
     ok = not violations and not failed
     summary.update(ok=ok, violations=violations, failed_checks=list(failed), defects=list(switched_on))
+    if options.policy is not None:
+        summary["policy"] = options.policy
     mode = "pysyncobj" if options.engine == "pysyncobj" else options.mode
     return ScenarioResult(info.name, options.seed, mode, ok, tuple(violations), failed, summary)
 

@@ -45,6 +45,8 @@ from types import ModuleType
 
 import attrs
 
+from transports.policies import POLICIES
+
 from ..raft import defects
 from ..snapshots.urls import is_store_url, parse_store_url
 from .params import Param, ParamError, declared
@@ -172,6 +174,8 @@ class RunOptions:
     engine: str = "native"  # or "pysyncobj": real pysyncobj nodes (simulator.engines)
     # A story that never ends must not run (and grow its trace) forever: limits on
     # virtual time (the story fails with this reason) and on wall time (a guard).
+    # A real system's snapshot policy (transports.policies) instead of mode/chunk options.
+    policy: str | None = None
     max_virtual_seconds: float = 600.0
     max_wall_seconds: float | None = 1800.0
 
@@ -184,6 +188,8 @@ class RunOptions:
                 f"store must be memory, disk or disk:DIR, or s3://bucket/prefix or gs://bucket/prefix; "
                 f"got {self.store!r}"
             )
+        if self.policy is not None and self.policy not in POLICIES:
+            raise ScenarioError(f"unknown snapshot policy {self.policy!r}; expected one of {', '.join(POLICIES)}")
         if self.store == "disk:":
             raise ScenarioError("--store disk: names no folder; expected disk:DIR (or disk for a temporary one)")
         if is_store_url(self.store):

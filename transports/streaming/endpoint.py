@@ -210,6 +210,11 @@ class StreamingEndpoint(SnapshotSending):
             self.host.event("transfer_refused", index=offer.index,
                             reason=f"cannot start receiving: the store failed ({error})")
             return
+        if writer.offset and writer.offset < offer.size and self._starts_over():
+            # This policy keeps nothing of an interrupted transfer, even what survived on disk.
+            self.host.event("transfer_restarted", source=offer.source, index=offer.index, discarded=writer.offset)
+            writer.abort()
+            writer = self._open_writer(offer, message)
         self._writer = writer
         self._offer_message = message
         self._idle_retries = 0
@@ -245,16 +250,26 @@ class StreamingEndpoint(SnapshotSending):
         ``fresh``: nothing of this snapshot is held, so whatever the sender
         sends is not a re-send of data we had (the registry's resume check).
         """
-        if transfer.verified_offset and defects.active(defects.RESUME_FROM_ZERO):
-            self._writer.abort()
-            self._writer = self._open_writer(transfer.offer, self._offer_message)
-            transfer.verified_offset = 0
+        if transfer.verified_offset and (self._starts_over() or defects.active(defects.RESUME_FROM_ZERO)):
+            self._start_over(transfer)
         request = transfer.request()
         self.registry.requested(self.node_id, transfer.offer.snapshot_id, request.offset, fresh=fresh)
         self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
                         offset=request.offset)
         self.host.send(request)
         self._arm_receive_timer(transfer)
+
+    def _starts_over(self) -> bool:
+        """The mode's policy restarts an interrupted transfer at byte 0 (``resume="from_zero"``)."""
+        return getattr(self.mode, "resume", "verified_offset") == "from_zero"
+
+    def _start_over(self, transfer: IncomingTransfer) -> None:
+        """Throw the partial data away and expect the snapshot again from byte 0."""
+        self.host.event("transfer_restarted", source=transfer.offer.source, index=transfer.offer.index,
+                        discarded=transfer.verified_offset)
+        self._writer.abort()
+        self._writer = self._open_writer(transfer.offer, self._offer_message)
+        transfer.verified_offset = 0
 
     def _patience(self, transfer: IncomingTransfer) -> float:
         return transfer.patience(self.mode.idle_timeout, self._idle_retries)
@@ -276,7 +291,10 @@ class StreamingEndpoint(SnapshotSending):
         verdict, detail = transfer.check_chunk(chunk)
         record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
         if verdict is Verdict.DUPLICATE:
+            # A re-send of what we have, still crossing a slow link: not progress, but
+            # proof the stream is alive, so the idle timer must not fire behind it.
             self.counters["duplicate_chunk"] += 1
+            transfer.heard(self.host.now())
             return
         if verdict is Verdict.REJECT:
             self.counters["rejected_chunk"] += 1
@@ -372,7 +390,7 @@ class StreamingEndpoint(SnapshotSending):
         transfer = self.incoming
         if transfer is None or timer.generation != self._generation:
             return
-        idle = self.host.now() - transfer.last_progress_at
+        idle = self.host.now() - transfer.idle_since()
         patience = self._patience(transfer)
         if idle < patience - TIME_EPSILON:
             # Progress since the timer was armed: wait out the rest of a full period.

@@ -91,6 +91,8 @@ class IncomingTransfer:
     retries: int = 0
     duplicate_bytes: int = 0
     last_gap: float = 0.0  # seconds between the last two verified chunks
+    # When a chunk last arrived at all, duplicates included: the stream is alive.
+    last_heard_at: float = 0.0
     rejections: Counter = attrs.Factory(Counter)
 
     @property
@@ -165,8 +167,25 @@ class IncomingTransfer:
         """
         if measure:
             self.last_gap = now - self.last_progress_at
+        elif self.last_heard_at > self.last_progress_at:
+            # A retry came in between, but a chunk-sized duplicate arrived just
+            # before this chunk: the time between the two is one chunk on this link.
+            self.last_gap = now - self.last_heard_at
         self.verified_offset += count
-        self.last_progress_at = now
+        self.last_progress_at = self.last_heard_at = now
+
+    def heard(self, now: float) -> None:
+        """A chunk arrived that adds nothing (a duplicate): not progress, but the stream is alive.
+
+        Back to back with the chunk before it, it also times a chunk on this link,
+        so the patience grows to fit a link slower than ``idle_timeout`` per chunk.
+        """
+        self.last_gap = max(self.last_gap, now - self.idle_since())
+        self.last_heard_at = now
+
+    def idle_since(self) -> float:
+        """When the stream last showed life: the later of progress and any chunk at all."""
+        return max(self.last_progress_at, self.last_heard_at)
 
     def patience(self, idle_timeout: float, retries_without_progress: int) -> float:
         """How long to wait without progress before asking again.

@@ -1,0 +1,158 @@
+"""Real systems' snapshot policies (``transports.policies``) under the same faults as raftsim's own.
+
+Two knobs make the difference, and each has a scenario that shows a known
+bug of a real system: a read deadline that does not scale with the
+snapshot's size (etcd-io/etcd#16377, ``slow_link_catch_up``) and a transfer
+that starts over after every interruption (hashicorp/raft#212, camunda#11496,
+``flaky_link_catch_up``). raftsim's Streaming survives both schedules.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from simulator import run
+from simulator.cli import main
+from simulator.cli.compare_policies import mean_interval
+from simulator.scenario import RunOptions, resolve, run_scenario
+from transports import Embedded, Streaming
+from transports.policies import POLICIES, policy, policy_names
+
+
+def raftsim(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def scenario_run(name: str, policy_name: str, **params):
+    mode = "embedded" if isinstance(policy(policy_name), Embedded) else "streaming"
+    options = RunOptions(mode=mode, policy=policy_name, params=tuple((k, str(v)) for k, v in params.items()))
+    return run(run_scenario, resolve(name), options)
+
+
+# -- the presets -------------------------------------------------------------------------------
+
+
+def test_every_policy_builds_a_mode_and_names_are_checked():
+    assert list(POLICIES) == ["raftsim", "etcd", "hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"]
+    assert policy("etcd") == Embedded(read_timeout=5.0)
+    assert policy("raftsim") == Streaming()
+    for name in ("hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"):
+        assert policy(name).resume == "from_zero", name
+    assert policy("openraft").chunk_size == 3 * 2**20
+    assert policy_names("all") == list(POLICIES)
+    assert policy_names("etcd, raftsim") == ["etcd", "raftsim"]
+    with pytest.raises(ValueError, match="unknown snapshot policy 'nope'"):
+        policy_names("raftsim,nope")
+    with pytest.raises(ValueError, match="unknown snapshot policy 'nope'"):
+        policy("nope")
+
+
+def test_bad_knob_values_are_refused():
+    with pytest.raises(ValueError):
+        Streaming(resume="sometimes")
+    with pytest.raises(ValueError, match="read_timeout must be > 0"):
+        Embedded(read_timeout=0)
+
+
+# -- a read deadline that does not scale with size (etcd #16377) --------------------------------
+
+
+def test_a_fixed_read_timeout_never_lets_a_large_snapshot_arrive():
+    result = scenario_run("slow_link_catch_up", "etcd", size=12 * 2**20, within=30)
+    assert not result.ok
+    [transfer] = result.summary["transfers"]
+    assert transfer["outcome"] == "in_progress"
+    assert transfer["bytes_sent"] >= 3 * transfer["size"]  # sent again and again, never whole
+
+
+def test_a_small_snapshot_arrives_within_the_same_read_timeout():
+    result = scenario_run("slow_link_catch_up", "etcd", size=2 * 2**20, within=30)
+    assert result.ok, result.failed_checks
+
+
+def test_raftsim_streaming_catches_up_over_the_slow_link():
+    result = scenario_run("slow_link_catch_up", "raftsim", size=12 * 2**20, within=30)
+    assert result.ok, result.failed_checks
+    [transfer] = result.summary["transfers"]
+    assert transfer["resent_bytes"] == 0
+
+
+# -- starting over after every interruption (hashicorp #212, camunda #11496) ---------------------
+
+
+def test_a_policy_that_starts_over_never_finishes_on_a_flaky_link():
+    result = scenario_run("flaky_link_catch_up", "hashicorp", within=30)
+    assert not result.ok
+    [transfer] = result.summary["transfers"]
+    assert transfer["outcome"] == "in_progress" and transfer["resent_bytes"] > 2 * transfer["size"]
+
+
+def test_raftsim_resumes_through_the_same_outages():
+    result = scenario_run("flaky_link_catch_up", "raftsim", within=30)
+    assert result.ok, result.failed_checks
+    [transfer] = result.summary["transfers"]
+    # Each outage costs at most the chunks in flight (one by default), never the whole snapshot.
+    assert transfer["resent_bytes"] <= transfer["retries"] * 2**20
+
+
+def test_starting_over_discards_verified_bytes_and_says_so():
+    def story_events(policy_name):
+        from simulator import Cluster, load_state
+
+        async def main_():
+            async with Cluster.open(nodes=3, seed=0, snapshot_mode=policy(policy_name, chunk_size=64 * 1024)) as c:
+                leader = await load_state(c, 1 * 2**20)
+                c.compact(leader)
+                newcomer = max(c.node_ids) + 1
+                c.fail_chunk(3, "cut", to=newcomer)
+                await c.add_node(timeout=60)
+                await c.wait_caught_up()
+                return [r for r in c.trace.of_kind("transfer_restarted")], c.transfers()[-1]
+
+        return run(main_)
+
+    restarted, transfer = story_events("zeebe")
+    assert restarted and restarted[0].get("discarded") == 3 * 64 * 1024
+    assert transfer.outcome.value == "installed" and transfer.resent_bytes >= 3 * 64 * 1024
+    restarted, transfer = story_events("raftsim")
+    assert restarted == [] and transfer.resent_bytes <= 64 * 1024
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_run_takes_a_policy_and_refuses_one_that_does_not_exist(capsys):
+    code, out = raftsim("run", "slow_link_catch_up", "--policy", "tikv", "--param", "size=1MiB", "--json")
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(out)
+    assert summary["policy"] == "tikv" and summary["mode"] == "streaming"
+    assert raftsim("run", "basic", "--policy", "nope")[0] == 2
+    assert "unknown snapshot policy 'nope'" in capsys.readouterr().err
+    assert raftsim("run", "basic", "--policy", "etcd", "--mode", "streaming")[0] == 2
+    assert "does not go with --mode" in capsys.readouterr().err
+
+
+def test_compare_policies_shows_each_policy_with_confidence_intervals(capsys):
+    code, out = raftsim("compare", "flaky_link_catch_up", "--policies", "raftsim,hashicorp,etcd", "--seeds", "2",
+                        "--param", "within=20", "--json")
+    assert code == 0, capsys.readouterr().err
+    table = json.loads(out)["policies"]
+    assert table["raftsim"]["ok"] == 2 and table["hashicorp"]["ok"] == 0
+    assert "n/a" in table["etcd"]  # a streaming-only story: etcd's embedded snapshots do not apply
+    mean, half = table["hashicorp"]["wasted_bytes"]
+    assert mean > table["raftsim"]["wasted_bytes"][0] and half >= 0
+    code, out = raftsim("compare", "flaky_link_catch_up", "--policies", "raftsim,hashicorp", "--param", "within=20")
+    assert code == 0
+    assert "mean ± 95% confidence interval" in out
+    assert [line.split()[:3] for line in out.splitlines()[-2:]] == [["raftsim", "1/1", "9.90"],
+                                                                     ["hashicorp", "0/1", "never"]]
+
+
+def test_mean_interval_uses_students_t():
+    assert mean_interval([5.0]) == (5.0, 0.0)
+    mean, half = mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5)
