@@ -248,6 +248,23 @@ def test_streaming_between_s3_stores(cluster_factory, moto_server, s3_bucket):
     assert_same_state(cluster, [1, 2, 3, 4])
 
 
+def test_an_unreachable_peer_is_one_line_per_outage_and_every_failure_counted(tmp_path):
+    cluster = Cluster(tmp_path / "run", 3)
+    try:
+        for node_id in (1, 2):  # node 3 never starts
+            cluster.nodes[node_id].start()
+        leader = cluster.leader()
+        wait_until(lambda: cluster.status(leader).counters["peer unreachable"] >= 5, "repeated failed sends")
+        lines = [line for line in cluster.nodes[leader].log().splitlines()
+                 if "peer unreachable: node 3" in line]
+        assert len(lines) == 1, lines
+        cluster.nodes[3].start()
+        wait_until(lambda: "peer reachable: node 3" in cluster.nodes[leader].log(), "node 3 reachable again")
+        wait_until(lambda: caught_up(cluster, 3), "node 3 catches up")
+    finally:
+        cluster.close()
+
+
 def _raw_send(address: str, payload: bytes):
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary("/raftsim.v1.RaftTransport/Send")  # bytes in, bytes out

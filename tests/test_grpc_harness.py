@@ -131,7 +131,8 @@ class Cluster:
     def leader(self) -> int:
         def find():
             for node_id in sorted(self.nodes):
-                if self.nodes[node_id].process.poll() is not None:
+                process = self.nodes[node_id].process
+                if process is None or process.poll() is not None:
                     continue
                 try:
                     status = self.status(node_id)
