@@ -4,7 +4,7 @@ The idea of ALICE and CrashMonkey, small enough to read in one sitting (no
 maintained Python library does this; LazyFS needs FUSE). Theory of operation:
 
 1. **Record.** :class:`Recorder` patches ``open``/``io.open`` and the ``os``
-   calls that change files (``open``, ``write``, ``ftruncate``, ``fsync``,
+   calls that change files (``open``, ``write``, ``pwrite``, ``ftruncate``, ``fsync``,
    ``fdatasync``, ``replace``, ``rename``, ``remove``, ``unlink``) for paths in
    one flat directory, and logs each as an operation on an *inode* (writes,
    truncations, file fsyncs) or on the *namespace* (create, rename, unlink,
@@ -139,7 +139,7 @@ class Recorder:
 
     def install(self, monkeypatch) -> Recorder:
         real = {name: getattr(os, name) for name in (
-            "open", "write", "ftruncate", "fsync", "fdatasync", "replace", "rename", "remove", "unlink",
+            "open", "write", "pwrite", "ftruncate", "fsync", "fdatasync", "replace", "rename", "remove", "unlink",
             "close", "mkdir", "rmdir", "truncate")}
         real_open = builtins.open
 
@@ -168,6 +168,13 @@ class Recorder:
             position = os.lseek(descriptor, 0, os.SEEK_CUR)
             written = real["write"](descriptor, data)
             self._log(Op("write", inode=inode, offset=position, data=bytes(data[:written])))
+            return written
+
+        def fake_pwrite(descriptor, data, position):
+            written = real["pwrite"](descriptor, data, position)
+            inode = self._descriptors.get(descriptor, -1)
+            if inode not in (None, -1):
+                self._log(Op("write", inode=inode, offset=position, data=bytes(data[:written])))
             return written
 
         def fake_ftruncate(descriptor, size):
@@ -213,6 +220,7 @@ class Recorder:
         monkeypatch.setattr(io, "open", fake_open)
         monkeypatch.setattr(os, "open", fake_os_open)
         monkeypatch.setattr(os, "write", fake_write)
+        monkeypatch.setattr(os, "pwrite", fake_pwrite)
         monkeypatch.setattr(os, "ftruncate", fake_ftruncate)
         monkeypatch.setattr(os, "fsync", fake_fsync)
         monkeypatch.setattr(os, "fdatasync", lambda fd: fake_fsync(fd, sync=real["fdatasync"]))
@@ -286,8 +294,9 @@ def _apply_namespace(names: dict[str, int], op: Op) -> bool:
 
 
 def _apply_data(content: bytearray, op: Op) -> None:
-    if op.kind == "truncate":
+    if op.kind == "truncate":  # to a smaller size, or a larger one (zeros, as a sparse file reads)
         del content[op.offset:]
+        content.extend(bytes(op.offset - len(content)))
         return
     if len(content) < op.offset:
         content.extend(bytes(op.offset - len(content)))

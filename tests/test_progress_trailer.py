@@ -169,3 +169,31 @@ def test_sync_every_must_be_a_positive_count(tmp_path):
 
 def test_a_reopened_store_keeps_its_group_durability(tmp_path):
     assert DiskSnapshotStore(tmp_path, sync_every=4).reopened().sync_every == 4
+
+
+def violations(tmp_path, monkeypatch, sync_every: int = 1) -> list[str]:
+    """The crash states whose recovery breaks the promise (empty for a correct store)."""
+    live = tmp_path / "live"
+    recorder = receive(live, monkeypatch, sync_every)
+    found = []
+    for number, (durable, pending, durable_end, chunk_end) in enumerate(recorder.states):
+        for variant, image in enumerate(crash_images(durable, pending)):
+            crashed = tmp_path / f"crash-{number}-{variant}"
+            crashed.mkdir()
+            shutil.copy(live / f"snapshot-{INDEX:016}.partial.json", crashed)
+            partial_path(crashed).write_bytes(image)
+            partials = DiskSnapshotStore(crashed, chunk_size=CHUNK, durable=False).partial_transfers()
+            offset = partials[0].offset if partials else -1
+            if not durable_end <= offset <= chunk_end:
+                found.append(f"state {number}/{variant}: resumed at {offset}, promised {durable_end}..{chunk_end}")
+            shutil.rmtree(crashed)
+    return found
+
+
+def test_the_harness_catches_a_record_written_over_the_durable_one(tmp_path, monkeypatch):
+    from simulator.snapshots.progress_trailer import TrailerState
+
+    # The mistake: always write into the slot that holds the last durable record.
+    monkeypatch.setattr(TrailerState, "next_slot", property(lambda state: state.durable_slot))
+    assert violations(tmp_path, monkeypatch)
+
