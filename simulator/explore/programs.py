@@ -24,9 +24,10 @@ from __future__ import annotations
 import attrs
 import trio
 
+from ..checks.transfers import installed_then_failed, restart_from_zero
 from ..cluster.client import LivenessError, ProposalTimeoutError
-from ..cluster.restart import state_digest
 from ..cluster.reads import ReadTimeoutError
+from ..cluster.restart import state_digest
 from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
 
@@ -348,6 +349,7 @@ class ProgramRun:
         self.checks.after_step()
         self.checks.acknowledged_writes_applied()
         self.checks.replicas_agree()
+        self.checks.transfers_keep_their_progress()
 
 
 class ProgramChecks:
@@ -360,6 +362,19 @@ class ProgramChecks:
         self.no_acknowledged_write_lost()
         self.resumes_resend_at_most_one_chunk()
         self.log_discarded_only_under_a_durable_snapshot()
+
+    def transfers_keep_their_progress(self) -> None:
+        """At the end of a run: snapshot liveness (:mod:`simulator.checks.transfers`), no verified
+        bytes thrown away, no acknowledged install reported failed. Only for modes that promise
+        to resume (reading the whole trace once, not after every step)."""
+        cluster = self.run.cluster
+        if getattr(cluster.snapshot_mode, "resume", None) != "verified_offset":
+            return
+        records = cluster.trace.records
+        for finding in restart_from_zero(records):
+            raise self._violation("a transfer keeps the bytes it verified", finding)
+        for finding in installed_then_failed(records):
+            raise self._violation("an acknowledged install is never discarded by its sender", finding)
 
     def _violation(self, invariant: str, detail: str):
         # Through the monitor, so the error carries the last trace events as its own do.
