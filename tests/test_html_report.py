@@ -235,3 +235,21 @@ def test_a_ten_minute_five_node_run_stays_usable(tmp_path, browser):
     seek(browser, 410)
     assert node_rows(browser)[3][-1] == "down"
     save(browser, tmp_path, "report-ten-minutes.png")
+
+
+def test_a_trace_is_data_never_markup(tmp_path, browser):
+    # A hand-edited trace whose texts look like HTML: the page shows them as text.
+    lines = [
+        '{"t":0.0,"node":1,"seq":1,"kind":"start","term":0,"snapshot_index":0}',
+        '{"t":0.5,"node":0,"seq":2,"kind":"say","text":"<img src=x onerror=\\"document.body.dataset.owned=1\\">"}',
+        '{"t":1.0,"node":1,"seq":3,"kind":"role","role":"<b>leader</b>","term":1,"leader":1}',
+    ]
+    trace = tmp_path / "odd.jsonl"
+    trace.write_text("\n".join(lines) + "\n")
+    page = tmp_path / "odd.html"
+    assert main(["replay", str(trace), "--html", str(page)], out=io.StringIO()) == 0
+    browser.open(page)
+    seek(browser, 1.0)
+    assert browser.evaluate("document.body.dataset.owned") is None
+    assert browser.evaluate("document.querySelectorAll('#story img, #nodes b').length") == 0
+    assert "<img src=x" in browser.evaluate("document.getElementById('story').textContent")

@@ -3,6 +3,9 @@
 "use strict";
 const RUN = JSON.parse(document.getElementById("run-data").textContent);
 const $ = (id) => document.getElementById(id);
+// Everything from the trace goes through esc() into HTML: a trace file is data, never markup.
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const esc = (value) => String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 const SPEEDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 50];
 const ROLE_COLOURS = { leader: "#2ca02c", candidate: "#ff7f0e", pre_candidate: "#f2c80f", follower: "#b0c4de", learner: "#17becf" };
 const FAMILIES = {
@@ -199,22 +202,22 @@ function renderNodes(t) {
     let roleName = down || !role ? "-" : role.role.replace("_", "-");
     if (!down && learners.has(node)) roleName += " (learner)";
     const cells = [`n${node}`, roleName, down || !role ? "-" : role.term, log ? log.commit : 0, log ? log.applied : 0, log ? log.snap : 0, log ? log.snap + log.terms.length : 0];
-    return `<tr data-node="${node}"><td>${cells[0]}</td><td class="role ${role ? role.role : ""}">${cells[1]}</td>` +
-      cells.slice(2).map((c) => `<td>${c}</td>`).join("") + `<td class="status ${status}">${status}</td></tr>`;
+    return `<tr data-node="${esc(node)}"><td>${esc(cells[0])}</td><td class="role ${esc(role ? role.role : "")}">${esc(cells[1])}</td>` +
+      cells.slice(2).map((c) => `<td>${esc(c)}</td>`).join("") + `<td class="status ${esc(status)}">${esc(status)}</td></tr>`;
   });
   $("nodes").tBodies[0].innerHTML = rows.join("");
   const html = RUN.nodes.map((node) => {
     const log = logs[node] || { snap: 0, snapTerm: 0, terms: [], commit: 0, applied: 0 };
     const lastIndex = log.snap + log.terms.length, firstShown = Math.max(log.snap + 1, lastIndex - LOG_CELLS + 1);
-    let cells = log.snap ? `<span class="snap" title="entries up to ${log.snap} are in the snapshot">snapshot ≤ ${log.snap} (t${log.snapTerm})</span>` : "";
+    let cells = log.snap ? `<span class="snap" title="entries up to ${esc(log.snap)} are in the snapshot">snapshot ≤ ${esc(log.snap)} (t${esc(log.snapTerm)})</span>` : "";
     if (firstShown > log.snap + 1) cells += `<span class="more">…${firstShown - log.snap - 1} more</span>`;
     for (let index = firstShown; index <= lastIndex; index++) {
       const term = log.terms[index - log.snap - 1];
       const classes = ["cell", index > log.commit ? "uncommitted" : "", index === log.commit ? "commit" : "", index === log.applied ? "applied" : ""].join(" ");
-      cells += `<span class="${classes}" data-index="${index}" data-term="${term}" style="background:${termColour(term)}" title="entry ${index}, term ${term}">${term}</span>`;
+      cells += `<span class="${classes}" data-index="${index}" data-term="${esc(term)}" style="background:${termColour(term)}" title="entry ${index}, term ${esc(term)}">${esc(term)}</span>`;
     }
     const down = statusAt(node, t) === "down" ? " down-row" : "";
-    return `<div class="logrow${down}" data-node="${node}" data-commit="${log.commit}" data-applied="${log.applied}" data-snapshot="${log.snap}" data-last="${lastIndex}"><span class="who">n${node}</span><span class="cells">${cells}</span></div>`;
+    return `<div class="logrow${down}" data-node="${esc(node)}" data-commit="${esc(log.commit)}" data-applied="${esc(log.applied)}" data-snapshot="${esc(log.snap)}" data-last="${esc(lastIndex)}"><span class="who">n${esc(node)}</span><span class="cells">${cells}</span></div>`;
   }).join("");
   $("logs").innerHTML = html;
 }
@@ -224,8 +227,8 @@ function renderTransfers(t) {
     const ended = tr.ended !== null && tr.ended <= t;
     const retries = tr.retries.filter((r) => r[0] <= t).length, resumes = tr.resumes.filter((r) => r[0] <= t).length;
     const outcome = ended ? tr.outcome : "in progress";
-    return `<div class="transfer" data-outcome="${outcome}"><div>${tr.label}: <b>${humanBytes(done)}</b> / ${humanBytes(tr.size)} · ${retries} retries · ${resumes} resumes · <span class="outcome">${outcome}</span></div>` +
-      `<div class="bar ${ended ? tr.outcome : ""}"><div style="width:${Math.min(100, 100 * done / size)}%"></div></div></div>`;
+    return `<div class="transfer" data-outcome="${esc(outcome)}"><div>${esc(tr.label)}: <b>${esc(humanBytes(done))}</b> / ${esc(humanBytes(tr.size))} · ${retries} retries · ${resumes} resumes · <span class="outcome">${esc(outcome)}</span></div>` +
+      `<div class="bar ${ended ? esc(tr.outcome) : ""}"><div style="width:${Math.min(100, 100 * done / size)}%"></div></div></div>`;
   });
   $("transfers").innerHTML = parts.join("") || `<i>${RUN.transfers.length ? "no snapshot transfer yet" : "no snapshot transfer in this run"}</i>`;
   if (!RUN.transfers.length) { $("transfer-chart").style.display = "none"; $("transfer-legend").style.display = "none"; return; }
@@ -265,7 +268,7 @@ function renderMemory(t) {
     let previous = 0, held = 0;
     for (const [when, bytes] of points) { ctx.lineTo(x(when), y(previous)); ctx.lineTo(x(when), y(bytes)); previous = bytes; if (when <= t) held = bytes; }
     ctx.lineTo(x(RUN.end), y(previous)); ctx.stroke();
-    now.push(`<span><span class="key" style="background:${colour}"></span>n${node}: ${humanBytes(held)}</span>`);
+    now.push(`<span><span class="key" style="background:${colour}"></span>n${esc(node)}: ${esc(humanBytes(held))}</span>`);
   });
   ctx.fillStyle = "#333"; ctx.fillText(humanBytes(peak), 2, top + 8); ctx.fillText("0", 2, bottom);
   cursor(ctx, x(t), height);
@@ -274,7 +277,7 @@ function renderMemory(t) {
 let storyBuilt = false;
 function renderStory(t) {
   const box = $("story");
-  if (!storyBuilt) { box.innerHTML = RUN.story.map(([when, , text], i) => `<div data-i="${i}"><span class="t">${when.toFixed(3)}s</span>${text.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</div>`).join(""); storyBuilt = true; }
+  if (!storyBuilt) { box.innerHTML = RUN.story.map(([when, , text], i) => `<div data-i="${i}"><span class="t">${esc(Number(when).toFixed(3))}s</span>${esc(text)}</div>`).join(""); storyBuilt = true; }
   const shown = upperBound(storyTimes, t);
   for (const line of box.children) {
     const i = +line.dataset.i;
@@ -343,11 +346,11 @@ function init() {
   });
   const legend = {};
   for (const type of RUN.types) { const [name, colour] = FAMILIES[type] || ["other", "#8c564b"]; legend[name] = colour; }
-  $("lane-legend").innerHTML = Object.entries(legend).map(([n, c]) => `<span><span class="key" style="background:${c}"></span>${n}</span>`).join("") +
+  $("lane-legend").innerHTML = Object.entries(legend).map(([n, c]) => `<span><span class="key" style="background:${c}"></span>${esc(n)}</span>`).join("") +
     "<span>- - lost or undelivered (× at the end; a short stub names the receiver)</span><span>··· duplicate</span><span>● still on the wire</span>" +
     "<span>◆ compaction</span><span style='color:#d62728'>★ snapshot installed</span>" + FAULT_LEGEND;
   $("role-legend").innerHTML = Object.entries(ROLE_COLOURS).map(([r, c]) => `<span><span class="key" style="background:${c}"></span>${r.replace("_", "-")}</span>`).join("") + FAULT_LEGEND;
-  $("term-legend").innerHTML = [...new Set(RUN.logs.flatMap((c) => c[4]))].sort((a, b) => a - b).map((term) => `<span><span class="key" style="background:${termColour(term)}"></span>term ${term}</span>`).join("") +
+  $("term-legend").innerHTML = [...new Set(RUN.logs.flatMap((c) => c[4]))].sort((a, b) => a - b).map((term) => `<span><span class="key" style="background:${termColour(term)}"></span>term ${esc(term)}</span>`).join("") +
     "<span>dashed: not committed yet</span><span>black edge: commit index</span><span style='color:#d00'>▲ under: applied index</span><span>hatched: in the snapshot</span>";
   $("transfer-legend").innerHTML = "<span>solid: bytes verified at the receiver</span><span>dashed: snapshot size</span><span style='color:#d62728'>× retry (asked again)</span><span>▲ resume from a kept offset</span><span style='color:#ff7f0e'>▼ chunk rejected</span>" + FAULT_LEGEND;
   const notes = [`${RUN.messages_total.toLocaleString()} messages`, ...RUN.thinned];
