@@ -40,5 +40,5 @@ def execute(args, out) -> int:
         if sentence is not None:
             print(f"[{record.time:9.3f}s] {sentence}", file=out)
     if args.html:
-        write_page(args.html, records, f"raftsim replay {path.name}")
+        write_page(args.html, records, f"raftsim replay {path.name}", from_file=True)
     return 0
