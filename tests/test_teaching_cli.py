@@ -130,3 +130,13 @@ def test_an_html_file_that_cannot_be_written_is_refused_before_the_run(where, tm
     assert main(["run", "basic", "--quiet", "--html", str(target)], out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("raftsim: error: --html")
+
+
+def test_replay_html_of_a_trace_with_ill_typed_fields_is_one_line(tmp_path, capsys):
+    trace = tmp_path / "odd.jsonl"
+    trace.write_text('{"t":0.0,"node":1,"seq":1,"kind":"start","term":0}\n'
+                     '{"t":1.0,"node":1,"seq":2,"kind":"role","role":"leader","term":"one","leader":1}\n'
+                     '{"t":2.0,"node":2,"seq":3,"kind":"deliver","type":"append","from":1,"to":2,"term":"one"}\n')
+    code = main(["replay", str(trace), "--html", str(tmp_path / "odd.html")], out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("raftsim: error: --html") and "not as raftsim" in err

@@ -103,8 +103,12 @@ def check_html(args) -> None:
         raise UsageError(f"--html {path}: folder {str(target.parent)!r} does not exist")
 
 
-def write_page(path: str, source, title: str) -> None:
-    """Write ``source`` (a cluster or records) as a page; one line on stderr says where and how big."""
+def write_page(path: str, source, title: str, *, from_file: bool = False) -> None:
+    """Write ``source`` (a cluster or records) as a page; one line on stderr says where and how big.
+
+    ``from_file``: the records come from a trace file, which may have been
+    edited; fields of the wrong kinds are bad input (one line), not a bug.
+    """
     from simulator.observe.html import write_html
     from simulator.observe.narration import human_bytes
 
@@ -112,4 +116,9 @@ def write_page(path: str, source, title: str) -> None:
         size = write_html(source, path, title=title)
     except OSError as error:
         raise UsageError(f"--html {path}: cannot write it: {error.strerror or error}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        if not from_file:
+            raise
+        raise UsageError(f"--html {path}: the trace's fields are not as raftsim writes them "
+                         f"({type(error).__name__}: {error})") from None
     print(f"raftsim: wrote {path} ({human_bytes(size)}); open it in a browser", file=sys.stderr)
