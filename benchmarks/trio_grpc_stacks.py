@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchlib import MIB, print_table, ratio, write_json  # noqa: E402
+from benchlib import MIB, print_table, ratio, write_json
 
-from transports.grpc.proto import snapshot_pb2 as spb  # noqa: E402
+from transports.grpc.proto import snapshot_pb2 as spb
 
 STACKS = ("grpcio-sync", "grpcio-trio", "purerpc-trio")
 OPTIONS = [("grpc.max_send_message_length", 64 * MIB), ("grpc.max_receive_message_length", 64 * MIB)]

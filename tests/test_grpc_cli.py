@@ -17,7 +17,7 @@ RAFTSIM = [sys.executable, "-m", "simulator.cli"]
 
 def readme_commands() -> list[str]:
     section = (ROOT / "README.md").read_text().split("## Real network", 1)[1].split("\n## ", 1)[0]
-    [block] = re.findall(r"```bash\n(.*?)```", section, re.S)
+    [block] = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
     return [line for line in block.splitlines() if line.strip()]
 
 

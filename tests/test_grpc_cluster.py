@@ -17,10 +17,18 @@ import threading
 
 import grpc
 import pytest
-
 from cloud_servers import S3_KEY_ID, S3_SECRET, moto_server, s3_bucket, s3_client  # noqa: F401 - fixtures
+from test_grpc_harness import (
+    MIB,
+    REPO_ROOT,
+    Cluster,
+    Proxy,
+    free_port,
+    load_state,
+    wait_until,
+)
+
 from simulator import KeyValueStore
-from test_grpc_harness import MIB, REPO_ROOT, Cluster, Proxy, free_port, load_state, wait_until
 from transports.grpc import ClusterUnavailableError
 from transports.grpc.proto import control_pb2, raft_pb2, snapshot_pb2, snapshot_pb2_grpc
 
@@ -199,12 +207,12 @@ def test_no_acknowledged_write_is_lost_when_each_node_is_killed_in_turn(cluster_
     try:
         for victim in (1, 2, 3):
             before = len(acknowledged)
-            wait_until(lambda: len(acknowledged) >= before + 20, f"writes before killing node {victim}")
+            wait_until(lambda n=before: len(acknowledged) >= n + 20, f"writes before killing node {victim}")
             cluster.nodes[victim].kill9()
             during = len(acknowledged)
-            wait_until(lambda: len(acknowledged) >= during + 20, f"writes while node {victim} is down")
+            wait_until(lambda n=during: len(acknowledged) >= n + 20, f"writes while node {victim} is down")
             cluster.nodes[victim].start()
-            wait_until(lambda: caught_up(cluster, victim), f"node {victim} catches up after kill -9")
+            wait_until(lambda v=victim: caught_up(cluster, v), f"node {victim} catches up after kill -9")
     finally:
         stop.set()
         writer.join(timeout=120)
@@ -328,8 +336,8 @@ def test_a_port_in_use_is_one_line_and_exit_code_2(tmp_path):
         result = _run_node("--id", "1", "--listen", address, "--peers", f"1={address}",
                            "--data-dir", str(tmp_path / "n1"))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"raftsim node: port in use: cannot listen on {address}: "
-                                          "Address already in use"]
+    assert result.stderr.splitlines() == [
+        f"raftsim node: port in use: cannot listen on {address}: Address already in use"]
 
 
 @pytest.mark.parametrize(

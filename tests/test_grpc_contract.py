@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from grpc_tools import protoc
+from test_grpc_harness import Cluster
 
 import transports.grpc.proto as shipped
 from simulator import KeyValueStore
-from test_grpc_harness import Cluster, wait_until
 from transports.grpc.proto import control_pb2
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

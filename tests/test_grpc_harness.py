@@ -74,12 +74,12 @@ class NodeProcess:
 
     def start(self) -> NodeProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **self.env}
         env.pop("grpc_proxy", None)
         env.pop("http_proxy", None)
-        self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            cwd=REPO_ROOT)
         return self
 
     def kill9(self) -> None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.raft import ConfState, Entry, HardState, Snapshot, SnapshotMetadata, snapshot_digest
+from simulator.raft import (
+    ConfState,
+    Entry,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+    snapshot_digest,
+)
 from simulator.snapshots import DiskSnapshotStore
 from transports.grpc import SqliteRaftStorage
 
@@ -52,10 +59,9 @@ def test_a_conflicting_suffix_is_replaced_on_disk_too(tmp_path):
 def test_a_failed_batch_leaves_nothing_half_written(tmp_path):
     storage = open_storage(tmp_path)
     storage.set_hard_state(HardState(term=1, vote=1))
-    with pytest.raises(RuntimeError):
-        with storage.ready_batch():
-            storage.append([Entry(1, 1, b"x")])
-            raise RuntimeError("the disk went away")
+    with pytest.raises(RuntimeError), storage.ready_batch():
+        storage.append([Entry(1, 1, b"x")])
+        raise RuntimeError("the disk went away")
     again = open_storage(tmp_path)
     assert again.last_index() == 0 and again.hard_state == HardState(term=1, vote=1)
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 import trio
+from test_grpc_harness import free_port
 
 from simulator import KeyValueStore
 from simulator.snapshots import DiskSnapshotStore, MemorySnapshotStore
-from test_grpc_harness import free_port
 from transports import Embedded, Streaming
-from transports.grpc import ClusterClient, GrpcClusterTransport, NodeConfig, NodeSettings
+from transports.grpc import (
+    ClusterClient,
+    GrpcClusterTransport,
+    NodeConfig,
+    NodeSettings,
+)
 from transports.grpc.server import PortInUseError
 
 MIB = 1024 * 1024

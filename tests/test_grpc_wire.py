@@ -15,7 +15,13 @@ from simulator.raft import (
     SnapshotMetadata,
 )
 from transports.grpc.proto import raft_pb2 as pb
-from transports.grpc.wire import WireError, batch_to_wire, message_from_wire, message_to_wire, parse_batch
+from transports.grpc.wire import (
+    WireError,
+    batch_to_wire,
+    message_from_wire,
+    message_to_wire,
+    parse_batch,
+)
 
 MT = MessageType
 NETWORK_TYPES = [kind for kind in MT if not kind.is_local]

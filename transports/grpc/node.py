@@ -112,7 +112,7 @@ def _store(args):
 
     try:
         return open_store(args.store.rstrip("/") + f"/node-{args.id}", chunk_size=args.chunk_size)
-    except Exception as error:  # missing extra, bad credentials, no bucket: all user-fixable
+    except Exception as error:  # noqa: BLE001 - missing extra, bad credentials, no bucket: all user-fixable
         raise UsageError(f"--store {args.store}: {str(error).splitlines()[0]}") from None
 
 

@@ -25,7 +25,15 @@ from pathlib import Path
 import grpc
 import trio
 
-from simulator.raft import INVALID_ID, ConfChange, ConfChangeType, Config, ConfState, ProgressState, Role
+from simulator.raft import (
+    INVALID_ID,
+    ConfChange,
+    ConfChangeType,
+    Config,
+    ConfState,
+    ProgressState,
+    Role,
+)
 from simulator.snapshots import DiskSnapshotStore
 
 from . import events as ev

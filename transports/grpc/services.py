@@ -25,6 +25,12 @@ from __future__ import annotations
 import grpc
 import trio
 
+from simulator.snapshots import (
+    ObjectStoreError,
+    SnapshotCorruptError,
+    SnapshotStoreError,
+)
+
 from . import events as ev
 from .proto import control_pb2 as cpb
 from .proto import control_pb2_grpc, raft_pb2, snapshot_pb2_grpc
@@ -102,11 +108,11 @@ class SnapshotService(snapshot_pb2_grpc.SnapshotTransferServicer):
         while context.is_active():
             try:
                 chunk = self.bridge.run_sync(context, server.next_chunk, stream)
-            except Exception as error:  # the store failed (corrupt on disk, object store down)
+            except (SnapshotStoreError, ObjectStoreError, OSError, ValueError) as error:  # the store failed
                 self.bridge.run_sync(context, self.node.events, ev.STREAM_CUT,
                                      f"serving snapshot {stream.snapshot.index}: {type(error).__name__}: {error}")
-                context.abort(grpc.StatusCode.DATA_LOSS if "Corrupt" in type(error).__name__
-                              else grpc.StatusCode.UNAVAILABLE, str(error).splitlines()[0])
+                code = grpc.StatusCode.DATA_LOSS if isinstance(error, SnapshotCorruptError) else grpc.StatusCode.UNAVAILABLE
+                context.abort(code, str(error).splitlines()[0])
             if chunk is None:
                 return
             yield chunk

@@ -21,7 +21,14 @@ if that worked, so a snapshot that does not decode leaves the node as it was.
 
 from __future__ import annotations
 
-from simulator.raft import Message, MessageType, ProgressState, Role, Snapshot, SnapshotStatus
+from simulator.raft import (
+    Message,
+    MessageType,
+    ProgressState,
+    Role,
+    Snapshot,
+    SnapshotStatus,
+)
 
 from . import events as ev
 

@@ -77,7 +77,7 @@ class GrpcClusterTransport:
     """See the module docstring. Build one with the two named constructors."""
 
     nodes: tuple[NodeConfig, ...] = attrs.field(converter=tuple)
-    mode: Embedded | Streaming = Embedded()
+    mode: Embedded | Streaming = attrs.field(factory=Embedded)
     chunks_in_flight: int = CHUNKS_IN_FLIGHT
 
     def __attrs_post_init__(self) -> None:
