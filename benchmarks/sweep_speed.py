@@ -12,6 +12,9 @@ Seeds per minute count from the first task submitted to the last result
 (cluster start-up is reported apart); every variant is also given as a ratio
 to the serial baseline, which is what to compare across machines. The load
 average is printed with the figures: on a shared machine it explains them.
+Seeds per *run CPU minute* divide by the CPU time the runs themselves took
+(each task's thread time): it stays put when other work takes the cores,
+and shows that a run costs the same on a worker as in this process.
 
 Run: ``python benchmarks/sweep_speed.py [--seeds 200] [--processes] [--json out.json]``.
 """
@@ -40,21 +43,20 @@ def _tasks(seeds: int) -> list[dict]:
 def serial(seeds: int) -> dict:
     run_seed(_tasks(1)[0])  # imports and first-use costs, as the workers' warm-up task pays them
     started = time.perf_counter()
-    for task in _tasks(seeds):
-        run_seed(task)
+    cpu = sum(run_seed(task)["cpu_seconds"] for task in _tasks(seeds))
     wall = time.perf_counter() - started
-    return {"seconds": wall, "startup_seconds": 0.0}
+    return {"seconds": wall, "startup_seconds": 0.0, "run_cpu_seconds": cpu}
 
 
-def on_client(client, seeds: int) -> float:
+def on_client(client, seeds: int) -> tuple[float, float]:
+    """(wall seconds for all seeds, CPU seconds the runs themselves took on the workers)."""
     from distributed import as_completed
 
     client.submit(run_seed, _tasks(1)[0], pure=False).result()  # every worker imports on first use; warm one
     started = time.perf_counter()
     futures = client.map(run_seed, _tasks(seeds), pure=False)
-    for future in as_completed(futures):
-        future.result()
-    return time.perf_counter() - started
+    cpu = sum(future.result()["cpu_seconds"] for future in as_completed(futures))
+    return time.perf_counter() - started, cpu
 
 
 def local(workers: int, seeds: int) -> dict:
@@ -63,8 +65,8 @@ def local(workers: int, seeds: int) -> dict:
     started = time.perf_counter()
     with local_cluster(workers) as cluster, Client(cluster) as client:
         startup = time.perf_counter() - started
-        wall = on_client(client, seeds)
-    return {"seconds": wall, "startup_seconds": startup}
+        wall, cpu = on_client(client, seeds)
+    return {"seconds": wall, "startup_seconds": startup, "run_cpu_seconds": cpu}
 
 
 def processes(seeds: int) -> dict:
@@ -90,13 +92,13 @@ def processes(seeds: int) -> dict:
             with Client(address) as client:
                 client.wait_for_workers(2, timeout=60)
                 startup = time.perf_counter() - started
-                wall = on_client(client, seeds)
+                wall, cpu = on_client(client, seeds)
         finally:
             for child in reversed(children):
                 child.terminate()
             for child in children:
                 child.wait(timeout=30)
-    return {"seconds": wall, "startup_seconds": startup}
+    return {"seconds": wall, "startup_seconds": startup, "run_cpu_seconds": cpu}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, measure in variants:
         figures = measure()
-        figures.update(name=name, seeds=args.seeds, seeds_per_minute=60 * args.seeds / figures["seconds"])
+        figures.update(name=name, seeds=args.seeds, seeds_per_minute=60 * args.seeds / figures["seconds"],
+                       seeds_per_cpu_minute=60 * args.seeds / figures["run_cpu_seconds"])
         rows.append(figures)
     baseline = rows[0]["seeds_per_minute"]
     for row in rows:
@@ -123,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     load = {"before": load_before, "after": os.getloadavg()}
     print_table(
         f"Sweep speed: {args.seeds} swarm seeds per variant",
-        ["variant", "seeds / minute", "ratio to serial", "seconds", "start-up s"],
+        ["variant", "seeds / minute", "ratio to serial", "seconds", "start-up s", "seeds / run CPU minute"],
         [[row["name"], f"{row['seeds_per_minute']:,.0f}", f"{row['ratio']:.2f}", f"{row['seconds']:.1f}",
-          f"{row['startup_seconds']:.1f}"] for row in rows],
+          f"{row['startup_seconds']:.1f}", f"{row['seeds_per_cpu_minute']:,.0f}"] for row in rows],
         f"Load average (1, 5, 15 min) before {load['before'][0]:.1f} {load['before'][1]:.1f} "
         f"{load['before'][2]:.1f}, after {load['after'][0]:.1f} {load['after'][1]:.1f} {load['after'][2]:.1f}; "
         f"{os.cpu_count()} cores.",

@@ -151,4 +151,5 @@ def test_the_sweep_speed_benchmark_at_smoke_size(tmp_path):
     for row in results["variants"]:
         assert row["seeds_per_minute"] == pytest.approx(60 * 3 / row["seconds"])
         assert row["ratio"] == pytest.approx(row["seeds_per_minute"] / baseline["seeds_per_minute"])
+        assert row["seeds_per_cpu_minute"] == pytest.approx(60 * 3 / row["run_cpu_seconds"])
     assert len(results["load"]["before"]) == 3

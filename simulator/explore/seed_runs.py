@@ -63,14 +63,15 @@ def worker_name() -> str:
 def _run_file(path: Path, options: RunOptions, switched_on: tuple[str, ...]) -> dict:
     """Run a scenario file as ``raftsim run`` does; the outcome as a dict (never raises for a bug found)."""
     clusters = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     try:
         with _ONE_RUN_AT_A_TIME, defect_switch.injected(*switched_on):
             result = run(functools.partial(run_scenario, on_cluster=clusters.append), resolve(str(path)), options)
     except Exception as error:  # a crash of the simulator is a finding too, grouped by its type
         message = str(error).splitlines()[0] if str(error) else ""
         return {"ok": False, "failure": f"error: {type(error).__name__}: {message}", "virtual_seconds": 0.0,
-                "trace_sha256": "", "goals": [], "wall_seconds": time.perf_counter() - started}
+                "trace_sha256": "", "goals": [], "wall_seconds": time.perf_counter() - started,
+                "cpu_seconds": time.thread_time() - cpu_started}
     failures = list(result.violations) + list(result.failed_checks)
     return {
         "ok": result.ok,
@@ -79,6 +80,8 @@ def _run_file(path: Path, options: RunOptions, switched_on: tuple[str, ...]) -> 
         "trace_sha256": result.summary.get("trace_sha256", ""),
         "goals": list(goals_reached(clusters[0].trace.records)) if clusters else [],
         "wall_seconds": time.perf_counter() - started,
+        # This thread's CPU time: what the run cost, whatever else shares the machine.
+        "cpu_seconds": time.thread_time() - cpu_started,
     }
 
 
