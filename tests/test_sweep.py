@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -130,6 +131,7 @@ def test_a_sweep_on_a_real_scheduler_with_two_workers_shrinks_a_swarm_failure(tm
     (["node_join", "--scheduler", "localhost"], "--scheduler expects an address like tcp://HOST:PORT"),
     (["node_join", "--workers", "0"], "--workers must be >= 1"),
     (["node_join", "--max-steps", "0"], "--max-steps must be >= 1"),
+    (["partition_during_transfer", "--mode", "embedded"], "runs in streaming mode only"),
 ])
 def test_bad_sweep_input_is_one_line_and_exit_code_2(argv, says, capsys):
     code, _ = _sweep(argv)
@@ -153,3 +155,14 @@ def test_the_sweep_speed_benchmark_at_smoke_size(tmp_path):
         assert row["ratio"] == pytest.approx(row["seeds_per_minute"] / baseline["seeds_per_minute"])
         assert row["seeds_per_cpu_minute"] == pytest.approx(60 * 3 / row["run_cpu_seconds"])
     assert len(results["load"]["before"]) == 3
+
+
+def test_an_unreachable_scheduler_is_one_line_and_exit_code_2(capsys):
+    with socket.socket() as probe:  # a port nobody listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _ = _sweep(["node_join", "--seeds", "0:2", "--scheduler", f"tcp://127.0.0.1:{port}"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in error
+    assert len(error.strip().splitlines()) == 1, error
