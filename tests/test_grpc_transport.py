@@ -56,7 +56,11 @@ async def test_a_node_served_in_this_process_takes_commands(tmp_path):
         with ClusterClient({1: address}, timeout=60) as client:
             reply = await trio.to_thread.run_sync(client.propose, KeyValueStore.put("k", b"v"))
             assert reply.ok and reply.result == "ok"
+            last_index = server.replica.node.raft.raft_log.last_index()
             assert await trio.to_thread.run_sync(client.get, "k") == b"v"
+            assert await trio.to_thread.run_sync(client.get, "missing") is None
+            # Reads go through ReadIndex: confirmed by the leader, nothing written to the log.
+            assert server.replica.node.raft.raft_log.last_index() == last_index
         assert server.replica.state_machine.get("k") == b"v"
 
         with pytest.raises(PortInUseError, match=f"cannot listen on {address}"):

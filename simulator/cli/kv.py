@@ -3,7 +3,7 @@
 ``--cluster 1=HOST:PORT,2=HOST:PORT,...`` names the nodes (started with
 ``raftsim node``); the client asks any of them and follows the leader hint
 (``transports.grpc.ClusterClient``). A put returns once the entry is
-applied; a get reads through the log, so it sees every put acknowledged
+applied; a get is linearizable (Raft ReadIndex), so it sees every put acknowledged
 before it. Exit codes: 0 done; 1 the key is not there, or no leader
 answered in time (one line saying the last reason); 2 bad input.
 """

@@ -7,7 +7,7 @@ leader hint (id and address), and the client retries there. With no hint
 (an election is going on) or an unreachable node, it tries the next address
 after a short back-off, until ``timeout`` seconds have passed; then it raises
 :class:`ClusterUnavailableError` naming the last reason. Writes are answered
-once applied; reads go through the log (see ``NodeServer.get``), so a value
+once applied; reads are linearizable (ReadIndex, see ``NodeServer.get``), so a value
 that a put returned for is never missing from a later get.
 
 Commands are the state machine's bytes (``KeyValueStore.put(key, value)``

@@ -74,6 +74,15 @@ class Ticket:
             self.done.set()
 
 
+@attrs.define(eq=False)
+class ReadWaiter:
+    """A linearizable read waiting for the leader to confirm it, then for the state machine."""
+
+    index: int | None = None  # the read index, once the leader confirmed its leadership
+    done: trio.Event = attrs.Factory(trio.Event)
+    error: str | None = None
+
+
 class Replica:
     """One node's Raft state, state machine and Ready loop; see the module docstring."""
 
@@ -91,6 +100,8 @@ class Replica:
         self.compact_every = compact_every
         self.keep_entries = keep_entries
         self.waiting: dict[int, Ticket] = {}
+        self.reads: dict[bytes, ReadWaiter] = {}
+        self._read_serial = 0
         self.last_role: Role | None = None
         self._digest_cache: tuple[int, str] | None = None
         machine = make_state_machine()
@@ -172,6 +183,38 @@ class Replica:
             ticket.fail(f"entry {ticket.index} was not applied within {timeout:g} s")
         return ticket
 
+    async def read_barrier(self, timeout: float = 5.0) -> str | None:
+        """Wait until a read of the state machine is linearizable (Raft's ReadIndex): the
+        leader confirms with a quorum that it still leads, and the state machine has applied
+        the commit index it had then. No log entry is written. Returns why not, or ``None``."""
+        raft = self.node.raft
+        if raft.role is not Role.LEADER:
+            raise NotLeaderError(f"node {self.node_id} is not the leader (leader: {raft.leader_id or 'unknown'})",
+                                 raft.leader_id)
+        self._read_serial += 1
+        context = f"read-{self.node_id}-{self._read_serial}".encode()
+        waiter = self.reads[context] = ReadWaiter()
+        try:
+            self.node.read_index(context)
+            self.process_ready()
+            with trio.move_on_after(timeout):
+                await waiter.done.wait()
+        finally:
+            del self.reads[context]
+        if not waiter.done.is_set():
+            return f"read index not confirmed within {timeout:g} s"
+        return waiter.error
+
+    def _serve_reads(self, read_states=()) -> None:
+        for state in read_states:
+            waiter = self.reads.get(state.request_ctx)
+            if waiter is not None:
+                waiter.index = state.index
+        applied = self.node.raft.raft_log.applied
+        for waiter in self.reads.values():
+            if waiter.index is not None and waiter.index <= applied:
+                waiter.done.set()
+
     # -- the Ready loop --------------------------------------------------------------------
 
     def process_ready(self) -> None:
@@ -198,6 +241,8 @@ class Replica:
         for entry in ready.committed_entries:
             self._apply(entry)
         node.advance(ready)
+        if self.reads:
+            self._serve_reads(ready.read_states)
         if self.compact_every is not None:
             applied = node.raft.raft_log.applied
             if applied - storage.snapshot_metadata.index >= self.compact_every:
@@ -213,6 +258,9 @@ class Replica:
             for ticket in self.waiting.values():
                 ticket.fail(f"node {self.node_id} lost leadership before applying entry {ticket.index}")
             self.waiting.clear()
+            for waiter in self.reads.values():
+                waiter.error = f"node {self.node_id} lost leadership before the read was confirmed"
+                waiter.done.set()
 
     def _apply(self, entry) -> None:
         machine = self.state_machine

@@ -230,10 +230,19 @@ class NodeServer:
         return cpb.ProposeReply(ok=True, result=ticket.result or "", index=ticket.index, **self._leader_fields())
 
     async def get(self, key: str) -> cpb.GetReply:
-        """Linearizable read: an empty entry through the log first, then the local state."""
-        reply = await self.propose(b"")
-        if not reply.ok:
-            return cpb.GetReply(ok=False, error=reply.error, **self._leader_fields())
+        """Linearizable read: Raft's ReadIndex (no log write), then the local state machine.
+
+        If the leader cannot confirm the read in time (it has not committed an entry of
+        its term yet, say), an empty entry through the log serves as the barrier instead.
+        """
+        try:
+            problem = await self.replica.read_barrier()
+        except NotLeaderError as error:
+            return cpb.GetReply(ok=False, error=str(error), **self._leader_fields())
+        if problem is not None:
+            reply = await self.propose(b"")
+            if not reply.ok:
+                return cpb.GetReply(ok=False, error=f"{problem}; then {reply.error}", **self._leader_fields())
         machine = self.replica.state_machine
         if not hasattr(machine, "get"):
             return cpb.GetReply(ok=False, error=f"the state machine {type(machine).__name__} has no get(key)")

@@ -83,7 +83,7 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Read a key of the key-value state machine after a read barrier through the log.
+        """Read a key of the key-value state machine, linearizably (Raft ReadIndex on the leader).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
