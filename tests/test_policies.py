@@ -16,7 +16,7 @@ import pytest
 
 from simulator import run
 from simulator.cli import main
-from simulator.cli.compare_policies import mean_interval
+from simulator.scenario.policies import mean_interval
 from simulator.scenario import RunOptions, resolve, run_scenario
 from transports import Embedded, Streaming
 from transports.policies import POLICIES, policy, policy_names
@@ -142,7 +142,7 @@ def test_compare_policies_shows_each_policy_with_confidence_intervals(capsys):
     assert code == 0, capsys.readouterr().err
     table = json.loads(out)["policies"]
     assert table["raftsim"]["ok"] == 2 and table["hashicorp"]["ok"] == 0
-    assert "n/a" in table["etcd"]  # a streaming-only story: etcd's embedded snapshots do not apply
+    assert "streaming mode only" in table["etcd"]["not_applicable"]  # etcd's embedded snapshots do not apply
     mean, half = table["hashicorp"]["wasted_bytes"]
     assert mean > table["raftsim"]["wasted_bytes"][0] and half >= 0
     code, out = raftsim("compare", "flaky_link_catch_up", "--policies", "raftsim,hashicorp", "--param", "within=20")

@@ -326,7 +326,11 @@ class InMemoryClusterTransport:
         transmission = config.transmission_time(size)
         read_timeout = self._read_timeout(message) if kind == "snapshot" else None
         if read_timeout is not None and transmission > read_timeout:
-            # The receiver hangs up after read_timeout: the rest of the bytes never flow.
+            # The receiver hangs up after read_timeout: the rest of the bytes never flow
+            # (nor count as sent: only what the link carried until then).
+            carried = int(size * read_timeout / transmission)
+            link.sent_bytes -= size - carried
+            link.kind_bytes[kind] -= size - carried
             transmission = read_timeout
         else:
             read_timeout = None

@@ -50,11 +50,10 @@ def check_output_file(path: str | None, option: str) -> None:
 
 def policy_mode(name: str) -> str:
     """``embedded`` or ``streaming``: how policy ``name`` moves snapshots (the story's ``sim.mode``)."""
-    from transports import Embedded
-    from transports.policies import policy
+    from simulator.scenario.policies import policy_mode as mode_of
 
     try:
-        return "embedded" if isinstance(policy(name), Embedded) else "streaming"
+        return mode_of(name)
     except ValueError as error:
         raise UsageError(f"--policy: {error}") from None
 

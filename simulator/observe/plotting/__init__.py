@@ -15,6 +15,8 @@ give it or on a new figure, and returns the axes:
                            the cluster: memory is not in the trace)
 ``plot_catch_up``          a :func:`simulator.sweep_catch_up` metric by snapshot
 ``plot_peak_memory``       size, one line per transfer mode
+``plot_policies``          a :func:`simulator.compare_policies` measure, one bar
+                           per real system's snapshot policy, with its interval
 ``node_table``             node states as a table (HTML in Jupyter, rich on a
                            terminal)
 =========================  =====================================================
@@ -31,6 +33,7 @@ except ImportError:  # pragma: no cover - the test extra installs it
     ) from None
 
 from .memory import plot_catch_up, plot_memory, plot_peak_memory
+from .policies import plot_policies
 from .roles import plot_roles
 from .sequence import plot_messages
 from .tables import NodeState, NodeTable, node_table
@@ -44,6 +47,7 @@ __all__ = [
     "plot_memory",
     "plot_messages",
     "plot_peak_memory",
+    "plot_policies",
     "plot_roles",
     "plot_transfers",
 ]
