@@ -61,7 +61,8 @@ class ProcessCluster:
     network = "grpc"
 
     def __init__(self, *, nursery, proxy, workdir: Path, snapshot_mode, chunks_in_flight: int,
-                 compact_every: int | None, tick: float, state_machine: str, timeout_scale: float) -> None:
+                 compact_every: int | None, tick: float, state_machine: str, timeout_scale: float,
+                 proxied: bool = True) -> None:
         from transports.grpc import ClusterClient
         from transports.grpc import events as node_events
 
@@ -76,6 +77,7 @@ class ProcessCluster:
         self.tick = tick
         self.state_machine_spec = state_machine
         self.timeout_scale = timeout_scale
+        self.proxied = proxied
         self.processes: dict[int, NodeProcess] = {}
         self._event_names = sorted_event_names(
             value for name, value in vars(node_events).items() if name.isupper() and isinstance(value, str))
@@ -92,13 +94,15 @@ class ProcessCluster:
     @asynccontextmanager
     async def open(cls, nodes: int = 3, *, workdir: Path, snapshot_mode, chunks_in_flight: int = 1,
                    compact_every: int | None = None, tick: float = 0.05,
-                   state_machine: str = "simulator:WorkflowExecutor", timeout_scale: float = 3.0):
+                   state_machine: str = "simulator:WorkflowExecutor", timeout_scale: float = 3.0,
+                   proxied: bool = True):
+        """``proxied=False`` lets the nodes connect directly (no network faults then: for measurements)."""
         from transports.proxy import open_fault_proxy
 
         async with open_fault_proxy() as proxy, trio.open_nursery() as nursery:
             cluster = cls(nursery=nursery, proxy=proxy, workdir=Path(workdir), snapshot_mode=snapshot_mode,
                           chunks_in_flight=chunks_in_flight, compact_every=compact_every, tick=tick,
-                          state_machine=state_machine, timeout_scale=timeout_scale)
+                          state_machine=state_machine, timeout_scale=timeout_scale, proxied=proxied)
             try:
                 for node_id in range(1, nodes + 1):
                     await cluster._create(node_id)
@@ -133,7 +137,8 @@ class ProcessCluster:
                 client.addresses[node_id] = address
         data_dir = self.workdir / f"node-{node_id}"
         process = self.processes[node_id] = NodeProcess(
-            node_id=node_id, address=address, data_dir=data_dir, flags=[], env=node_environment(egress),
+            node_id=node_id, address=address, data_dir=data_dir, flags=[],
+            env=node_environment(egress if self.proxied else None),
             log_path=self.workdir / f"node-{node_id}.log", event_names=self._event_names)
         return process
 

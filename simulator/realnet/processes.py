@@ -135,10 +135,12 @@ def _when(stamp: str) -> float | None:
         return None
 
 
-def node_environment(egress: str) -> dict[str, str]:
-    """The environment of a node process whose gRPC connections go through ``egress``."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
-    env["grpc_proxy"] = f"http://{egress}"
+def node_environment(egress: str | None) -> dict[str, str]:
+    """The environment of a node process whose gRPC connections go through ``egress`` (or directly)."""
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("no_proxy", "http_proxy", "https_proxy", "grpc_proxy")}
+    if egress is not None:
+        env["grpc_proxy"] = f"http://{egress}"
     env["PYTHONUNBUFFERED"] = "1"
     repo = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
