@@ -75,18 +75,24 @@ def _wait_for(condition, what: str, within: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _start_scheduler(scheduler_file: Path) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--scheduler-file", str(scheduler_file), "--no-dashboard"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, "the scheduler")
+    return process, json.loads(scheduler_file.read_text())["address"]
+
+
 @pytest.fixture
 def dask_cluster(tmp_path):
     """``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, ports chosen by the OS."""
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--no-dashboard"]
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--scheduler-file", str(scheduler_file), *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    processes = []
     try:
-        _wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, "the scheduler")
-        address = json.loads(scheduler_file.read_text())["address"]
+        scheduler, address = _start_scheduler(scheduler_file)
+        processes.append(scheduler)
         for _ in range(2):
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
@@ -166,3 +172,18 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_code_2(capsys):
     assert code == 2
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in error
     assert len(error.strip().splitlines()) == 1, error
+
+
+def test_a_scheduler_without_workers_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch):
+    from simulator.explore import sweep
+
+    monkeypatch.setattr(sweep, "WORKER_WAIT", 1.0)
+    scheduler, address = _start_scheduler(tmp_path / "scheduler.json")
+    try:
+        code, _ = _sweep(["node_join", "--seeds", "0:2", "--scheduler", address])
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"the Dask scheduler at {address} has no workers" in error and len(error.strip().splitlines()) == 1

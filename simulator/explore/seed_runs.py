@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..cluster.cluster import run
 from ..raft import defects as defect_switch
-from ..scenario import RunOptions, resolve, run_scenario, scenario_defaults
+from ..scenario import RunOptions, load_module, resolve, run_scenario, scenario_defaults, scenario_defects
 from .coverage import goals_reached
 from .programs import Program
 from .swarm import draw, swarm_source
@@ -107,8 +107,10 @@ def run_seed(task: dict, defects: tuple[str, ...] = (), max_steps: int = 12) -> 
             options = RunOptions(seed=seed, mode=config.mode, store=space.store)
             outcome.update(mode=config.mode, swarm=config.describe(), steps=len(program))
         else:
-            path = resolve(target).path
-            options = RunOptions(seed=seed, mode=task["mode"])
+            info = resolve(target)
+            path = info.path
+            # The store the scenario runs on by default (its DEFAULTS), as raftsim run would.
+            options = RunOptions(seed=seed, mode=task["mode"], store=scenario_defaults(info)["store"])
         outcome.update(_run_file(path, options, defects))
     outcome["property"] = property_of(outcome["failure"]) if not outcome["ok"] else ""
     outcome["worker"] = worker_name()
@@ -119,12 +121,14 @@ def run_seed(task: dict, defects: tuple[str, ...] = (), max_steps: int = 12) -> 
 
 
 def _pinned_scenario(target: str, seed: int, mode: str, defects: tuple[str, ...], failure: str) -> str:
-    """A named scenario's text, pinned to the failing seed, mode and defects."""
+    """A named scenario's text, pinned to the failing seed, mode and defects (its own and the sweep's)."""
     info = resolve(target)
     text = info.path.read_text(encoding="utf-8")
+    store = scenario_defaults(info)["store"]
+    switched_on = tuple(sorted(set(scenario_defects(load_module(info.path))) | set(defects)))
     return (f"{text.rstrip()}\n\n\n# Pinned by raftsim sweep: this run failed with\n#   {failure}\n"
-            f"DEFAULTS = {{\"seed\": {seed}, \"mode\": {mode!r}, \"store\": \"memory\"}}\n"
-            f"DEFECTS = {tuple(defects)!r}\n")
+            f"DEFAULTS = {{\"seed\": {seed}, \"mode\": {mode!r}, \"store\": {store!r}}}\n"
+            f"DEFECTS = {switched_on!r}\n")
 
 
 def _shrink_steps(program: Program, still_fails, budget: int) -> tuple[Program, int]:

@@ -41,6 +41,8 @@ from .coverage import GOALS
 from .seed_runs import PROGRAMS, replay_source, run_seed, shrink_failure
 
 MODES = ("embedded", "streaming")
+#: Seconds to wait for a scheduler given by address to have at least one worker.
+WORKER_WAIT = 30.0
 
 
 class SweepError(ValueError):
@@ -124,9 +126,16 @@ def connect(scheduler: str | None, workers: int):
     if "://" not in scheduler:
         raise SweepError(f"--scheduler expects an address like tcp://HOST:PORT, got {scheduler!r}")
     try:
-        return Client(scheduler, timeout="10s"), None
+        client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as error:
         raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT)  # tasks would wait for ever on a cluster without workers
+    except TimeoutError:
+        client.close()
+        raise SweepError(f"the Dask scheduler at {scheduler} has no workers; start some with "
+                         f"'dask worker {scheduler} --nthreads 1'") from None
+    return client, None
 
 
 # -- running ---------------------------------------------------------------------------------
