@@ -119,3 +119,24 @@ def test_every_goal_is_reached_by_one_of_the_runs_above():
 ])
 def test_failures_are_grouped_by_the_property_they_break(failure, prop):
     assert property_of(failure) == prop
+
+
+
+def test_a_run_that_raises_is_a_finding_grouped_by_type_with_a_replayable_hash():
+    # A sweep must report a run that blows up (a simulator bug, or a story's own error), not die,
+    # and the trace up to the error must replay with the same hash on another worker.
+    story = (
+        '"""A story that breaks part way."""\n'
+        "import trio\n"
+        'CLUSTER = {"nodes": 3}\n'
+        'DEFAULTS = {"seed": 5, "mode": "embedded", "store": "memory"}\n\n'
+        "async def scenario(sim):\n"
+        "    await sim.cluster.wait_for_leader(timeout=10)\n"
+        "    await trio.sleep(1.0)\n"
+        '    raise RuntimeError("the story broke")\n'
+    )
+    first, again = (replay_source(story, "broke.py") for _ in range(2))
+    assert not first["ok"] and first["property"].startswith("error: "), first
+    assert "the story broke" in first["failure"]
+    assert first["trace_sha256"] and first["trace_sha256"] == again["trace_sha256"]
+    assert first["virtual_seconds"] > 1.0  # the trace runs up to the error

@@ -69,9 +69,13 @@ def _run_file(path: Path, options: RunOptions, switched_on: tuple[str, ...]) -> 
             result = run(functools.partial(run_scenario, on_cluster=clusters.append), resolve(str(path)), options)
     except Exception as error:  # a crash of the simulator is a finding too, grouped by its type
         message = str(error).splitlines()[0] if str(error) else ""
-        return {"ok": False, "failure": f"error: {type(error).__name__}: {message}", "virtual_seconds": 0.0,
-                "trace_sha256": "", "goals": [], "wall_seconds": time.perf_counter() - started,
-                "cpu_seconds": time.thread_time() - cpu_started}
+        # The trace up to the crash still replays, hash and all: it is what the replay compares.
+        trace = clusters[0].trace if clusters else None
+        return {"ok": False, "failure": f"error: {type(error).__name__}: {message}",
+                "virtual_seconds": trace.records[-1].time if trace is not None and len(trace) else 0.0,
+                "trace_sha256": trace.sha256() if trace is not None else "",
+                "goals": list(goals_reached(trace.records)) if trace is not None else [],
+                "wall_seconds": time.perf_counter() - started, "cpu_seconds": time.thread_time() - cpu_started}
     failures = list(result.violations) + list(result.failed_checks)
     return {
         "ok": result.ok,
