@@ -131,8 +131,6 @@ async def run_scenario(
     """Open the cluster, run the story, and summarise; see the module docstring."""
     module = load_module(info.path)
     modes = getattr(module, "MODES", ("embedded", "streaming"))
-    if {"embedded", "streaming"} <= set(modes) and "auto" not in modes:
-        modes = (*modes, "auto")  # a story that runs both ways runs either way per snapshot
     if options.mode not in modes:
         raise ScenarioError(f"scenario {info.name!r} runs in {', '.join(modes)} mode only")
     params = scenario_params(module, options)
