@@ -59,7 +59,7 @@ def test_a_scenario_file_holds_the_program_the_space_and_the_replay_command(tmp_
 
 
 def test_a_search_space_refuses_what_it_cannot_run():
-    with pytest.raises(ScenarioError, match="mode must be embedded or streaming"):
+    with pytest.raises(ScenarioError, match="mode must be embedded, streaming or auto"):
         SearchSpace(mode="carrier-pigeon")
     with pytest.raises(ValueError, match="unknown defect 'typo'; expected one of commit_old_term"):
         SearchSpace(defects=("typo",))
