@@ -61,6 +61,9 @@ def test_the_wheel_carries_scenarios_license_types_and_the_plugin(installed):
     assert any(name.endswith("licenses/LICENSE") for name in names)
     assert "License-Expression: Apache-2.0" in metadata
     assert "Classifier: Framework :: Trio" in metadata
+    # What the plugin's fixtures and the search over a user's system need, as one extra.
+    assert "Provides-Extra: testing" in metadata
+    assert all(f"{name}>=" in metadata and f'extra == "testing"' in metadata for name in ("pytest-trio", "hypothesis"))
     assert "[pytest11]" in entry_points and "raftsim = simulator.testing.pytest_plugin" in entry_points
 
 

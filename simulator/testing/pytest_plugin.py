@@ -1,8 +1,9 @@
 """raftsim's pytest plugin: fixtures for testing your own system on a simulated cluster.
 
 pytest loads it by itself once raftsim is installed (a ``pytest11`` entry
-point named ``raftsim``); async tests need pytest-trio (``trio_mode = true``
-in your pytest configuration, or ``@pytest.mark.trio``).
+point named ``raftsim``); ``pip install 'raftsim[testing]'`` brings what it
+uses: pytest-trio for async tests (``trio_mode = true`` in your pytest
+configuration, or ``@pytest.mark.trio``) and hypothesis for the search.
 
 Fixtures:
 
