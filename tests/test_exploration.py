@@ -177,8 +177,10 @@ async def test_a_log_compacted_without_its_snapshot_in_the_store_is_reported(fin
     covered = cluster.storage(1).snapshot_metadata.index
     assert covered > 0
     store = cluster.store(1)
-    store._delete_snapshot(store.snapshot_metadata(covered))
+    snapshot = store.snapshot_metadata(covered)
+    store._unpublish_snapshot(snapshot)
     store._snapshots.pop(covered)
+    store._delete_snapshot_data(snapshot)
     with pytest.raises(InvariantViolation, match=f"no longer holds snapshot {covered}"):
         finished.checks.log_discarded_only_under_a_durable_snapshot()
 
