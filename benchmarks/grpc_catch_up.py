@@ -106,10 +106,10 @@ async def raftsim_catch_up(size: int, chunk: int, folder: Path, cut_after: int |
             seconds = time.perf_counter() - started
             nursery.cancel_scope.cancel()
         [transfer] = [t for t in cluster.transfers() if t.to == newcomer]
-        installed = [r.time for r in cluster.trace.of_kind("snapshot_installed") if r.node == newcomer]
-        pulling = [rss for when, rss in samples if not installed or when <= installed[0]]
+        # Until the receiver verified the last byte (its own log stamp; Raft restores the state after it).
+        pulling = [rss for when, rss in samples if transfer.started_at <= when <= transfer.updated_at]
         # Where the receiver stood when its pull began (after its imports and start-up).
-        before = [rss for when, rss in samples if when <= transfer.started_at] or pulling[:1]
+        before = [rss for when, rss in samples if when <= transfer.started_at] or pulling[:1] or [0]
         digests = {cluster.state_machine(n).digest() for n in cluster.node_ids}
         return {
             "seconds": seconds, "transfer_seconds": transfer.updated_at - transfer.started_at,
