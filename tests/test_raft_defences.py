@@ -182,3 +182,23 @@ def test_new_leader_that_hears_from_a_quorum_keeps_leading():
         net.stabilize()
     assert net.node(1).raft.role is Role.LEADER
     assert net.node(1).statistics().event("stepped_down_no_quorum") == 0
+
+
+# -- the new message fields are checked like the old ones ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(MT.REQUEST_VOTE, to=1, from_=2, term=5, priority="high"),
+        Message(MT.REQUEST_VOTE, to=1, from_=2, term=5, priority=1.5),
+        Message(MT.APPEND_RESPONSE, to=1, from_=2, term=1, reject=True, request_snapshot=-1),
+        Message(MT.APPEND_RESPONSE, to=1, from_=2, term=1, reject=True, request_snapshot="3"),
+    ],
+    ids=["priority_text", "priority_float", "request_snapshot_negative", "request_snapshot_text"],
+)
+def test_garbled_priority_or_snapshot_request_from_a_peer_is_counted_as_malformed(message):
+    net = elected()
+    net.node(1).step(message)
+    assert net.node(1).statistics().rejected(MALFORMED) == 1
+    assert net.node(1).raft.role is Role.LEADER

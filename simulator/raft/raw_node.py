@@ -365,9 +365,11 @@ def _has_valid_types(message: object) -> bool:
     if type(message) is not Message or type(message.msg_type) is not MessageType:
         return False
     m = message
-    for value in (m.to, m.from_, m.term, m.log_term, m.index, m.commit, m.reject_hint):
+    for value in (m.to, m.from_, m.term, m.log_term, m.index, m.commit, m.reject_hint, m.request_snapshot):
         if type(value) is not int or value < 0:
             return False
+    if type(m.priority) is not int:  # any sign: raft-rs priorities are i64
+        return False
     if type(message.reject) is not bool or not isinstance(message.context, bytes):
         return False
     if not isinstance(message.entries, tuple) or not all(
