@@ -10,7 +10,7 @@ from transports.proxy import open_fault_proxy
 async def _serve(nursery: trio.Nursery, handler) -> str:
     [listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, handler, [listener])
-    return "127.0.0.1:%d" % listener.socket.getsockname()[1]
+    return f"127.0.0.1:{listener.socket.getsockname()[1]}"
 
 
 async def _echo(stream: trio.SocketStream) -> None:
@@ -111,7 +111,7 @@ async def test_egress_refuses_garbage_and_unknown_destinations_without_stopping(
         _, status = await _connect_via(egress, "127.0.0.1:9")
         assert status.startswith(b"HTTP/1.1 403")
         assert len(proxy.rejected) == 2 and "not a CONNECT request" in proxy.rejected[0]
-        stream, status = await _connect_via(egress, node_2)  # still serving
+        _, status = await _connect_via(egress, node_2)  # still serving
         assert status.startswith(b"HTTP/1.1 200")
 
 
@@ -166,7 +166,8 @@ async def test_cut_closes_a_stream_mid_way_and_the_link_stays_usable(nursery) ->
         again = await _open(address)  # cut, not blocked: a new connection gets everything
         await again.send_all(b"?")
         whole, failed = await _read_to_end(again)
-        assert len(whole) == size and not failed
+        assert len(whole) == size
+        assert not failed
         assert proxy.table.link(2, 1).connections == 2
 
 

@@ -28,7 +28,15 @@ from transports import Embedded, Streaming
 from ..cluster.client import LivenessError, ProposalTimeoutError
 from ..cluster.node import CompactionPolicy
 from ..observe.narration import narrate
-from ..scenario import RunOptions, ScenarioError, ScenarioInfo, ScenarioResult, Sim, load_module, scenario_params
+from ..scenario import (
+    RunOptions,
+    ScenarioError,
+    ScenarioInfo,
+    ScenarioResult,
+    Sim,
+    load_module,
+    scenario_params,
+)
 from .cluster import ProcessCluster
 
 NOT_DETERMINISTIC = ("real processes over gRPC on 127.0.0.1, on the wall clock: NOT deterministic "
