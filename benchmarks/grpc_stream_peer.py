@@ -7,7 +7,7 @@ Roles (the first argument):
   ``SnapshotTransfer`` service (``transports.grpc``: ``SnapshotServer``
   behind ``SnapshotService``, bridged to a trio thread as in a node
   process); prints ``{"address", "metadata"}`` and serves until stdin closes.
-- ``pull KIND CHUNK DIR ADDRESS METADATA_JSON IN_FLIGHT``: pull that snapshot
+- ``pull KIND CHUNK DIR ADDRESS METADATA_JSON IN_FLIGHT [SYNC_EVERY]``: pull that snapshot
   with the node's own ``SnapshotPuller`` into a KIND store (checksums per
   chunk, durable progress, sha256 at commit) and print the seconds from the
   offer to the verified commit.
@@ -78,7 +78,8 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
     trio.run(main)
 
 
-def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_flight: int) -> None:
+def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_flight: int,
+         sync_every: int = 1) -> None:
     import grpc
     import trio
 
@@ -87,7 +88,7 @@ def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_fli
     from transports.grpc.links import channel_options
     from transports.grpc.snapshot_pull import SnapshotPuller
 
-    store = open_store(kind, Path(folder) / "receiver" if kind == "disk" else None, chunk)
+    store = open_store(kind, Path(folder) / "receiver" if kind == "disk" else None, chunk, sync_every)
     fields = json.loads(metadata)
     offer = Message(msg_type=MessageType.SNAPSHOT, from_=1, to=2, term=fields["term"], snapshot=Snapshot(
         data=None, metadata=SnapshotMetadata(index=fields["index"], term=fields["term"],
@@ -201,7 +202,7 @@ if __name__ == "__main__":
     if role == "serve":
         serve(rest[0], int(rest[1]), int(rest[2]), rest[3])
     elif role == "pull":
-        pull(rest[0], int(rest[1]), rest[2], rest[3], rest[4], int(rest[5]))
+        pull(rest[0], int(rest[1]), rest[2], rest[3], rest[4], int(rest[5]), int(rest[6]) if len(rest) > 6 else 1)
     elif role == "bare-serve":
         bare_serve(int(rest[0]), int(rest[1]))
     elif role == "bare-pull":

@@ -54,13 +54,14 @@ def _last_json(process: subprocess.Popen, timeout: float = 600) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def grpc_pull(kind: str, size: int, chunk: int, folder: Path, in_flight: int) -> dict:
+def grpc_pull(kind: str, size: int, chunk: int, folder: Path, in_flight: int, sync_every: int = 1) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     server = _child("serve", kind, size, chunk, folder, stdin=subprocess.PIPE)
     hello = json.loads(server.stdout.readline())
     try:
-        puller = _child("pull", kind, chunk, folder, hello["address"], json.dumps(hello["metadata"]), in_flight)
+        puller = _child("pull", kind, chunk, folder, hello["address"], json.dumps(hello["metadata"]), in_flight,
+                        sync_every)
         pulled = _last_json(puller)
     finally:
         served = _last_json(server)
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stores", default="memory,disk", help="memory, disk or both")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--in-flight", type=int, default=4, help="chunks the receiver asks for per call")
+    parser.add_argument("--sync-every", type=int, default=1,
+                        help="chunks per fsync of the receiving disk store (1: what a node does)")
     parser.add_argument("--dir", default=None, help="scratch folder on the disk to measure (default: a temp dir)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         for chunk in chunks:
             pulled, tcp, disk, bare = [], [], [], []
             for _ in range(args.repeats):
-                pulled.append(grpc_pull(kind, size, chunk, scratch / "grpc", args.in_flight))
+                pulled.append(grpc_pull(kind, size, chunk, scratch / "grpc", args.in_flight, args.sync_every))
                 bare.append(bare_grpc(size, chunk)["seconds"])
                 tcp.append(raw_tcp(size, chunk, None)["seconds"])
                 disk.append(raw_tcp(size, chunk, scratch / "raw")["seconds"])
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = statistics.median(tcp if kind == "memory" else disk)
             entry = {
                 "store": kind, "chunk_size": chunk, "size": size, "repeats": args.repeats,
-                "in_flight": args.in_flight,
+                "in_flight": args.in_flight, "sync_every": args.sync_every,
                 "grpc_seconds": seconds, "grpc_mb_per_s": size / seconds / 1e6,
                 "bare_grpcio_seconds": statistics.median(bare),
                 "bare_grpcio_mb_per_s": size / statistics.median(bare) / 1e6,
