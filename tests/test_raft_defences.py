@@ -26,6 +26,8 @@ from simulator import (
     Message,
     MessageType,
     Role,
+    Snapshot,
+    SnapshotMetadata,
 )
 from simulator.raft.reasons import (
     CONF_CHANGE_INVALID,
@@ -202,3 +204,34 @@ def test_garbled_priority_or_snapshot_request_from_a_peer_is_counted_as_malforme
     net.node(1).step(message)
     assert net.node(1).statistics().rejected(MALFORMED) == 1
     assert net.node(1).raft.role is Role.LEADER
+
+
+# -- a message that needs a term and has none ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(MT.SNAPSHOT, to=2, from_=1, term=0, snapshot=Snapshot(
+            SnapshotMetadata(index=50, term=1, conf_state=ConfState(voters=(1, 2, 3))), data=b"x")),
+        Message(MT.APPEND, to=2, from_=1, term=0, index=1, log_term=1, commit=40),
+        Message(MT.HEARTBEAT, to=2, from_=1, term=0, commit=40),
+        Message(MT.REQUEST_VOTE, to=2, from_=3, term=0, index=99, log_term=9),
+        Message(MT.APPEND_RESPONSE, to=2, from_=1, term=0, index=40),
+    ],
+    ids=["snapshot", "append", "heartbeat", "request_vote", "append_response"],
+)
+def test_a_peer_message_without_a_term_is_counted_as_malformed_and_changes_nothing(message):
+    # Found by the reliability sweep: a forged snapshot of term 0 slipped past the stale-term
+    # check and crashed the commit step. Only local messages and forwarded requests lack a term.
+    net = elected()
+    before = (net.node(2).raft.term, net.node(2).raft.raft_log.committed, net.node(2).raft.leader_id)
+    net.node(2).step(message)
+    assert net.node(2).statistics().rejected(MALFORMED) == 1
+    assert (net.node(2).raft.term, net.node(2).raft.raft_log.committed, net.node(2).raft.leader_id) == before
+
+
+def test_forwarded_requests_and_local_messages_still_carry_no_term():
+    net = elected()
+    net.node(1).step(Message(MT.PROPOSE, to=1, from_=2, entries=(Entry(term=0, index=0, data=b"forwarded"),)))
+    assert net.node(1).statistics().rejected(MALFORMED) == 0

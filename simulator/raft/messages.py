@@ -277,6 +277,9 @@ LOCAL_MESSAGES = frozenset(
     }
 )
 
+#: What may carry term 0: local messages, and requests a follower forwards to its leader.
+TERMLESS_MESSAGES = LOCAL_MESSAGES | {MessageType.PROPOSE, MessageType.TRANSFER_LEADER, MessageType.READ_INDEX}
+
 RESPONSE_MESSAGES = frozenset(
     {
         MessageType.APPEND_RESPONSE,

@@ -32,6 +32,7 @@ from .messages import (
     ConfState,
     Entry,
     HardState,
+    TERMLESS_MESSAGES,
     Message,
     MessageType,
 )
@@ -302,7 +303,12 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             self._reject(MALFORMED)
             return
         if m.term == 0:
-            pass  # local message, or a forwarded proposal / transfer request
+            if m.msg_type not in TERMLESS_MESSAGES:
+                # Only local messages and forwarded requests carry no term; anything else
+                # without one is garbage from the network, and must not reach the role steps.
+                self._reject(MALFORMED)
+                return
+            # local message, or a forwarded proposal / transfer request / read index
         elif m.term > self.term:
             if m.msg_type in (MT.REQUEST_VOTE, MT.REQUEST_PRE_VOTE):
                 forced = m.context == CAMPAIGN_TRANSFER
