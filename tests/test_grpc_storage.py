@@ -111,3 +111,16 @@ def test_the_database_runs_in_wal_mode_with_full_sync(tmp_path):
     storage = open_storage(tmp_path)
     assert storage._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert storage._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_joint_configuration_survives_a_crash(tmp_path):
+    # A node restarted in the middle of a joint change must still count both halves.
+    joint = ConfState(voters=(4, 5, 6), voters_outgoing=(1, 2, 3), learners_next=(3,), auto_leave=True)
+    storage = open_storage(tmp_path)
+    storage.set_conf_state(joint)
+    again = SqliteRaftStorage.open(tmp_path / "raft.sqlite3", DiskSnapshotStore(tmp_path / "snapshots"), VOTERS)
+    assert again.initial_state().conf_state == joint
+    # A plain configuration is stored as before, so older databases read the same.
+    storage.set_conf_state(VOTERS)
+    again = SqliteRaftStorage.open(tmp_path / "raft.sqlite3", DiskSnapshotStore(tmp_path / "snapshots"), joint)
+    assert again.initial_state().conf_state == VOTERS

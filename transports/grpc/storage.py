@@ -66,11 +66,18 @@ CREATE TABLE IF NOT EXISTS peers (node_id INTEGER PRIMARY KEY, address TEXT NOT 
 
 
 def _conf_json(conf_state: ConfState) -> list:
-    return [list(conf_state.voters), list(conf_state.learners)]
+    # A joint configuration keeps its outgoing half: a node restarted mid-change that
+    # forgot it would count quorums in the new voters alone (a safety hole).
+    joint = [list(conf_state.voters_outgoing), list(conf_state.learners_next), conf_state.auto_leave]
+    return [list(conf_state.voters), list(conf_state.learners), *(joint if conf_state.is_joint else [])]
 
 
 def _conf_from_json(value) -> ConfState:
-    return ConfState(voters=tuple(value[0]), learners=tuple(value[1]))
+    """``[voters, learners]``, or with ``[voters_outgoing, learners_next, auto_leave]`` after them when joint."""
+    joint = {}
+    if len(value) == 5:
+        joint = {"voters_outgoing": tuple(value[2]), "learners_next": tuple(value[3]), "auto_leave": bool(value[4])}
+    return ConfState(voters=tuple(value[0]), learners=tuple(value[1]), **joint)
 
 
 @attrs.define(eq=False)
