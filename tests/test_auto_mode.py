@@ -105,3 +105,11 @@ def test_a_story_written_for_other_modes_refuses_auto(capsys, scenario):
     out = io.StringIO()
     assert main(["run", scenario, "--mode", "auto"], out=out) == 2
     assert "mode only" in out.getvalue() + capsys.readouterr().err
+
+
+def test_compare_shows_the_auto_column_of_an_auto_story():
+    out = io.StringIO()
+    assert main(["compare", "auto_threshold"], out=out) == 0
+    header = next(line for line in out.getvalue().splitlines() if "auto" in line.split())
+    assert header.split() == ["auto"]
+    assert "peak snapshot memory n5" in out.getvalue()

@@ -35,7 +35,7 @@ def columns_of(info, engine: str) -> tuple[str, ...]:
     module = load_module(info.path)
     engines = getattr(module, "ENGINES", ("native",))
     native = tuple(mode for mode in getattr(module, "MODES", ("embedded", "streaming"))
-                   if mode in ("embedded", "streaming")) if "native" in engines else ()
+                   if mode in ("embedded", "streaming", "auto")) if "native" in engines else ()
     wants_pysyncobj = engine == "pysyncobj" or "native" not in engines
     return native + (("pysyncobj",) if wants_pysyncobj and "pysyncobj" in engines else ())
 
