@@ -68,17 +68,26 @@ def resend_ratio(transfers: Iterable, bound: float) -> list[str]:
 
 
 def installed_then_failed(records: Iterable) -> list[str]:
-    """The sender reported failed a transfer its receiver had already installed."""
+    """The sender got the receiver's "installed" acknowledgement, yet reported the transfer failed.
+
+    An acknowledgement lost on the way is no fault of the sender's: only one it
+    received (a ``deliver`` of a ``snapshot_ack`` with ``installed``) counts.
+    """
     installed: dict[tuple[int, int, int], float] = {}  # (source, receiver, index) -> when
+    acknowledged: dict[tuple[int, int], float] = {}  # (sender, receiver) -> when an installed ack arrived
     findings = []
     for record in records:
-        if record.kind == "transfer_installed":
+        kind = record.kind
+        if kind == "transfer_installed":
             installed[(record.get("source"), record.node, record.get("index"))] = record.time
-        elif record.kind == "transfer_failed":
+        elif kind == "deliver" and record.get("type") == "snapshot_ack" and record.get("installed"):
+            acknowledged[(record.node, record.get("from"))] = record.time
+        elif kind == "transfer_failed":
             key = (record.node, record.get("to"), record.get("index"))
-            if key in installed:
+            if key in installed and acknowledged.get(key[:2], -1.0) >= installed[key]:
                 findings.append(f"at {record.time:.3f} s n{key[0]} reported snapshot {key[2]} to n{key[1]} failed "
-                                f"({record.get('reason')}), though n{key[1]} installed it at {installed[key]:.3f} s")
+                                f"({record.get('reason')}), though n{key[1]} installed it at {installed[key]:.3f} s "
+                                f"and n{key[0]} received its acknowledgement")
     return findings
 
 

@@ -50,9 +50,13 @@ from ..observe.trace import CLUSTER, SCENARIO, Trace
 from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .client import Client, ClientMixin
 from .clocks import ClockFaultsMixin, NodeClocks
-from .node import CompactionPolicy, LeaderTransfer, NodeRunner, SnapshotReport, Tick
+from .node import CompactionPolicy, LeaderTransfer, NodeFailStop, NodeRunner, SnapshotReport, Tick
 from .reads import ReadsMixin
 from .snapshot_handling import NodeSnapshots
+
+
+#: Seconds a node stopped by a fault of its own (``NodeFailStop``) stays down before it restarts.
+FAIL_STOP_RESTART_AFTER = 1.0
 
 
 class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
@@ -196,15 +200,34 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
         if backlog is not None:
             backlog.append(item)  # a paused node reacts when it resumes
             return
-        if isinstance(item, Tick):
-            if item.incarnation != runner.incarnation:
-                return  # a tick of this node's previous life
-            now = self.transport.current_time()
-            self.transport.schedule(runner.node_id, self.clocks.next_tick(runner.node_id, now), item)
-            for _ in range(self.clocks.ticks_due(runner.node_id, now)):  # clock faults: 0, 1 or a leap
-                runner.handle(item)
-            return
-        runner.handle(item)
+        try:
+            if isinstance(item, Tick):
+                if item.incarnation != runner.incarnation:
+                    return  # a tick of this node's previous life
+                now = self.transport.current_time()
+                self.transport.schedule(runner.node_id, self.clocks.next_tick(runner.node_id, now), item)
+                for _ in range(self.clocks.ticks_due(runner.node_id, now)):  # clock faults: 0, 1 or a leap
+                    runner.handle(item)
+                return
+            runner.handle(item)
+        except NodeFailStop as stop:
+            self._fail_stop(runner.node_id, str(stop))
+
+    def _fail_stop(self, node_id: int, reason: str) -> None:
+        """A node that cannot go on stops at once and a supervisor restarts it a second later.
+
+        It is frozen now (mid-delivery the transport must not be changed under it), then
+        crashed and restarted from its storage by scheduled actions, as a crash fault is.
+        """
+        self._fault("fail_stop", node_id=node_id, reason=reason)
+        self._paused.setdefault(node_id, [])
+
+        def stop() -> None:
+            if self.runners[node_id].is_up:
+                self.crash(node_id)
+                self.at(self.now() + FAIL_STOP_RESTART_AFTER, self._restart_if_down, node_id)
+
+        self.at(self.now(), stop)
 
     def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:
         self._notify()

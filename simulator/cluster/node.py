@@ -39,6 +39,7 @@ from ..raft import (
     decode_conf_change,
 )
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
+from ..snapshots import ObjectStoreError
 from ..snapshots.errors import SnapshotTooLargeError
 from .reads import NodeReads, ReadRequest
 from .restart import SnapshotWait, restore_newest, state_digest
@@ -120,6 +121,14 @@ class ProposalTicket:
         if not self.done.is_set():
             self.error = reason
             self.done.set()
+
+
+#: Reads of a node's own store tried before a snapshot install gives up and the node stops.
+INSTALL_READ_ATTEMPTS = 3
+
+
+class NodeFailStop(Exception):
+    """The node cannot go on (its store cannot be read); it must stop and be restarted."""
 
 
 @attrs.define(eq=False)
@@ -309,8 +318,20 @@ class NodeRunner:
 
     def _install_snapshot(self, ready: Ready) -> None:
         snapshot = ready.snapshot
-        # Raises on corrupt or missing data, before anything is replaced.
-        self.state_machine, digest = self.snapshots.install_from_ready(snapshot)
+        # Raises on corrupt or missing data, before anything is replaced. A store that
+        # fails to read (an I/O error, a dropped connection) is asked again; if it keeps
+        # failing, the node stops, as a real server would, rather than run on without the
+        # state Raft has just installed (the cluster restarts it; see Cluster._fail_stop).
+        for attempt in range(1, INSTALL_READ_ATTEMPTS + 1):
+            try:
+                self.state_machine, digest = self.snapshots.install_from_ready(snapshot)
+                break
+            except (OSError, ObjectStoreError) as error:
+                self._event("install_read_failed", index=snapshot.index, attempt=attempt, reason=str(error))
+                failure = error
+        else:
+            raise NodeFailStop(f"node {self.node_id} could not read snapshot {snapshot.index} from its store "
+                               f"after {INSTALL_READ_ATTEMPTS} tries ({failure})")
         self.monitor.snapshot_installed(self.node_id, snapshot.index, digest)
         self.monitor.state_at(self.node_id, snapshot.index, digest)
         if self.snapshot_wait is not None:

@@ -56,6 +56,7 @@ def _fault(fields: dict) -> str | None:
         "chunk_fault_crash": f"n{node} crashes ({fields.get('reason')})",
         "transfer_leader": f"n{fields.get('src')} is asked to hand leadership to n{fields.get('to')}",
         "disarm_chunk_faults": "chunk faults not yet fired are disarmed",
+        "fail_stop": f"n{node} stops ({fields.get('reason')}); it restarts from its disk in a second",
         "clock_drift": _clock_drift(node, fields.get("percent")),
         "clock_jump": _clock_jump(node, fields.get("seconds"), fields.get("ticks")),
         # Real-network runs (--transport grpc): the fault proxy closes connections.
