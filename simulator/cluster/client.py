@@ -122,6 +122,29 @@ class Client:
 class ClientMixin:
     """The client-facing half of :class:`~simulator.cluster.Cluster`."""
 
+    # -- which nodes there are (``self.runners``: node id -> a runner with ``is_up``) ------
+
+    @property
+    def node_ids(self) -> list[int]:
+        return sorted(self.runners)
+
+    def is_up(self, node_id: int) -> bool:
+        return self._runner(node_id).is_up
+
+    def up_nodes(self) -> list[int]:
+        return [node_id for node_id in self.node_ids if self.runners[node_id].is_up]
+
+    def _runner(self, node_id: int):
+        runner = self.runners.get(node_id)
+        if runner is None:
+            raise KeyError(f"no node {node_id}; nodes are {self.node_ids}")
+        return runner
+
+    def _notify(self) -> None:
+        """Something a waiting client may care about changed: wake it (``_wait_for_change``)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
     def _init_clients(self) -> None:
         self._default_client = Client(self, 0)
         #: Every client operation, invoked and completed in virtual time (linearizability checks).

@@ -232,26 +232,6 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
     def _on_role_change(self, node_id: int, role: Role, term: int, leader_id: int) -> None:
         self._notify()
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    @property
-    def node_ids(self) -> list[int]:
-        return sorted(self.runners)
-
-    def is_up(self, node_id: int) -> bool:
-        return self._runner(node_id).is_up
-
-    def up_nodes(self) -> list[int]:
-        return [node_id for node_id in self.node_ids if self.runners[node_id].is_up]
-
-    def _runner(self, node_id: int) -> NodeRunner:
-        runner = self.runners.get(node_id)
-        if runner is None:
-            raise KeyError(f"no node {node_id}; nodes are {self.node_ids}")
-        return runner
-
     def leader_id(self) -> int | None:
         """The running (not paused) leader of the highest term, or ``None``."""
         leaders = [
