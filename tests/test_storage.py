@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -560,6 +561,7 @@ def test_apply_snapshot_replaces_the_log():
 
 def test_apply_snapshot_inside_the_log_discards_all_entries():
     storage = storage_with_log([1, 1, 2, 2, 2])
+    storage.set_hard_state(HardState(term=2, commit=3))  # 4 and 5 not committed yet
     storage.apply_snapshot(Snapshot(SnapshotMetadata(index=3, term=2)))
     assert (storage.first_index(), storage.last_index()) == (4, 3)
     with pytest.raises(UnavailableError):
@@ -599,11 +601,45 @@ def test_append_after_apply_snapshot_continues_from_snapshot_index():
     assert log_of(storage) == [(9, 6)]
 
 
-def test_apply_snapshot_equal_to_held_raises_out_of_date():
+def test_apply_snapshot_equal_to_held_is_installed_again():
+    # A node that lost its state machine asks for a snapshot (request_snapshot); the
+    # leader's newest may be the very one it holds. Raft restores it (raft-rs
+    # Raft::restore refuses only an index below the commit index), so storage must too.
     storage = storage_with_log([1, 1, 2])
     storage.apply_snapshot(INCOMING)
-    with pytest.raises(SnapshotOutOfDateError, match="snapshot at 8 is older"):
-        storage.apply_snapshot(INCOMING)
+    storage.append([Entry(term=6, index=9)])  # not committed: the snapshot replaces it
+    storage.apply_snapshot(INCOMING)
+    assert storage.snapshot_metadata == INCOMING.metadata
+    assert (storage.first_index(), storage.last_index()) == (9, 8)
+
+
+def test_apply_snapshot_equal_to_held_with_kept_entries_is_installed_again():
+    # Seeds 3432 and 9004: keep_entries left entries before the snapshot (first index
+    # 29 < snapshot 30), and the re-fetched snapshot 30 used to be refused.
+    storage = storage_with_log([1, 1, 2, 2])
+    held = storage.create_snapshot(4).metadata
+    storage.compact(3)
+    assert storage.first_index() == 3
+    storage.apply_snapshot(Snapshot(held))
+    assert storage.snapshot_metadata == held
+    assert (storage.first_index(), storage.last_index()) == (5, 4)
+
+
+def test_apply_snapshot_equal_to_held_with_another_term_is_refused():
+    storage = storage_with_log([1, 1, 2])
+    storage.apply_snapshot(INCOMING)
+    other = attrs.evolve(INCOMING.metadata, term=INCOMING.term + 1)
+    with pytest.raises(ValueError, match="snapshot at 8 has term 7, but the snapshot held at that index has term 6"):
+        storage.apply_snapshot(Snapshot(other))
+    assert storage.snapshot_metadata == INCOMING.metadata
+
+
+def test_apply_snapshot_below_the_commit_index_is_refused_and_loses_nothing():
+    # Entries 4 and 5 are committed: a snapshot at 3 would drop them.
+    storage = storage_with_log([1, 1, 2, 2, 2])
+    with pytest.raises(SnapshotOutOfDateError, match="commit index 5"):
+        storage.apply_snapshot(Snapshot(SnapshotMetadata(index=3, term=2, conf_state=VOTERS)))
+    assert log_of(storage) == [(1, 1), (2, 1), (3, 2), (4, 2), (5, 2)]
 
 
 def test_apply_snapshot_older_than_first_index_raises_out_of_date():

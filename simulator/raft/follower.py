@@ -109,7 +109,10 @@ class FollowerLog:
             self.events["snapshot_fast_forward"] += 1
             log.commit_to(snapshot.index)
             return False
-        log.restore(snapshot)
+        # Asked for (our state machine lost what the log had applied): a log that
+        # holds the snapshot's last entry keeps what follows it; we may have
+        # acknowledged those entries, and the leader counted them.
+        log.restore(snapshot, keep_following=bool(requested) and log.match_term(snapshot.index, snapshot.term))
         self.prs.apply_conf(snapshot.metadata.conf_state, log.last_index() + 1)
         if requested:
             self.pending_request_snapshot = 0

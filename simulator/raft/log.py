@@ -285,7 +285,16 @@ class RaftLog:
     def stable_snapshot_to(self, index: int) -> None:
         self.unstable.stable_snapshot_to(index)
 
-    def restore(self, snapshot: Snapshot) -> None:
-        """Replace the whole log with ``snapshot``, to be installed via ``Ready``."""
+    def restore(self, snapshot: Snapshot, *, keep_following: bool = False) -> None:
+        """Replace the log with ``snapshot``, to be installed via ``Ready``.
+
+        ``keep_following``: the log holds the snapshot's last entry (same index and
+        term), so the entries after it are consistent with it and stay, handed out
+        again with the snapshot to be persisted after it (Raft paper, InstallSnapshot
+        step 6). A node may have acknowledged them: dropping them would lose a
+        replica the leader counted towards commit.
+        """
+        following = self.slice(snapshot.index + 1, self.last_index() + 1) if keep_following else []
         self.committed = snapshot.index
         self.unstable.restore(snapshot)
+        self.unstable.entries.extend(following)

@@ -243,12 +243,29 @@ class MemStorage:
             )
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """Replace the log with ``snapshot`` (a follower installing what the leader sent)."""
+        """Replace the log with ``snapshot`` (a follower installing what the leader sent).
+
+        Refused, storage unchanged, if it would lose anything storage holds: a
+        snapshot older than the held one or than the commit index
+        (``SnapshotOutOfDateError``). A snapshot *at* the held index is the same
+        committed state and is taken again: Raft hands one over when a node that
+        lost its state machine asked for it (``request_snapshot``; raft-rs
+        ``Raft::restore`` refuses only an index below the commit index). It must
+        carry the held term; another term at that index is another history.
+        """
         metadata = snapshot.metadata
-        if metadata.index <= self._snapshot_metadata.index or metadata.index < self.first_index():
+        held = self._snapshot_metadata
+        commit = self._hard_state.commit
+        if metadata.index == 0 or metadata.index < held.index or metadata.index < commit:
             raise SnapshotOutOfDateError(
                 f"snapshot at {metadata.index} is older than what storage holds "
-                f"(snapshot at {self._snapshot_metadata.index}, first index {self.first_index()})"
+                f"(snapshot at {held.index}, commit index {commit}); expected an index "
+                f"at least {max(held.index, commit, 1)}"
+            )
+        if metadata.index == held.index and metadata.term != held.term:
+            raise ValueError(
+                f"snapshot at {metadata.index} has term {metadata.term}, but the snapshot held "
+                f"at that index has term {held.term}: a committed index has one term"
             )
         self._snapshot_metadata = metadata
         self._entries.clear()

@@ -197,7 +197,13 @@ class StreamingEndpoint(SnapshotSending):
             if self.store.has_snapshot(offer.index) and (
                 self.store.snapshot_metadata(offer.index).digest == offer.digest
             ):
-                self.host.install(message)  # received before a crash; only the install was missing
+                # Received before a crash (or still held after losing the state built from
+                # it): only the install was missing. The leader hears the outcome as after
+                # a stream, or it waits for an answer that never comes and gives up.
+                refusal = self.host.install(message)
+                if refusal is None:
+                    self.host.send(SnapshotAck(from_=self.node_id, to=offer.source, snapshot_id=offer.snapshot_id,
+                                               offset=offer.size, installed=True))
                 return
             self.host.event("transfer_refused", index=offer.index, reason=str(error))
             return

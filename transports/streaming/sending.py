@@ -161,6 +161,11 @@ class SnapshotSending:
     def on_ack(self, ack: SnapshotAck) -> None:
         transfer = self.outgoing.get(ack.from_)
         if transfer is None or ack.snapshot_id != transfer.snapshot_id:
+            if ack.installed and self._offers.get(ack.from_) == ack.snapshot_id:
+                # The receiver already held the data (kept across a crash) and installed it
+                # without a stream: the offer is answered, and Raft hears it went through.
+                del self._offers[ack.from_]
+                self.host.report_snapshot(ack.from_, SnapshotStatus.FINISH)
             return
         if ack.installed and ack.offset != transfer.total_size:
             # An install covers the whole snapshot this transfer sends; anything else
