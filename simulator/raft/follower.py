@@ -74,7 +74,11 @@ class FollowerLog:
         self._respond_append(m, index=m.index, reject=True, reject_hint=hint_index, log_term=hint_term)
 
     def _handle_heartbeat(self, m: Message) -> None:
-        if m.commit > self.raft_log.last_index():
+        if self.pending_request_snapshot:
+            # Our state is bad: the commit index waits for the snapshot. Moving it past
+            # the requested index would make us refuse the very snapshot we asked for.
+            pass
+        elif m.commit > self.raft_log.last_index():
             # The leader believes we hold entries we do not have; commit nothing.
             self._reject(COMMIT_PAST_LOG)
         else:
@@ -98,6 +102,12 @@ class FollowerLog:
         if snapshot.index < requested or (not requested and snapshot.index <= log.committed) or (
             snapshot.index < log.committed
         ):
+            if requested and snapshot.index >= requested:
+                # Refusing what we asked for leaves us waiting for ever: say so loudly.
+                raise AssertionError(
+                    f"node {self.id} asked for a snapshot at or past {requested} and refuses "
+                    f"{snapshot.index}: its commit index {log.committed} moved while it waited"
+                )
             self._reject(SNAPSHOT_NOT_NEWER)
             return False
         if self.id not in snapshot.metadata.conf_state.members:
