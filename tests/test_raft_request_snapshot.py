@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator import Config, MessageType, ProgressState, RequestSnapshotDroppedError
+from simulator import Config, Message, MessageType, ProgressState, RequestSnapshotDroppedError
 from simulator.testing import Network
 
 MT = MessageType
@@ -103,3 +103,76 @@ def test_progress_of_a_follower_that_requested_a_snapshot_goes_through_snapshot_
     states = {p.node_id: p.state for p in net.node(1).statistics().progress}
     assert states[2] is ProgressState.SNAPSHOT
     assert any(m.msg_type is MT.SNAPSHOT and m.to == 2 for m in net.in_flight)
+
+
+# -- found by the 10,000-seed sweep (issue 21, seeds 2067, 3432, 8809) ------------------
+
+
+def acknowledged_but_not_committed_on_follower(net: Network) -> int:
+    """Leader 1 holds a snapshot at commit ``c``; follower 2 appended and acknowledged entry
+    ``c + 1`` (the leader committed it) but has not heard of that commit yet. Returns ``c``."""
+    net.compact(1)
+    c = net.node(1).raft.raft_log.committed
+    net.propose(1, b"d")
+    net.process_readies()
+    while net.node(1).raft.raft_log.committed == c:
+        net.deliver()
+    assert net.node(1).raft.prs.progress[2].match_index == c + 1
+    assert net.node(2).raft.raft_log.committed == c  # the premise: 2 does not know yet
+    return c
+
+
+def test_requested_snapshot_keeps_the_entries_the_follower_acknowledged():
+    # Seeds 2067 and 3432: the restore dropped entry c + 1, which the follower had
+    # acknowledged; the leader, counting it as held, never sent it again (a stall).
+    net = elected_with_data()
+    c = acknowledged_but_not_committed_on_follower(net)
+    net.node(2).request_snapshot()
+    net.stabilize()
+    follower = net.node(2)
+    assert follower.statistics().event("requested_snapshot_installed") == 1
+    assert follower.statistics().snapshot_index == c
+    assert follower.raft.raft_log.last_index() == c + 1  # kept through the install
+    net.tick(1)  # the next heartbeat carries the commit of c + 1
+    net.stabilize()
+    assert net.applied(2) == [b"a", b"b", b"c", b"d"]
+
+
+def test_requested_snapshot_replaces_a_log_that_does_not_hold_its_last_entry():
+    # Without a matching entry at the snapshot's index, nothing after it can be kept.
+    net = elected_with_data()
+    net.node(2).request_snapshot()
+    net.propose(1, b"d")  # the follower takes no appends meanwhile
+    net.stabilize()
+    net.compact(1)
+    net.tick(1)
+    net.stabilize()
+    follower = net.node(2).raft.raft_log
+    assert follower.first_index() == follower.last_index() + 1 == net.node(1).raft.raft_log.last_index() + 1
+    assert net.applied(2) == [b"a", b"b", b"c", b"d"]
+
+
+def test_commit_waits_for_the_requested_snapshot():
+    # Seed 8809: a heartbeat moved the commit index past the requested index, and
+    # Raft then refused the very snapshot it had asked for: the node waited for ever.
+    net = elected_with_data()
+    c = acknowledged_but_not_committed_on_follower(net)
+    follower = net.node(2)
+    follower.request_snapshot()
+    follower.step(Message(MT.HEARTBEAT, to=2, from_=1, term=follower.raft.term, commit=c + 1))
+    assert follower.raft.raft_log.committed == c
+    net.stabilize()
+    assert follower.statistics().event("requested_snapshot_installed") == 1
+    net.tick(1)
+    net.stabilize()
+    assert net.applied(2) == [b"a", b"b", b"c", b"d"]
+
+
+def test_refusing_the_snapshot_we_asked_for_is_loud():
+    net = elected_with_data()
+    c = acknowledged_but_not_committed_on_follower(net)
+    follower = net.node(2)
+    follower.request_snapshot()
+    follower.raft.raft_log.commit_to(c + 1)  # what the heartbeat used to do
+    with pytest.raises(AssertionError, match=f"asked for a snapshot at or past {c} and refuses {c}"):
+        net.stabilize()

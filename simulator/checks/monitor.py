@@ -14,6 +14,8 @@ history to check every property at that moment:
 - leader completeness: a new leader holds every entry committed in an
   earlier term, and a late commit is held by every later leader;
 - state machine safety: every node applies the same entry at each index;
+- a follower keeps every entry it acknowledged to its leader (the leader
+  counted it towards commit and will not send it again);
 - commit never goes backwards (across restarts: the hard state is durable);
   applied never goes backwards within a node's life;
 - snapshots: never cover uncommitted entries, and an installed snapshot is
@@ -190,6 +192,29 @@ class InvariantMonitor:
                 "index order",
                 f"node {node_id} must have applied <= commit <= last index, got "
                 f"{log.applied}, {log.committed}, {log.last_index()}",
+            )
+        self._check_acknowledged_kept(node_id, node)
+
+    def _check_acknowledged_kept(self, node_id: int, node: RawNode) -> None:
+        """A follower holds every entry it acknowledged to the leader of its term.
+
+        The leader counts those acknowledgements towards commit; a follower that
+        drops one (a snapshot install that discards the rest of its log, say) makes a
+        committed entry less durable than Raft promises, and the leader, believing
+        the follower has it, never sends it again: a silent stall, caught here.
+        """
+        raft = node.raft
+        if raft.role is not Role.FOLLOWER:
+            return
+        leader = self.current_leaders.get(raft.leader_id)
+        if leader is None or leader[0] != raft.term:
+            return
+        progress = leader[1].raft.prs.progress.get(node_id)
+        if progress is not None and progress.match_index > raft.raft_log.last_index():
+            raise self.violation(
+                "a follower keeps the entries it acknowledged",
+                f"node {node_id} holds entries up to {raft.raft_log.last_index()}, but it "
+                f"acknowledged up to {progress.match_index} to leader {raft.leader_id} of term {raft.term}",
             )
 
     def snapshot_created(self, node_id: int, index: int, digest: str) -> None:
