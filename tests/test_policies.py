@@ -156,3 +156,31 @@ def test_mean_interval_uses_students_t():
     assert mean_interval([5.0]) == (5.0, 0.0)
     mean, half = mean_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5)
+
+
+def test_an_embedded_record_counts_only_what_crossed_before_the_receiver_hung_up():
+    # etcd's receiver hangs up after its 5 s read timeout: the link carried 5 s worth of
+    # each attempt, and the transfer record must say the same, not the whole message.
+    from simulator import Cluster, LivenessError, ProposalTimeoutError, load_state
+    from transports import Constant, LinkConfig
+
+    async def main_():
+        link = LinkConfig(latency=Constant(0.001), bandwidth=1_000_000)
+        async with Cluster.open(nodes=3, seed=0, link=link, snapshot_mode=policy("etcd")) as c:
+            leader = await load_state(c, 8 * 2**20, timeout=600)
+            c.compact(leader)
+            newcomer = max(c.node_ids) + 1
+            with pytest.raises((LivenessError, ProposalTimeoutError)):
+                await c.add_node(promote=False, timeout=20)
+            [record] = [t for t in c.transfers() if t.to == newcomer]
+            link_stats = c.transport.statistics().link(leader, newcomer)
+            messages, wire = next((n, b) for kind, n, b in link_stats.by_kind if kind == "snapshot")
+            return record, messages, wire
+
+    record, messages, wire = run(main_)
+    assert messages >= 3 and record.outcome.value == "in_progress"
+    whole = messages * record.size
+    assert record.bytes_sent < 0.7 * whole  # 5 s of an 8.4 s message each time
+    # What the record counts is what the link carried, less each message's header.
+    header = (wire - record.bytes_sent) / messages
+    assert 0 < header < 1024

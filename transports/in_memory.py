@@ -291,6 +291,20 @@ class InMemoryClusterTransport:
         snapshot = getattr(message, "snapshot", None)
         return read_timeout if snapshot is not None and snapshot.data is not None else None
 
+    def bytes_carried(self, message) -> int:
+        """Bytes of ``message`` the link carries before its receiver hangs up (all of them
+        unless a read timeout cuts it short). Depends only on the link's settings and the
+        message, so a sender's records can count what really crosses the wire."""
+        size = message.size
+        read_timeout = self._read_timeout(message)
+        if read_timeout is None:
+            return size
+        config = self._link_overrides.get((message.from_, message.to), self.default_link)
+        transmission = config.transmission_time(size)
+        if transmission <= read_timeout:
+            return size
+        return int(size * read_timeout / transmission)
+
     def _embedded_snapshot_fate(self, message, delivered: bool) -> None:
         snapshot = getattr(message, "snapshot", None)
         if snapshot is not None and snapshot.data is not None and self.on_snapshot_fate is not None:
@@ -328,7 +342,7 @@ class InMemoryClusterTransport:
         if read_timeout is not None and transmission > read_timeout:
             # The receiver hangs up after read_timeout: the rest of the bytes never flow
             # (nor count as sent: only what the link carried until then).
-            carried = int(size * read_timeout / transmission)
+            carried = self.bytes_carried(message)
             link.sent_bytes -= size - carried
             link.kind_bytes[kind] -= size - carried
             transmission = read_timeout
