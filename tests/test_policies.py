@@ -13,6 +13,7 @@ import io
 import json
 
 import pytest
+import trio
 
 from simulator import run
 from simulator.cli import main
@@ -37,7 +38,7 @@ def scenario_run(name: str, policy_name: str, **params):
 
 
 def test_every_policy_builds_a_mode_and_names_are_checked():
-    assert list(POLICIES) == ["raftsim", "etcd", "hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"]
+    assert list(POLICIES) == ["raftsim", "etcd", "hashicorp", "openraft", "zeebe", "tikv", "cockroachdb", "kraft"]
     assert policy("etcd") == Embedded(read_timeout=5.0)
     assert policy("raftsim") == Streaming()
     for name in ("hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"):
@@ -156,3 +157,117 @@ def test_mean_interval_uses_students_t():
     assert mean_interval([5.0]) == (5.0, 0.0)
     mean, half = mean_interval([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5)
+
+
+def test_an_embedded_record_counts_only_what_crossed_before_the_receiver_hung_up():
+    # etcd's receiver hangs up after its 5 s read timeout: the link carried 5 s worth of
+    # each attempt, and the transfer record must say the same, not the whole message.
+    from simulator import Cluster, LivenessError, ProposalTimeoutError, load_state
+    from transports import Constant, LinkConfig
+
+    async def main_():
+        link = LinkConfig(latency=Constant(0.001), bandwidth=1_000_000)
+        async with Cluster.open(nodes=3, seed=0, link=link, snapshot_mode=policy("etcd")) as c:
+            leader = await load_state(c, 8 * 2**20, timeout=600)
+            c.compact(leader)
+            newcomer = max(c.node_ids) + 1
+            with pytest.raises((LivenessError, ProposalTimeoutError)):
+                await c.add_node(promote=False, timeout=20)
+            [record] = [t for t in c.transfers() if t.to == newcomer]
+            link_stats = c.transport.statistics().link(leader, newcomer)
+            messages, wire = next((n, b) for kind, n, b in link_stats.by_kind if kind == "snapshot")
+            return record, messages, wire
+
+    record, messages, wire = run(main_)
+    assert messages >= 3 and record.outcome.value == "in_progress"
+    whole = messages * record.size
+    assert record.bytes_sent < 0.7 * whole  # 5 s of an 8.4 s message each time
+    # What the record counts is what the link carried, less each message's header.
+    header = (wire - record.bytes_sent) / messages
+    assert 0 < header < 1024
+
+
+# -- Kafka KRaft: the follower pulls by position (KIP-630 FetchSnapshot) -------------------------
+
+
+def test_the_kraft_preset_has_kafkas_constants():
+    from transports import FetchSnapshot
+
+    kraft = policy("kraft")
+    assert isinstance(kraft, FetchSnapshot) and "kraft" in POLICIES
+    assert kraft.max_bytes == 0x7FFFFFFF  # MaxBytes' default: one response brings the rest
+    assert (kraft.request_timeout, kraft.retry_backoff) == (2.0, 0.02)
+    assert kraft.resume == "verified_offset"
+    with pytest.raises(ValueError, match="request_timeout must be > 0"):
+        FetchSnapshot(request_timeout=0)
+
+
+def _kraft_cluster_run(story, *, mode, bandwidth=1_000_000, size=1 * 2**20, **options):
+    from simulator import Cluster, load_state
+    from transports import Constant, LinkConfig
+
+    async def main_():
+        link = LinkConfig(latency=Constant(0.001), bandwidth=bandwidth)
+        async with Cluster.open(nodes=3, seed=0, link=link, snapshot_mode=mode, **options) as c:
+            leader = await load_state(c, size, timeout=600)
+            c.compact(leader)
+            return await story(c, leader)
+
+    return run(main_)
+
+
+def test_kraft_pulls_one_response_per_request_over_the_links():
+    from transports import FetchSnapshot
+
+    async def story(c, leader):
+        newcomer = await c.add_node(promote=False, timeout=60)
+        stats = dict((kind, (n, b)) for kind, n, b in c.transport.statistics().link(leader, newcomer).by_kind)
+        asked = dict((kind, n) for kind, n, b in c.transport.statistics().link(newcomer, leader).by_kind)
+        return stats, asked, [t for t in c.transfers() if t.to == newcomer]
+
+    stats, asked, [transfer] = _kraft_cluster_run(story, mode=FetchSnapshot(max_bytes=64 * 1024))
+    chunks = -(-transfer.size // (64 * 1024))
+    # The leader answers each request once and never pushes ahead: as many responses as requests.
+    assert stats["snapshot_chunk"][0] == asked["snapshot_request"] == chunks
+    assert transfer.outcome.value == "installed" and transfer.resent_bytes == 0
+
+
+def test_kraft_never_gets_a_rest_of_snapshot_the_link_cannot_carry_within_the_request_timeout():
+    result = scenario_run("slow_link_catch_up", "kraft", size=12 * 2**20, within=30)
+    assert not result.ok
+    [transfer] = result.summary["transfers"]
+    assert transfer["outcome"] == "in_progress" and transfer["retries"] >= 10
+    # Each attempt carries about 2 s of the 2 MB/s link before the follower hangs up,
+    # and the record counts that, as the link does, not the whole response.
+    per_attempt = transfer["bytes_sent"] / (transfer["retries"] + 1)
+    assert 3_000_000 < per_attempt < 4_100_000
+    small = scenario_run("slow_link_catch_up", "kraft", size=3 * 2**20, within=30)
+    assert small.ok, small.failed_checks  # 1.6 s on the wire: inside the timeout
+
+
+def _leader_change_story(mode):
+    # Every node compacts at the same index, so the next leader holds the very same snapshot.
+    async def story(c, leader):
+        await c.wait_caught_up()
+        for node in c.node_ids:
+            if node != leader:
+                c.compact(node)
+        newcomer = max(c.node_ids) + 1
+        c.fail_chunk(4, "crash_sender", to=newcomer)  # the leader dies after 256 KiB
+        await c.add_node(promote=False, timeout=60)
+        restarted = [e for e in c.trace.of_kind("transfer_restarted") if e.node == newcomer]
+        return restarted, [t for t in c.transfers() if t.to == newcomer]
+
+    return _kraft_cluster_run(story, mode=mode, size=1 * 2**20)
+
+
+def test_a_new_leader_makes_kraft_fetch_from_zero_and_raftsim_resume():
+    from transports import FetchSnapshot
+
+    restarted, transfers = _leader_change_story(FetchSnapshot(chunk_size=64 * 1024, max_bytes=64 * 1024))
+    assert restarted and restarted[0].get("discarded") >= 3 * 64 * 1024
+    assert transfers[-1].outcome.value == "installed"
+    assert sum(t.resent_bytes for t in transfers) >= 3 * 64 * 1024
+    restarted, transfers = _leader_change_story(Streaming(chunk_size=64 * 1024))
+    assert restarted == [] and transfers[-1].outcome.value == "installed"
+    assert sum(t.resent_bytes for t in transfers) <= 64 * 1024

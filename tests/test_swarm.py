@@ -20,6 +20,7 @@ from simulator.explore.seed_runs import property_of, replay_source, run_seed
 from simulator.explore.swarm import (
     CHUNK_SIZES,
     LINK_PROFILES,
+    CLOCK_STEPS,
     OPTIONAL_STEPS,
     STORES,
     SwarmConfig,
@@ -36,7 +37,7 @@ def test_a_seed_draws_the_same_configuration_and_program_every_time():
 def test_every_feature_is_on_in_some_seeds_and_off_in_others():
     configs = [draw(seed)[0] for seed in range(300)]
     steps = Counter(name for config in configs for name in config.steps)
-    for name in OPTIONAL_STEPS:
+    for name in (*OPTIONAL_STEPS, *CLOCK_STEPS):
         assert 0 < steps[name] < len(configs), name
     assert {config.store for config in configs if config.mode == "streaming"} == set(STORES)
     assert {config.link for config in configs} == set(LINK_PROFILES)
@@ -47,6 +48,36 @@ def test_every_feature_is_on_in_some_seeds_and_off_in_others():
         assert drawn <= set(config.steps), (config, program)  # only what the seed switched on
         if config.mode == "embedded":
             assert config.store == "memory" and "FailChunk" not in config.steps
+
+
+def test_clock_faults_are_drawn_as_a_feature_and_leave_the_other_steps_as_they_were():
+    from simulator.explore.swarm import draw_program, draw_swarm
+    import random
+
+    with_clocks = 0
+    for seed in range(60):
+        config, program = draw(seed)
+        rng = random.Random(f"swarm/{seed}")
+        before = draw_program(rng, plain := draw_swarm(rng))
+        clock_steps = [step for step in program.steps if isinstance(step, (S.ClockDrift, S.ClockJump))]
+        # The steps a seed drew before clock faults existed are still there, in order.
+        assert [step for step in program.steps if step not in clock_steps] == list(before.steps)
+        assert config.steps[:len(plain.steps)] == plain.steps
+        if clock_steps:
+            with_clocks += 1
+            assert {type(step).__name__ for step in clock_steps} == set(config.steps) & set(CLOCK_STEPS)
+        else:
+            assert program == before and config == plain
+    assert 0 < with_clocks < 60
+
+
+def test_a_swarm_run_with_clock_faults_replays_from_its_scenario_file():
+    seed = next(seed for seed in range(100) if set(CLOCK_STEPS) <= set(draw(seed)[0].steps)
+                and len(draw(seed)[1]) <= 8)
+    first = run_seed({"target": "programs", "seed": seed, "mode": None})
+    config, program = draw(seed)
+    again = replay_source(swarm_source(config, program, seed), "swarm_clocks.py")
+    assert first["trace_sha256"] and first["trace_sha256"] == again["trace_sha256"]
 
 
 def test_a_swarm_run_replays_from_its_scenario_file_with_the_same_hash():

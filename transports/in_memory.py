@@ -63,7 +63,8 @@ class Delivered:
 
 @attrs.frozen
 class ReadTimedOut:
-    """A message its receiver stopped reading before it was whole (``Embedded(read_timeout=...)``)."""
+    """A message its receiver stopped reading before it was whole (``Embedded(read_timeout=...)``,
+    or a pulled response past its request timeout)."""
 
     message: Message
     reason: str
@@ -150,6 +151,9 @@ class InMemoryClusterTransport:
         #: arrived or was lost. Raft needs to hear it (``report_snapshot``), or the
         #: leader would wait for that follower forever.
         self.on_snapshot_fate = None
+        #: ``on_cut_short(chunk, carried)``: a pulled response's requester hung up after
+        #: ``carried`` of its bytes; whoever counted the whole chunk as sent corrects that.
+        self.on_cut_short = None
         self.default_link = link if link is not None else LinkConfig()
         self.set_observer(observer if observer is not None else TransportObserver())
         self._link_overrides: dict[Link, LinkConfig] = {}
@@ -162,6 +166,12 @@ class InMemoryClusterTransport:
         self._sleeping_until = math.inf
         self._batch_time: float | None = None
         self.delivered_items = 0
+        # Follower pull with a request timeout (FetchSnapshot): when each requester last asked.
+        self._asked_at: dict[Link, float] = {}
+
+    @property
+    def _request_timeout(self) -> float | None:
+        return getattr(self.snapshot_mode, "request_timeout", None)
 
     def set_observer(self, observer: TransportObserver) -> None:
         """Who hears about sends, drops, deliveries (the trace, usually)."""
@@ -291,6 +301,20 @@ class InMemoryClusterTransport:
         snapshot = getattr(message, "snapshot", None)
         return read_timeout if snapshot is not None and snapshot.data is not None else None
 
+    def bytes_carried(self, message) -> int:
+        """Bytes of ``message`` the link carries before its receiver hangs up (all of them
+        unless a read timeout cuts it short). Depends only on the link's settings and the
+        message, so a sender's records can count what really crosses the wire."""
+        size = message.size
+        read_timeout = self._read_timeout(message)
+        if read_timeout is None:
+            return size
+        config = self._link_overrides.get((message.from_, message.to), self.default_link)
+        transmission = config.transmission_time(size)
+        if transmission <= read_timeout:
+            return size
+        return int(size * read_timeout / transmission)
+
     def _embedded_snapshot_fate(self, message, delivered: bool) -> None:
         snapshot = getattr(message, "snapshot", None)
         if snapshot is not None and snapshot.data is not None and self.on_snapshot_fate is not None:
@@ -305,6 +329,8 @@ class InMemoryClusterTransport:
         now = self.current_time()
         src, dst = message.from_, message.to
         key = (src, dst)
+        if self._request_timeout is not None and type(message) is SnapshotRequest:
+            self._asked_at[(dst, src)] = now  # the answer, dst -> src, is due within the timeout
         config = self._link_overrides.get(key, self.default_link)
         link = self._links.get(key) or self._link(src, dst)
         size = message.size
@@ -325,15 +351,28 @@ class InMemoryClusterTransport:
         start = max(now, link.busy_until)
         transmission = config.transmission_time(size)
         read_timeout = self._read_timeout(message) if kind == "snapshot" else None
+        hang_up = None  # why the receiver stops reading before the message is whole
         if read_timeout is not None and transmission > read_timeout:
             # The receiver hangs up after read_timeout: the rest of the bytes never flow
             # (nor count as sent: only what the link carried until then).
-            carried = int(size * read_timeout / transmission)
+            carried = self.bytes_carried(message)
             link.sent_bytes -= size - carried
             link.kind_bytes[kind] -= size - carried
             transmission = read_timeout
-        else:
-            read_timeout = None
+            hang_up = f"read timeout: still arriving after {read_timeout:g} s"
+        elif kind == "snapshot_chunk" and self._request_timeout is not None:
+            # A pulled response (FetchSnapshot): its requester gives up request_timeout after
+            # asking and drops the connection; what has not left the sender by then never does.
+            deadline = self._asked_at.get(key, now) + self._request_timeout
+            if start + transmission + latency > deadline:
+                budget = max(0.0, deadline - latency - start)
+                carried = int(size * budget / transmission) if transmission > 0 else 0
+                link.sent_bytes -= size - carried
+                link.kind_bytes[kind] -= size - carried
+                transmission = min(transmission, budget)
+                hang_up = f"request timeout: the answer was not in {self._request_timeout:g} s after asking"
+                if self.on_cut_short is not None:
+                    self.on_cut_short(message, max(0, len(message.data) - (size - carried)))
         link.busy_until = start + transmission
         if fault is not None:
             link.dropped += 1
@@ -351,9 +390,8 @@ class InMemoryClusterTransport:
             self._embedded_snapshot_fate(message, False)
             return
         arrival = link.busy_until + latency + extra_delay
-        if read_timeout is not None:
-            reason = f"read timeout: still arriving after {read_timeout:g} s"
-            self._push(arrival, MESSAGE, dst, src, link, ReadTimedOut(message, reason))
+        if hang_up is not None:
+            self._push(arrival, MESSAGE, dst, src, link, ReadTimedOut(message, hang_up))
             return
         if held_back:
             arrival += config.latency.sample(rng)

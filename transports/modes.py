@@ -31,6 +31,7 @@ from simulator.snapshots import DEFAULT_MAX_SNAPSHOT_SIZE, DiskSnapshotStore, Me
 from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
 
 from .streaming.endpoint import StreamingEndpoint
+from .streaming.fetch_snapshot import FETCH_MAX_BYTES, REQUEST_TIMEOUT, RETRY_BACKOFF, FetchSnapshotEndpoint
 from .streaming.pulling import PullingEndpoint
 
 MIB = 1024 * 1024
@@ -201,4 +202,29 @@ class Auto(Streaming):
         return "streaming", f"{size} bytes > threshold {self.threshold}: chunks, resumable, bounded memory"
 
 
-SnapshotMode = Embedded | Streaming | Auto
+@attrs.frozen
+class FetchSnapshot(Streaming):
+    """The follower pulls the snapshot from the leader over the cluster's links, one
+    request per response, by byte position: Kafka KRaft's ``FetchSnapshot`` (KIP-630;
+    see :mod:`transports.streaming.fetch_snapshot` for what is taken from Kafka).
+
+    - ``max_bytes``: the most one response carries (``MaxBytes``; by default
+      ``0x7fffffff``, so one response brings the whole rest of the snapshot).
+      ``chunk_size`` keeps its meaning for stores and workloads.
+    - ``request_timeout``: seconds the follower waits for a response before it
+      drops it and asks again, from the same position, after ``retry_backoff``.
+
+    Resumes from the written position while the leader stays the same; a new
+    leader or a restart starts the fetch at byte 0.
+    """
+
+    max_bytes: int = attrs.field(default=FETCH_MAX_BYTES, validator=_positive)
+    request_timeout: float = attrs.field(default=REQUEST_TIMEOUT, validator=_positive)
+    retry_backoff: float = attrs.field(default=RETRY_BACKOFF, validator=_positive)
+
+    @property
+    def endpoint_class(self) -> type:
+        return FetchSnapshotEndpoint
+
+
+SnapshotMode = Embedded | Streaming | Auto | FetchSnapshot

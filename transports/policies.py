@@ -32,6 +32,13 @@ it leaves out, is said next to it; the source is named so it can be checked.
                 per node; a failed snapshot is sent again whole (its
                 delegated snapshots, sent by a follower near the receiver,
                 are not modelled)
+``kraft``       Kafka KRaft (KIP-630): the follower pulls with
+                ``FetchSnapshot`` requests naming its byte position, over
+                the cluster's links; one response carries the rest of the
+                snapshot (``MaxBytes`` defaults to ``0x7fffffff``) and must
+                arrive within the 2 s request timeout, else it is asked
+                again from the same position; a new leader or a restart
+                starts it at 0 (see :mod:`transports.streaming.fetch_snapshot`)
 ==============  ============================================================
 
 What is modelled is what decides behaviour under faults: whether a
@@ -39,18 +46,18 @@ transfer resumes or starts over, whether a deadline scales with size,
 chunk size, rate limits and concurrency. Each system's wire format,
 storage engine and own bugs elsewhere are not.
 
-Not here: Kafka KRaft (KIP-630), whose follower fetches the snapshot from
-the leader by byte position. raftsim's follower pull (``Streaming(pull=...)``)
-reads a shared store instead, off the cluster's links, so the link faults
-these comparisons inject would not touch it: it would look better than
-KRaft is. It needs a pull from the leader over the links first.
+KRaft is not modelled with raftsim's own follower pull (``Streaming(pull=...)``):
+that reads a shared store off the cluster's links, so the link faults these
+comparisons inject would not touch it. :class:`~transports.FetchSnapshot`
+pulls from the leader over the links instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .modes import Embedded, SnapshotMode, Streaming
+from .modes import Embedded, FetchSnapshot, SnapshotMode, Streaming
+from .streaming.fetch_snapshot import REQUEST_TIMEOUT
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -90,6 +97,12 @@ def _cockroachdb(**options) -> SnapshotMode:
     return Streaming(resume="from_zero", rate_limit=32 * MIB, max_concurrent_per_sender=2, **options)
 
 
+def _kraft(**options) -> SnapshotMode:
+    # KafkaRaftClient: the follower asks, by position; no MaxBytes set, a 2 s request
+    # timeout, 20 ms backoff (QuorumConfig). The leader serves any number of followers.
+    return FetchSnapshot(idle_timeout=REQUEST_TIMEOUT, max_concurrent_per_sender=64, **options)
+
+
 #: Policy name -> a function of Streaming options (``store``, ``chunk_size``) that builds its mode.
 POLICIES: dict[str, Callable[..., SnapshotMode]] = {
     "raftsim": _raftsim,
@@ -99,6 +112,7 @@ POLICIES: dict[str, Callable[..., SnapshotMode]] = {
     "zeebe": _zeebe,
     "tikv": _tikv,
     "cockroachdb": _cockroachdb,
+    "kraft": _kraft,
 }
 
 

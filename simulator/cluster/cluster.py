@@ -99,6 +99,8 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
         self.transfers_registry = TransferRegistry()
         transport.on_crash = self._crash_from_chunk_fault
         transport.on_snapshot_fate = self._embedded_snapshot_fate
+        transport.on_cut_short = lambda chunk, carried: self.transfers_registry.cut_short(
+            chunk.to, chunk.snapshot_id, chunk.offset, len(chunk.data), carried)
         self._opening_link = self.transport.default_link
         self.runners: dict[int, NodeRunner] = {}
         self._paused: dict[int, list] = {}  # node -> items that arrived while paused

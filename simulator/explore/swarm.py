@@ -4,8 +4,8 @@ Drawing every fault kind in every run spreads a sweep thin: a program with
 crashes, partitions, lossy links and chunk faults mixed together rarely lets
 one of them play out (a partition heals the cut a chunk fault was waiting
 for). Swarm testing (Groce et al., 2012; TigerBeetle's simulator does the
-same) draws, per seed, a *configuration* first: which step kinds and chunk
-fault actions are enabled, which link profile, snapshot mode, chunk size and
+same) draws, per seed, a *configuration* first: which step kinds (clock drift
+and jumps among them) and chunk fault actions are enabled, which link profile, snapshot mode, chunk size and
 store. The program is then drawn from that configuration only, so rare
 combinations (a faulty store under a narrow link with streaming, say) get
 many dense runs instead of a few diluted ones.
@@ -29,7 +29,7 @@ import attrs
 from ..snapshots import FaultyStore, MemorySnapshotStore
 from . import programs as S
 from .programs import Program
-from .search import CHUNK_ACTIONS, WAITS, SearchSpace, scenario_source
+from .search import CHUNK_ACTIONS, DRIFTS, JUMPS, WAITS, SearchSpace, scenario_source
 
 #: Link profiles a seed may run on: name -> the ``LinkConfig`` as written in a scenario file.
 LINK_PROFILES: dict[str, str] = {
@@ -47,6 +47,13 @@ CHUNK_SIZES = (512, 1024, 4096)
 #: Step kinds a seed may switch on; Propose and Wait are always on (a run needs load and time).
 OPTIONAL_STEPS = ("Partition", "Heal", "Isolate", "OneWay", "Crash", "Restart", "Pause", "Resume",
                   "AddNode", "RemoveNode", "Compact", "FailChunk", "TransferLeader", "FailStoreRead")
+#: Clock faults a seed may switch on. Drawn from a generator of their own
+#: (``swarm/{seed}/clocks``) and inserted into the program drawn as before, so a
+#: seed that switches neither on runs exactly the program it ran before they existed
+#: (a sweep's recorded seeds keep their meaning), and one that does keeps its other steps.
+CLOCK_STEPS = ("ClockDrift", "ClockJump")
+#: Clock steps inserted per enabled clock kind, at most.
+MAX_CLOCK_STEPS = 2
 
 
 # -- the store fault a swarm may enable ------------------------------------------------------
@@ -148,6 +155,10 @@ def _draw_step(rng: random.Random, kind: str, config: SwarmConfig):
         return S.FailChunk(k=rng.randint(1, 4), action=rng.choice(config.chunk_actions))
     if kind == "FailStoreRead":
         return FailStoreRead(after=rng.randint(0, 4))
+    if kind == "ClockDrift":
+        return S.ClockDrift(node=node(), percent=rng.choice(DRIFTS))
+    if kind == "ClockJump":
+        return S.ClockJump(node=node(), seconds=rng.choice(JUMPS))
     return getattr(S, kind)(node=node())
 
 
@@ -163,11 +174,29 @@ def draw_program(rng: random.Random, config: SwarmConfig, *, max_steps: int = 12
     return Program(tuple(_draw_step(rng, rng.choice(kinds), config) for _ in range(length)), liveness_within=30.0)
 
 
+def with_clock_faults(rng: random.Random, config: SwarmConfig, program: Program) -> tuple[SwarmConfig, Program]:
+    """Switch each clock fault kind on with probability 1/2 and insert 1 to
+    ``MAX_CLOCK_STEPS`` steps of each one switched on at drawn places of ``program``."""
+    kinds = _subset(rng, CLOCK_STEPS)
+    if not kinds:
+        return config, program
+    steps = list(program.steps)
+    for kind in kinds:
+        for _ in range(rng.randint(1, MAX_CLOCK_STEPS)):
+            steps.insert(rng.randint(0, len(steps)), _draw_step(rng, kind, config))
+    return (attrs.evolve(config, steps=(*config.steps, *kinds)),
+            Program(tuple(steps), liveness_within=program.liveness_within))
+
+
 def draw(seed: int, *, max_steps: int = 12) -> tuple[SwarmConfig, Program]:
-    """Seed ``seed``'s configuration and program (same seed, same draw, on any machine)."""
+    """Seed ``seed``'s configuration and program (same seed, same draw, on any machine).
+
+    The program has at most ``max_steps`` steps, plus the clock steps of the
+    clock faults the seed switched on (see :data:`CLOCK_STEPS`)."""
     rng = random.Random(f"swarm/{seed}")
     config = draw_swarm(rng)
-    return config, draw_program(rng, config, max_steps=max_steps)
+    program = draw_program(rng, config, max_steps=max_steps)
+    return with_clock_faults(random.Random(f"swarm/{seed}/clocks"), config, program)
 
 
 # -- as a scenario file ----------------------------------------------------------------------------

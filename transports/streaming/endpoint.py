@@ -216,7 +216,7 @@ class StreamingEndpoint(SnapshotSending):
             self.host.event("transfer_refused", index=offer.index,
                             reason=f"cannot start receiving: the store failed ({error})")
             return
-        if writer.offset and writer.offset < offer.size and self._starts_over():
+        if writer.offset and writer.offset < offer.size and self._discards_partials():
             # This policy keeps nothing of an interrupted transfer, even what survived on disk.
             self.host.event("transfer_restarted", source=offer.source, index=offer.index, discarded=writer.offset)
             writer.abort()
@@ -268,6 +268,10 @@ class StreamingEndpoint(SnapshotSending):
     def _starts_over(self) -> bool:
         """The mode's policy restarts an interrupted transfer at byte 0 (``resume="from_zero"``)."""
         return getattr(self.mode, "resume", "verified_offset") == "from_zero"
+
+    def _discards_partials(self) -> bool:
+        """A partial snapshot found in the store (kept through a crash) is thrown away."""
+        return self._starts_over()
 
     def _start_over(self, transfer: IncomingTransfer) -> None:
         """Throw the partial data away and expect the snapshot again from byte 0."""

@@ -36,6 +36,8 @@ class TransferRecord:
     resume_frontier: int = 0
     largest_resend: int = 0
     outcome: Outcome = Outcome.IN_PROGRESS
+    # The last send counted, and the frontiers before it: what cut_short undoes.
+    last_send: tuple[int, int, int, int] | None = attrs.field(default=None, repr=False)
 
     def progress(self) -> TransferProgress:
         return TransferProgress(
@@ -92,6 +94,7 @@ class TransferRegistry:
         record = self._records.get((to, snapshot_id))
         if record is None:
             return
+        record.last_send = (offset, length, record.frontier, record.resume_frontier)
         record.bytes_sent += length
         end = offset + length
         if offset < record.frontier:
@@ -99,6 +102,22 @@ class TransferRegistry:
         record.frontier = max(record.frontier, end)
         record.resume_frontier = max(record.resume_frontier, end)
         record.updated_at = now
+
+    def cut_short(self, to: int, snapshot_id: str, offset: int, length: int, carried: int) -> None:
+        """The send just counted (``offset``, ``length``) crossed the wire only in part: its
+        receiver hung up after ``carried`` bytes. Count those, not the whole of it."""
+        record = self._records.get((to, snapshot_id))
+        if record is None or record.last_send is None or record.last_send[:2] != (offset, length):
+            return
+        _, _, frontier, resume_frontier = record.last_send
+        end = offset + length
+        record.bytes_sent -= length
+        if offset < frontier:
+            record.resent_bytes -= min(end, frontier) - offset
+        record.frontier, record.resume_frontier = frontier, resume_frontier
+        record.last_send = None
+        if carried > 0:
+            self.sent(to, snapshot_id, offset, carried, record.updated_at)
 
     def requested(self, to: int, snapshot_id: str, offset: int, *, fresh: bool) -> None:
         """The receiver asks for data from ``offset``: how much will be sent again?"""
