@@ -30,6 +30,7 @@ import attrs
 from simulator.snapshots import DEFAULT_MAX_SNAPSHOT_SIZE, DiskSnapshotStore, MemorySnapshotStore, SnapshotStore
 from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
 
+from .streaming.delegated import DelegatingEndpoint
 from .streaming.endpoint import StreamingEndpoint
 from .streaming.fetch_snapshot import FETCH_MAX_BYTES, REQUEST_TIMEOUT, RETRY_BACKOFF, FetchSnapshotEndpoint
 from .streaming.pulling import PullingEndpoint
@@ -227,4 +228,17 @@ class FetchSnapshot(Streaming):
         return FetchSnapshotEndpoint
 
 
-SnapshotMode = Embedded | Streaming | Auto | FetchSnapshot
+@attrs.frozen
+class DelegatedStreaming(Streaming):
+    """Streaming in which the node nearest the receiver that holds the same snapshot
+    sends it on the leader's behalf, if its link to the receiver is better than the
+    leader's; the leader sends it if there is none, or if the delegate makes no
+    progress (CockroachDB's delegated snapshots; see
+    :mod:`transports.streaming.delegated`). Every option is :class:`Streaming`'s."""
+
+    @property
+    def endpoint_class(self) -> type:
+        return DelegatingEndpoint
+
+
+SnapshotMode = Embedded | Streaming | Auto | FetchSnapshot | DelegatedStreaming

@@ -28,10 +28,11 @@ it leaves out, is said next to it; the source is named so it can be checked.
                 sends per node, an I/O rate limit (``snap-io-max-bytes-per-sec``,
                 100 MB/s); a failed snapshot is sent again whole
 ``cockroachdb`` CockroachDB: rate-limited to 32 MiB/s
-                (``kv.snapshot_rebalance.max_rate``), few concurrent sends
-                per node; a failed snapshot is sent again whole (its
-                delegated snapshots, sent by a follower near the receiver,
-                are not modelled)
+                (``kv.snapshot_rebalance.max_rate``), 2 concurrent sends
+                per node; a failed snapshot is sent again whole; delegated
+                snapshots (v23.1 on, cockroachdb/cockroach#83991): the
+                follower nearest the receiver that holds the snapshot sends
+                it, the leader if none is nearer or the delegate stalls
 ``kraft``       Kafka KRaft (KIP-630): the follower pulls with
                 ``FetchSnapshot`` requests naming its byte position, over
                 the cluster's links; one response carries the rest of the
@@ -56,7 +57,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .modes import Embedded, FetchSnapshot, SnapshotMode, Streaming
+from .modes import DelegatedStreaming, Embedded, FetchSnapshot, SnapshotMode, Streaming
 from .streaming.fetch_snapshot import REQUEST_TIMEOUT
 
 KIB = 1024
@@ -94,7 +95,7 @@ def _tikv(**options) -> SnapshotMode:
 
 
 def _cockroachdb(**options) -> SnapshotMode:
-    return Streaming(resume="from_zero", rate_limit=32 * MIB, max_concurrent_per_sender=2, **options)
+    return DelegatedStreaming(resume="from_zero", rate_limit=32 * MIB, max_concurrent_per_sender=2, **options)
 
 
 def _kraft(**options) -> SnapshotMode:
