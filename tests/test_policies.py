@@ -116,7 +116,7 @@ def test_starting_over_discards_verified_bytes_and_says_so():
 
         return run(main_)
 
-    restarted, transfer = story_events("zeebe")
+    restarted, transfer = story_events("tikv")
     assert restarted and restarted[0].get("discarded") == 3 * 64 * 1024
     assert transfer.outcome.value == "installed" and transfer.resent_bytes >= 3 * 64 * 1024
     restarted, transfer = story_events("raftsim")
@@ -338,3 +338,26 @@ def test_a_delegate_that_dies_mid_transfer_hands_the_snapshot_back_to_the_leader
     assert fell_back.get("source") == leader
     assert chunks[leader] >= transfers[-1].size  # started over, from the leader
     assert transfers[-1].outcome.value == "installed"
+
+
+# -- Zeebe: a fixed request timeout per chunk, then the first chunk again (camunda#14671) ---------
+
+
+def test_the_zeebe_preset_has_zeebes_constants():
+    from transports import FetchSnapshot
+
+    zeebe = policy("zeebe")
+    assert isinstance(zeebe, FetchSnapshot) and zeebe.resume == "from_zero"
+    assert (zeebe.max_bytes, zeebe.request_timeout) == (2**30, 2.5)  # snapshotChunkSize, snapshotRequestTimeout
+    assert policy("zeebe", chunk_size=64 * 1024).max_bytes == 64 * 1024
+
+
+def test_zeebe_loops_on_a_state_whose_chunk_outlasts_the_request_timeout_and_raftsim_does_not():
+    # camunda#14671: a request timed out, the leader sent the first chunk again, for ever.
+    looping = scenario_run("slow_link_catch_up", "zeebe", size=12 * 2**20, within=30)
+    assert not looping.ok
+    [transfer] = looping.summary["transfers"]
+    assert transfer["outcome"] == "in_progress" and transfer["retries"] >= 8
+    assert transfer["bytes_sent"] < (transfer["retries"] + 1) * 5_100_000  # 2.5 s of 2 MB/s per try
+    assert scenario_run("slow_link_catch_up", "zeebe", size=4 * 2**20, within=30).ok  # 2.1 s: in time
+    assert scenario_run("slow_link_catch_up", "raftsim", size=12 * 2**20, within=30).ok

@@ -252,6 +252,10 @@ class StreamingEndpoint(SnapshotSending):
         """
         if transfer.verified_offset and (self._starts_over() or defects.active(defects.RESUME_FROM_ZERO)):
             self._start_over(transfer)
+        self._send_request(transfer, fresh=fresh)
+
+    def _send_request(self, transfer: IncomingTransfer, *, fresh: bool = False) -> None:
+        """Ask for the data from the verified offset on, as it stands, and wait for it."""
         request = transfer.request()
         self.registry.requested(self.node_id, transfer.offer.snapshot_id, request.offset, fresh=fresh)
         self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
