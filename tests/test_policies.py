@@ -43,7 +43,7 @@ def test_every_policy_builds_a_mode_and_names_are_checked():
     assert policy("raftsim") == Streaming()
     for name in ("hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"):
         assert policy(name).resume == "from_zero", name
-    assert policy("openraft").chunk_size == 3 * 2**20
+    assert policy("openraft").chunk_size == 3 * 2**20 and policy("openraft").mismatch_restarts
     assert policy_names("all") == list(POLICIES)
     assert policy_names("etcd, raftsim") == ["etcd", "raftsim"]
     with pytest.raises(ValueError, match="unknown snapshot policy 'nope'"):
@@ -361,3 +361,39 @@ def test_zeebe_loops_on_a_state_whose_chunk_outlasts_the_request_timeout_and_raf
     assert transfer["bytes_sent"] < (transfer["retries"] + 1) * 5_100_000  # 2.5 s of 2 MB/s per try
     assert scenario_run("slow_link_catch_up", "zeebe", size=4 * 2**20, within=30).ok  # 2.1 s: in time
     assert scenario_run("slow_link_catch_up", "raftsim", size=12 * 2**20, within=30).ok
+
+
+# -- openraft: a chunk out of place sends the transfer back to offset 0 (openraft fd5c657f) ------
+
+
+def test_a_duplicate_chunk_sends_openraft_back_to_zero_and_raftsim_ignores_it():
+    openraft = scenario_run("duplicating_link_catch_up", "openraft")
+    raftsim_run = scenario_run("duplicating_link_catch_up", "raftsim")
+    assert openraft.ok and raftsim_run.ok, (openraft.failed_checks, raftsim_run.failed_checks)
+    [thrown] = openraft.summary["transfers"]
+    [kept] = raftsim_run.summary["transfers"]
+    assert thrown["retries"] >= 1 and thrown["resent_bytes"] >= 3 * 2**20  # at least one chunk, again
+    assert kept["resent_bytes"] <= 2**20 and thrown["resent_bytes"] > 10 * kept["resent_bytes"]
+    assert raftsim_run.summary["caught_up_seconds"] < openraft.summary["caught_up_seconds"]
+
+
+def test_mismatch_restarts_is_what_makes_a_duplicate_cost_the_transfer():
+    from simulator import Cluster, load_state
+
+    def resent(mode):
+        async def main_():
+            async with Cluster.open(nodes=3, seed=0, snapshot_mode=mode) as c:
+                leader = await load_state(c, 1 * 2**20)
+                c.compact(leader)
+                newcomer = max(c.node_ids) + 1
+                c.fail_chunk(5, "duplicate", to=newcomer)
+                await c.add_node(promote=False, timeout=60)
+                [transfer] = [t for t in c.transfers() if t.to == newcomer]
+                return transfer
+
+        return run(main_)
+
+    strict = resent(Streaming(chunk_size=64 * 1024, mismatch_restarts=True))
+    lenient = resent(Streaming(chunk_size=64 * 1024))
+    assert strict.outcome.value == lenient.outcome.value == "installed"
+    assert strict.resent_bytes >= 4 * 64 * 1024 and lenient.resent_bytes <= 64 * 1024

@@ -102,6 +102,10 @@ class Streaming:
       timed out, however large.
     - ``max_idle_retries``: consecutive retries without progress before the
       receiver gives up (its partial data is kept for a later resume).
+    - ``mismatch_restarts``: a chunk at any offset but the next one expected
+      (a late duplicate included) is a mismatch, and the transfer starts
+      over at byte 0, as openraft's chunked snapshots do (``SnapshotMismatch``);
+      by default a duplicate is ignored and a gap is asked for again.
     - ``pull``: follower pull. A store the whole cluster reaches (an
       ``S3SnapshotStore``, a ``GCSSnapshotStore``, or any store); the leader
       uploads each snapshot there once and tells followers where it is, and
@@ -120,6 +124,7 @@ class Streaming:
     max_concurrent_per_sender: int = attrs.field(default=2, validator=_positive)
     idle_timeout: float = attrs.field(default=1.0, validator=_positive)
     max_idle_retries: int = attrs.field(default=10, validator=_positive)
+    mismatch_restarts: bool = False
     pull: SnapshotStore | None = attrs.field(default=None, validator=_store_or_none)
     pull_latency: float = attrs.field(default=0.002, validator=_positive)
     pull_bandwidth: float | None = attrs.field(default=None, validator=_positive)

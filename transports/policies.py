@@ -20,7 +20,10 @@ it leaves out, is said next to it; the source is named so it can be checked.
                 falls behind again during a long install loops)
 ``openraft``    openraft: ``snapshot_max_chunk_size`` = 3 MiB chunks,
                 ``install_snapshot_timeout`` = 200 ms per chunk request;
-                on a mismatch or a new snapshot the transfer starts at 0
+                a chunk at an offset the receiver did not expect (a late
+                duplicate included) is a ``SnapshotMismatch`` and the
+                sender goes back to offset 0 (openraft fd5c657f), as it
+                does for a new snapshot
 ``zeebe``       Camunda Zeebe: chunks checked with CRC-32C, one snapshot
                 file per chunk (``snapshotChunkSize`` 1 GiB: files are not
                 split below it), each ``InstallRequest`` answered within
@@ -85,8 +88,12 @@ def _hashicorp(**options) -> SnapshotMode:
 
 
 def _openraft(**options) -> SnapshotMode:
+    # A chunk whose offset is not the one expected (a late duplicate of a timed-out
+    # chunk, say) is a SnapshotMismatch, and the sender resets to offset 0
+    # (openraft fd5c657f: "Chunked should reset offset 0 when a SnapshotMismatch
+    # error is received").
     options.setdefault("chunk_size", 3 * MIB)
-    return Streaming(resume="from_zero", idle_timeout=0.2, **options)
+    return Streaming(resume="from_zero", idle_timeout=0.2, mismatch_restarts=True, **options)
 
 
 def _zeebe(**options) -> SnapshotMode:
