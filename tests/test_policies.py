@@ -13,7 +13,6 @@ import io
 import json
 
 import pytest
-import trio
 
 from simulator import run
 from simulator.cli import main
