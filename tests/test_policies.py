@@ -134,6 +134,9 @@ def test_run_takes_a_policy_and_refuses_one_that_does_not_exist(capsys):
     assert "unknown snapshot policy 'nope'" in capsys.readouterr().err
     assert raftsim("run", "basic", "--policy", "etcd", "--mode", "streaming")[0] == 2
     assert "does not go with --mode" in capsys.readouterr().err
+    # The gRPC runner builds its mode from --mode alone: a policy there would be silently ignored.
+    assert raftsim("run", "basic", "--policy", "kraft", "--transport", "grpc")[0] == 2
+    assert "does not go with --transport grpc" in capsys.readouterr().err
 
 
 def test_compare_policies_shows_each_policy_with_confidence_intervals(capsys):
