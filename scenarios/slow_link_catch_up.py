@@ -10,7 +10,10 @@ and its receiver reads each message with a fixed five-second timeout: the
 message is cut off every time, the leader sends it again, and the
 newcomer never catches up. That is etcd-io/etcd#16377, where an 87 MB
 snapshot never arrived: a deadline that does not scale with the size
-makes a large enough snapshot impossible to send. Try
+makes a large enough snapshot impossible to send. Zeebe (``--policy
+zeebe``) fails the same way one level down (camunda#14671): a chunk is a
+whole snapshot file, each must be answered within 2.5 s, and a timeout
+starts the transfer over at the first chunk. Try
 ``raftsim compare slow_link_catch_up --policies all``.
 """
 

@@ -13,7 +13,6 @@ import io
 import json
 
 import pytest
-import trio
 
 from simulator import run
 from simulator.cli import main
@@ -43,7 +42,7 @@ def test_every_policy_builds_a_mode_and_names_are_checked():
     assert policy("raftsim") == Streaming()
     for name in ("hashicorp", "openraft", "zeebe", "tikv", "cockroachdb"):
         assert policy(name).resume == "from_zero", name
-    assert policy("openraft").chunk_size == 3 * 2**20
+    assert policy("openraft").chunk_size == 3 * 2**20 and policy("openraft").mismatch_restarts
     assert policy_names("all") == list(POLICIES)
     assert policy_names("etcd, raftsim") == ["etcd", "raftsim"]
     with pytest.raises(ValueError, match="unknown snapshot policy 'nope'"):
@@ -116,7 +115,7 @@ def test_starting_over_discards_verified_bytes_and_says_so():
 
         return run(main_)
 
-    restarted, transfer = story_events("zeebe")
+    restarted, transfer = story_events("tikv")
     assert restarted and restarted[0].get("discarded") == 3 * 64 * 1024
     assert transfer.outcome.value == "installed" and transfer.resent_bytes >= 3 * 64 * 1024
     restarted, transfer = story_events("raftsim")
@@ -135,6 +134,9 @@ def test_run_takes_a_policy_and_refuses_one_that_does_not_exist(capsys):
     assert "unknown snapshot policy 'nope'" in capsys.readouterr().err
     assert raftsim("run", "basic", "--policy", "etcd", "--mode", "streaming")[0] == 2
     assert "does not go with --mode" in capsys.readouterr().err
+    # The gRPC runner builds its mode from --mode alone: a policy there would be silently ignored.
+    assert raftsim("run", "basic", "--policy", "kraft", "--transport", "grpc")[0] == 2
+    assert "does not go with --transport grpc" in capsys.readouterr().err
 
 
 def test_compare_policies_shows_each_policy_with_confidence_intervals(capsys):
@@ -271,3 +273,129 @@ def test_a_new_leader_makes_kraft_fetch_from_zero_and_raftsim_resume():
     restarted, transfers = _leader_change_story(Streaming(chunk_size=64 * 1024))
     assert restarted == [] and transfers[-1].outcome.value == "installed"
     assert sum(t.resent_bytes for t in transfers) <= 64 * 1024
+
+
+# -- CockroachDB: delegated snapshots (cockroachdb/cockroach#83991) ------------------------------
+
+
+def test_cockroachdb_delegates_to_the_follower_nearest_the_receiver_and_catches_up_sooner():
+    leader_sends = scenario_run("distant_leader_catch_up", "tikv")
+    delegated = scenario_run("distant_leader_catch_up", "cockroachdb")
+    assert leader_sends.ok and delegated.ok, (leader_sends.failed_checks, delegated.failed_checks)
+    # 12 MiB over the leader's 2 MB/s link, against the delegate's 50 MB/s (at 32 MiB/s).
+    assert delegated.summary["caught_up_seconds"] < leader_sends.summary["caught_up_seconds"] / 3
+    [transfer] = delegated.summary["transfers"]
+    assert transfer["outcome"] == "installed" and transfer["resent_bytes"] == 0
+
+
+def _delegation_run(mode, *, crash_delegate_after=None, slow_leader=True):
+    from simulator import Cluster, load_state
+    from transports import Constant, LinkConfig
+
+    async def main_():
+        link = LinkConfig(latency=Constant(0.001), bandwidth=20_000_000)
+        async with Cluster.open(nodes=3, seed=0, link=link, snapshot_mode=mode) as c:
+            leader = await load_state(c, 1 * 2**20, timeout=600)
+            for node in c.node_ids:
+                c.compact(node)
+            newcomer = max(c.node_ids) + 1
+            if slow_leader:
+                c.set_link(leader, newcomer, LinkConfig(latency=Constant(0.001), bandwidth=500_000))
+            if crash_delegate_after is not None:
+                c.fail_chunk(crash_delegate_after, "crash_sender", to=newcomer)
+            await c.add_node(promote=False, timeout=60)
+            chunks = {src: b for (src, dst), stats in c.transport.statistics().links if dst == newcomer
+                      for kind, n, b in stats.by_kind if kind == "snapshot_chunk"}
+            delegated = [e for e in c.trace.of_kind("transfer_delegated") if e.node == newcomer]
+            fell_back = [e for e in c.trace.of_kind("transfer_resumed") if e.node == newcomer
+                         and "made no progress" in e.get("reason", "")]
+            return leader, chunks, delegated, fell_back, [t for t in c.transfers() if t.to == newcomer]
+
+    return run(main_)
+
+
+def test_a_delegate_sends_every_byte_over_its_own_link():
+    from transports import DelegatedStreaming
+
+    leader, chunks, [delegated], fell_back, [transfer] = _delegation_run(DelegatedStreaming(chunk_size=64 * 1024))
+    delegate = delegated.get("delegate")
+    assert delegated.get("leader") == leader and delegate != leader
+    assert chunks.get(leader, 0) == 0 and chunks[delegate] >= transfer.size
+    assert fell_back == [] and transfer.outcome.value == "installed"
+
+
+def test_no_delegate_when_none_is_nearer_than_the_leader():
+    from transports import DelegatedStreaming
+
+    leader, chunks, delegated, _, [transfer] = _delegation_run(DelegatedStreaming(chunk_size=64 * 1024),
+                                                              slow_leader=False)
+    assert delegated == [] and set(chunks) == {leader} and transfer.outcome.value == "installed"
+
+
+def test_a_delegate_that_dies_mid_transfer_hands_the_snapshot_back_to_the_leader():
+    from transports import DelegatedStreaming
+
+    leader, chunks, [delegated], [fell_back], transfers = _delegation_run(
+        DelegatedStreaming(chunk_size=64 * 1024, resume="from_zero"), crash_delegate_after=3)
+    assert fell_back.get("source") == leader
+    assert chunks[leader] >= transfers[-1].size  # started over, from the leader
+    assert transfers[-1].outcome.value == "installed"
+
+
+# -- Zeebe: a fixed request timeout per chunk, then the first chunk again (camunda#14671) ---------
+
+
+def test_the_zeebe_preset_has_zeebes_constants():
+    from transports import FetchSnapshot
+
+    zeebe = policy("zeebe")
+    assert isinstance(zeebe, FetchSnapshot) and zeebe.resume == "from_zero"
+    assert (zeebe.max_bytes, zeebe.request_timeout) == (2**30, 2.5)  # snapshotChunkSize, snapshotRequestTimeout
+    assert policy("zeebe", chunk_size=64 * 1024).max_bytes == 64 * 1024
+
+
+def test_zeebe_loops_on_a_state_whose_chunk_outlasts_the_request_timeout_and_raftsim_does_not():
+    # camunda#14671: a request timed out, the leader sent the first chunk again, for ever.
+    looping = scenario_run("slow_link_catch_up", "zeebe", size=12 * 2**20, within=30)
+    assert not looping.ok
+    [transfer] = looping.summary["transfers"]
+    assert transfer["outcome"] == "in_progress" and transfer["retries"] >= 8
+    assert transfer["bytes_sent"] < (transfer["retries"] + 1) * 5_100_000  # 2.5 s of 2 MB/s per try
+    assert scenario_run("slow_link_catch_up", "zeebe", size=4 * 2**20, within=30).ok  # 2.1 s: in time
+    assert scenario_run("slow_link_catch_up", "raftsim", size=12 * 2**20, within=30).ok
+
+
+# -- openraft: a chunk out of place sends the transfer back to offset 0 (openraft fd5c657f) ------
+
+
+def test_a_duplicate_chunk_sends_openraft_back_to_zero_and_raftsim_ignores_it():
+    openraft = scenario_run("duplicating_link_catch_up", "openraft")
+    raftsim_run = scenario_run("duplicating_link_catch_up", "raftsim")
+    assert openraft.ok and raftsim_run.ok, (openraft.failed_checks, raftsim_run.failed_checks)
+    [thrown] = openraft.summary["transfers"]
+    [kept] = raftsim_run.summary["transfers"]
+    assert thrown["retries"] >= 1 and thrown["resent_bytes"] >= 3 * 2**20  # at least one chunk, again
+    assert kept["resent_bytes"] <= 2**20 and thrown["resent_bytes"] > 10 * kept["resent_bytes"]
+    assert raftsim_run.summary["caught_up_seconds"] < openraft.summary["caught_up_seconds"]
+
+
+def test_mismatch_restarts_is_what_makes_a_duplicate_cost_the_transfer():
+    from simulator import Cluster, load_state
+
+    def resent(mode):
+        async def main_():
+            async with Cluster.open(nodes=3, seed=0, snapshot_mode=mode) as c:
+                leader = await load_state(c, 1 * 2**20)
+                c.compact(leader)
+                newcomer = max(c.node_ids) + 1
+                c.fail_chunk(5, "duplicate", to=newcomer)
+                await c.add_node(promote=False, timeout=60)
+                [transfer] = [t for t in c.transfers() if t.to == newcomer]
+                return transfer
+
+        return run(main_)
+
+    strict = resent(Streaming(chunk_size=64 * 1024, mismatch_restarts=True))
+    lenient = resent(Streaming(chunk_size=64 * 1024))
+    assert strict.outcome.value == lenient.outcome.value == "installed"
+    assert strict.resent_bytes >= 4 * 64 * 1024 and lenient.resent_bytes <= 64 * 1024

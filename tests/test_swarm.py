@@ -51,8 +51,9 @@ def test_every_feature_is_on_in_some_seeds_and_off_in_others():
 
 
 def test_clock_faults_are_drawn_as_a_feature_and_leave_the_other_steps_as_they_were():
-    from simulator.explore.swarm import draw_program, draw_swarm
     import random
+
+    from simulator.explore.swarm import draw_program, draw_swarm
 
     with_clocks = 0
     for seed in range(60):

@@ -9,7 +9,7 @@ modes (``Embedded``, ``Streaming``, ``Auto``) plug in here.
 from .chunk_faults import ChunkFault
 from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
-from .modes import AUTO_THRESHOLD, Auto, Embedded, FetchSnapshot, SnapshotMode, Streaming
+from .modes import AUTO_THRESHOLD, Auto, DelegatedStreaming, Embedded, FetchSnapshot, SnapshotMode, Streaming
 from .policies import POLICIES, policy
 from .streaming import (
     Outcome,
@@ -31,6 +31,7 @@ __all__ = [
     "SnapshotChunk",
     "SnapshotMode",
     "SnapshotRequest",
+    "DelegatedStreaming",
     "FetchSnapshot",
     "Streaming",
     "TransferProgress",

@@ -30,6 +30,7 @@ import attrs
 from simulator.snapshots import DEFAULT_MAX_SNAPSHOT_SIZE, DiskSnapshotStore, MemorySnapshotStore, SnapshotStore
 from simulator.snapshots.urls import join, objects_under, open_store, with_shared_client
 
+from .streaming.delegated import DelegatingEndpoint
 from .streaming.endpoint import StreamingEndpoint
 from .streaming.fetch_snapshot import FETCH_MAX_BYTES, REQUEST_TIMEOUT, RETRY_BACKOFF, FetchSnapshotEndpoint
 from .streaming.pulling import PullingEndpoint
@@ -101,6 +102,10 @@ class Streaming:
       timed out, however large.
     - ``max_idle_retries``: consecutive retries without progress before the
       receiver gives up (its partial data is kept for a later resume).
+    - ``mismatch_restarts``: a chunk at any offset but the next one expected
+      (a late duplicate included) is a mismatch, and the transfer starts
+      over at byte 0, as openraft's chunked snapshots do (``SnapshotMismatch``);
+      by default a duplicate is ignored and a gap is asked for again.
     - ``pull``: follower pull. A store the whole cluster reaches (an
       ``S3SnapshotStore``, a ``GCSSnapshotStore``, or any store); the leader
       uploads each snapshot there once and tells followers where it is, and
@@ -119,6 +124,7 @@ class Streaming:
     max_concurrent_per_sender: int = attrs.field(default=2, validator=_positive)
     idle_timeout: float = attrs.field(default=1.0, validator=_positive)
     max_idle_retries: int = attrs.field(default=10, validator=_positive)
+    mismatch_restarts: bool = False
     pull: SnapshotStore | None = attrs.field(default=None, validator=_store_or_none)
     pull_latency: float = attrs.field(default=0.002, validator=_positive)
     pull_bandwidth: float | None = attrs.field(default=None, validator=_positive)
@@ -227,4 +233,17 @@ class FetchSnapshot(Streaming):
         return FetchSnapshotEndpoint
 
 
-SnapshotMode = Embedded | Streaming | Auto | FetchSnapshot
+@attrs.frozen
+class DelegatedStreaming(Streaming):
+    """Streaming in which the node nearest the receiver that holds the same snapshot
+    sends it on the leader's behalf, if its link to the receiver is better than the
+    leader's; the leader sends it if there is none, or if the delegate makes no
+    progress (CockroachDB's delegated snapshots; see
+    :mod:`transports.streaming.delegated`). Every option is :class:`Streaming`'s."""
+
+    @property
+    def endpoint_class(self) -> type:
+        return DelegatingEndpoint
+
+
+SnapshotMode = Embedded | Streaming | Auto | FetchSnapshot | DelegatedStreaming

@@ -20,18 +20,26 @@ it leaves out, is said next to it; the source is named so it can be checked.
                 falls behind again during a long install loops)
 ``openraft``    openraft: ``snapshot_max_chunk_size`` = 3 MiB chunks,
                 ``install_snapshot_timeout`` = 200 ms per chunk request;
-                on a mismatch or a new snapshot the transfer starts at 0
-``zeebe``       Camunda Zeebe: chunks checked with CRC-32C, but a failed
-                transfer restarts at the first chunk (camunda#11496 asks for
-                resumption)
+                a chunk at an offset the receiver did not expect (a late
+                duplicate included) is a ``SnapshotMismatch`` and the
+                sender goes back to offset 0 (openraft fd5c657f), as it
+                does for a new snapshot
+``zeebe``       Camunda Zeebe: chunks checked with CRC-32C, one snapshot
+                file per chunk (``snapshotChunkSize`` 1 GiB: files are not
+                split below it), each ``InstallRequest`` answered within
+                ``snapshotRequestTimeout`` = 2.5 s or the leader restarts
+                the snapshot at its first chunk (camunda#14671: a large
+                state never replicates, the loop of "chunk received out of
+                order"; camunda#11496 asks for resumption)
 ``tikv``        TiKV: 1 MiB gRPC chunks, at most ``concurrent-send-snap-limit``
                 sends per node, an I/O rate limit (``snap-io-max-bytes-per-sec``,
                 100 MB/s); a failed snapshot is sent again whole
 ``cockroachdb`` CockroachDB: rate-limited to 32 MiB/s
-                (``kv.snapshot_rebalance.max_rate``), few concurrent sends
-                per node; a failed snapshot is sent again whole (its
-                delegated snapshots, sent by a follower near the receiver,
-                are not modelled)
+                (``kv.snapshot_rebalance.max_rate``), 2 concurrent sends
+                per node; a failed snapshot is sent again whole; delegated
+                snapshots (v23.1 on, cockroachdb/cockroach#83991): the
+                follower nearest the receiver that holds the snapshot sends
+                it, the leader if none is nearer or the delegate stalls
 ``kraft``       Kafka KRaft (KIP-630): the follower pulls with
                 ``FetchSnapshot`` requests naming its byte position, over
                 the cluster's links; one response carries the rest of the
@@ -56,7 +64,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .modes import Embedded, FetchSnapshot, SnapshotMode, Streaming
+from .modes import DelegatedStreaming, Embedded, FetchSnapshot, SnapshotMode, Streaming
 from .streaming.fetch_snapshot import REQUEST_TIMEOUT
 
 KIB = 1024
@@ -80,12 +88,23 @@ def _hashicorp(**options) -> SnapshotMode:
 
 
 def _openraft(**options) -> SnapshotMode:
+    # A chunk whose offset is not the one expected (a late duplicate of a timed-out
+    # chunk, say) is a SnapshotMismatch, and the sender resets to offset 0
+    # (openraft fd5c657f: "Chunked should reset offset 0 when a SnapshotMismatch
+    # error is received").
     options.setdefault("chunk_size", 3 * MIB)
-    return Streaming(resume="from_zero", idle_timeout=0.2, **options)
+    return Streaming(resume="from_zero", idle_timeout=0.2, mismatch_restarts=True, **options)
 
 
 def _zeebe(**options) -> SnapshotMode:
-    return Streaming(resume="from_zero", **options)
+    # ExperimentalRaftCfg: DEFAULT_SNAPSHOT_CHUNK_SIZE = 1 GiB, DEFAULT_SNAPSHOT_REQUEST_TIMEOUT
+    # = 2500 ms. One chunk per round trip, a fixed timeout per round trip, and a timeout
+    # restarts from the first chunk: FetchSnapshot's timing with resume="from_zero" (the
+    # round trip is leader-initiated in Zeebe; under faults it costs the same). A given
+    # chunk_size is the most one request carries.
+    max_bytes = options.get("chunk_size", 1024 * MIB)
+    return FetchSnapshot(resume="from_zero", max_bytes=max_bytes, request_timeout=2.5, idle_timeout=2.5,
+                         **options)
 
 
 def _tikv(**options) -> SnapshotMode:
@@ -94,7 +113,7 @@ def _tikv(**options) -> SnapshotMode:
 
 
 def _cockroachdb(**options) -> SnapshotMode:
-    return Streaming(resume="from_zero", rate_limit=32 * MIB, max_concurrent_per_sender=2, **options)
+    return DelegatedStreaming(resume="from_zero", rate_limit=32 * MIB, max_concurrent_per_sender=2, **options)
 
 
 def _kraft(**options) -> SnapshotMode:

@@ -67,6 +67,9 @@ def check_applicable(args, err) -> None:
         if getattr(args, "mode", None) is not None or args.pull or args.engine != "native":
             raise UsageError("--policy chooses how snapshots travel: it does not go with --mode, --pull or "
                              "--engine")
+        if getattr(args, "transport", "sim") == "grpc":
+            raise UsageError("--policy is modelled on the simulated network only: it does not go with "
+                             "--transport grpc")
         args.mode = policy_mode(args.policy)
     if args.engine == "pysyncobj" and getattr(args, "mode", None) is not None:
         raise UsageError("--mode does not apply to --engine pysyncobj: pysyncobj moves snapshots its own way")

@@ -25,6 +25,7 @@ violation stops the run with :class:`InvariantViolation`.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from ..observe.trace import CLUSTER, SCENARIO, Trace
 from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
 from .client import Client, ClientMixin
 from .clocks import ClockFaultsMixin, NodeClocks
+from .delegation import nearest_holder
 from .node import CompactionPolicy, LeaderTransfer, NodeFailStop, NodeRunner, SnapshotReport, Tick
 from .reads import ReadsMixin
 from .snapshot_handling import NodeSnapshots
@@ -183,6 +185,7 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
             schedule=lambda at, item: self.transport.schedule(node_id, at, item),
         )
         runner.snapshots = NodeSnapshots(runner, mode, self.transfers_registry, store, self.transport)
+        runner.snapshots.find_delegate = functools.partial(nearest_holder, self, node_id)
         self.runners[node_id] = runner
         self._tick_rngs[node_id] = random.Random(f"{self.seed}/ticks/{node_id}")
         return runner

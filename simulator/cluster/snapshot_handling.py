@@ -68,6 +68,9 @@ class NodeSnapshots:
         self.registry = registry
         self.store = store
         self.transport = transport  # for the chunk faults of follower pull
+        #: ``find_delegate(snapshot_id, leader)``: who should send it to this node instead
+        #: of the leader (delegated snapshots), or ``None``; the cluster sets it.
+        self.find_delegate = None
         self.memory = SnapshotMemory()
         self.endpoint = (
             mode.endpoint_class(runner.node_id, mode, store, self, registry)
@@ -244,6 +247,10 @@ class NodeSnapshots:
 
     def event(self, kind: str, **fields) -> None:
         self.runner._event(kind, **fields)
+
+    def delegate_for(self, snapshot_id: str, leader: int) -> int | None:
+        """The node nearest this one holding ``snapshot_id``, to send it instead of ``leader``."""
+        return None if self.find_delegate is None else self.find_delegate(snapshot_id, leader)
 
     def pulled_chunk_fate(self, chunk):
         """Follower pull: what the armed chunk faults (``cluster.fail_chunk``) do to a chunk this

@@ -172,6 +172,9 @@ def narrate(record: TraceRecord) -> str | None:
     if kind == "transfer_resumed":
         return (f"n{node} resumes snapshot {index} from n{fields.get('source')} at offset "
                 f"{human_bytes(fields.get('offset'))}: {fields.get('reason')}")
+    if kind == "transfer_delegated":
+        return (f"n{node} asks n{fields.get('delegate')}, nearer than the leader n{fields.get('leader')}, "
+                f"to send snapshot {index} in its place (a delegated snapshot)")
     if kind == "transfer_restarted":
         return (f"n{node} throws away the {human_bytes(fields.get('discarded'))} of snapshot {index} it had "
                 f"verified and starts over from the first byte (its policy keeps no partial transfer)")

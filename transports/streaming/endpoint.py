@@ -258,6 +258,10 @@ class StreamingEndpoint(SnapshotSending):
         """
         if transfer.verified_offset and (self._starts_over() or defects.active(defects.RESUME_FROM_ZERO)):
             self._start_over(transfer)
+        self._send_request(transfer, fresh=fresh)
+
+    def _send_request(self, transfer: IncomingTransfer, *, fresh: bool = False) -> None:
+        """Ask for the data from the verified offset on, as it stands, and wait for it."""
         request = transfer.request()
         self.registry.requested(self.node_id, transfer.offer.snapshot_id, request.offset, fresh=fresh)
         self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
@@ -268,6 +272,21 @@ class StreamingEndpoint(SnapshotSending):
     def _starts_over(self) -> bool:
         """The mode's policy restarts an interrupted transfer at byte 0 (``resume="from_zero"``)."""
         return getattr(self.mode, "resume", "verified_offset") == "from_zero"
+
+    def _mismatch(self, transfer: IncomingTransfer, chunk: SnapshotChunk, detail: str) -> None:
+        """A chunk out of place under ``mismatch_restarts``: everything goes, from byte 0 again."""
+        self.counters["mismatched_chunk"] += 1
+        self.host.event("chunk_rejected", source=chunk.from_, offset=chunk.offset,
+                        reason=f"offset mismatch ({detail}): the transfer starts over")
+        record = self.registry.get(self.node_id, transfer.offer.snapshot_id)
+        if record is not None:
+            record.retries += 1
+        transfer.retries += 1
+        self._start_over(transfer)
+        self._send_request(transfer, fresh=True)
+        # Chunks still in flight from before arrive out of place: they are dropped, not
+        # answered with yet another request (which would restart the sender again).
+        self._asked_from = transfer.verified_offset
 
     def _discards_partials(self) -> bool:
         """A partial snapshot found in the store (kept through a crash) is thrown away."""
@@ -305,6 +324,12 @@ class StreamingEndpoint(SnapshotSending):
             # proof the stream is alive, so the idle timer must not fire behind it.
             self.counters["duplicate_chunk"] += 1
             transfer.heard(self.host.now())
+            if getattr(self.mode, "mismatch_restarts", False) and transfer.verified_offset:
+                self._mismatch(transfer, chunk, detail)
+            return
+        if verdict is Verdict.REJECT and getattr(self.mode, "mismatch_restarts", False) and (
+                chunk.offset != transfer.verified_offset and transfer.verified_offset):
+            self._mismatch(transfer, chunk, detail)
             return
         if verdict is Verdict.REJECT:
             self.counters["rejected_chunk"] += 1

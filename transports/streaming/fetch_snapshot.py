@@ -103,7 +103,7 @@ class FetchSnapshotEndpoint(StreamingEndpoint):
         super().on_chunk(chunk)
         if (transfer is not None and self.incoming is transfer and not transfer.complete
                 and transfer.verified_offset != before):
-            self._request(transfer)  # the next FetchSnapshot, from the new position
+            self._send_request(transfer)  # the next FetchSnapshot, from the new position
 
     def on_timer(self, timer: StreamTimer) -> None:
         if timer.purpose == "fetch_retry":
