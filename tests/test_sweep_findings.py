@@ -66,3 +66,13 @@ def test_an_install_from_data_the_node_still_held_answers_the_leader():
     installed_acks = [r for r in trace.records if r.kind == "send" and r.get("type") == "snapshot_ack"
                       and r.get("installed")]
     assert installed_acks
+
+
+def test_a_damaged_snapshot_is_dropped_and_the_same_index_received_afresh():
+    result, trace = replay("damaged_snapshot_same_index.py")
+    assert result.ok, list(result.violations) + list(result.failed_checks)
+    (lost,) = trace.of_kind("snapshot_lost")
+    assert "damaged and was discarded" in lost.get("reason")
+    (recovered,) = trace.of_kind("snapshot_recovered")
+    assert recovered.get("index") == recovered.get("lost_index") == lost.get("index")
+    assert [r for r in trace.of_kind("transfer_started") if r.node == lost.node]  # streamed again

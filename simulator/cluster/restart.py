@@ -24,7 +24,7 @@ import attrs
 
 from ..machines.contracts import snapshot_chunks_of
 from ..raft import MemStorageWithSnapshot, MessageType, RawNode, RequestSnapshotDroppedError, Role
-from ..snapshots import SnapshotStoreError
+from ..snapshots import SnapshotCorruptError, SnapshotStoreError
 
 
 def state_digest(machine, index: int) -> str:
@@ -70,6 +70,13 @@ def restore_newest(storage: MemStorageWithSnapshot, make_state_machine: Callable
                                      f"Raft's storage recorded {metadata.digest}")
         for _ in store.stream_snapshot(index):
             pass  # every byte is hashed; the stream raises before its end on a mismatch
+    except SnapshotCorruptError as error:
+        # Its bytes are bad, not just unreadable for now: the store must stop holding
+        # it, or the node would take it for the leader's snapshot at the same index.
+        discard = getattr(store, "discard_corrupt", None)  # stores that can tell
+        if discard is not None:
+            discard(index)
+        return Restored(machine, f"snapshot {index} is damaged and was discarded: {error}")
     except (SnapshotStoreError, OSError) as error:
         return Restored(machine, f"snapshot {index} cannot be read back: {error}")
     machine.restore_from_snapshot(store.stream_snapshot(index))

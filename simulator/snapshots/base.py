@@ -270,6 +270,25 @@ class BaseSnapshotStore:
             self._delete_snapshot_data(snapshot)
         return doomed
 
+    def discard_corrupt(self, index: int) -> str | None:
+        """Stop holding snapshot ``index`` if its bytes fail their digest: why, or ``None`` if kept.
+
+        Only a snapshot that fails the check is removed; a good one never is. A node
+        that found its snapshot damaged calls this, so that the same index can be
+        received afresh (``open_writer`` refuses an index the store holds). A store
+        that does not re-hash what it reads (immutable objects) keeps everything.
+        """
+        snapshot = self.snapshot_metadata(index)
+        try:
+            for _ in self._verified_chunks(snapshot, 0):
+                pass
+        except SnapshotCorruptError as error:
+            self._unpublish_snapshot(snapshot)
+            del self._snapshots[index]
+            self._delete_snapshot_data(snapshot)
+            return str(error)
+        return None
+
     # -- receiving snapshots in pieces --------------------------------------
 
     def open_writer(

@@ -134,6 +134,10 @@ class FaultyStore:
         self._check_up("compaction")
         return self.inner.compact_snapshots(keep_count)
 
+    def discard_corrupt(self, index: int) -> str | None:
+        self._check_up(f"check of snapshot {index}")
+        return self.inner.discard_corrupt(index)
+
     def open_writer(self, index: int, **identity) -> SnapshotWriter:
         self._check_up(f"writer for snapshot {index}")
         return self.inner.open_writer(index, **identity)

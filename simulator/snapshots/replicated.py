@@ -275,6 +275,17 @@ class ReplicatedSnapshotStore:
                 replica.last_error = f"compaction: {error}"
         return deleted
 
+    def discard_corrupt(self, index: int) -> str | None:
+        """Each copy that holds ``index`` and fails its digest is dropped; why the primary's was, if it was."""
+        for replica in self._replicas:
+            try:
+                if replica.store.has_snapshot(index):
+                    replica.store.discard_corrupt(index)
+            except (SnapshotStoreError, OSError) as error:
+                replica.failures += 1
+                replica.last_error = f"check of snapshot {index}: {error}"
+        return self.primary.discard_corrupt(index) if self.primary.has_snapshot(index) else None
+
     def open_writer(self, index: int, **identity) -> _ReplicatingWriter:
         return _ReplicatingWriter(self.primary.open_writer(index, **identity), self)
 
