@@ -27,7 +27,7 @@ from .metadata import (
     conf_state_tuple,
     default_snapshot_id,
     hasher_digest,
-    new_hasher,
+    hasher_for,
 )
 from .writer import SnapshotWriter, Transfer
 
@@ -145,7 +145,7 @@ class BaseSnapshotStore:
             yield from self._unverified_chunks(snapshot, reader, offset)
             return
         try:
-            hasher = new_hasher()
+            hasher = hasher_for(snapshot.digest)
             position = 0
             while position < snapshot.size:
                 length = min(self.chunk_size, snapshot.size - position)
@@ -312,7 +312,7 @@ class BaseSnapshotStore:
         partial = PartialSnapshot(
             **identity, conf_state=conf_state, offset=0, location=self._partial_location(index)
         )
-        transfer = Transfer(partial=partial, hasher=new_hasher())
+        transfer = Transfer(partial=partial, hasher=hasher_for(digest))
         self._begin_transfer(transfer)
         self._transfers[index] = transfer
         return SnapshotWriter(self, transfer)
