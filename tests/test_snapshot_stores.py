@@ -715,6 +715,31 @@ def test_a_flipped_byte_is_detected_on_read_and_at_the_end_of_a_stream(directory
         list(reopened.stream_snapshot(1, 6))  # a resumed stream checks the bytes it skips too
 
 
+def test_a_snapshot_the_store_wrote_itself_is_hashed_once_and_reopened_ones_again(directory, monkeypatch):
+    """One digest pass per snapshot per process: the one made while writing."""
+    import simulator.snapshots.base as base_module
+
+    made = []
+    real = base_module.hasher_for
+    monkeypatch.setattr(base_module, "hasher_for", lambda digest: made.append(digest) or real(digest))
+    store = disk_store(directory, chunk_size=4)
+    data = bytes(range(10))
+    store.save_snapshot(1, data, term=1)
+    writer = open_writer_for(store, 2, data[::-1])
+    writer.write(0, data[::-1])
+    writer.commit()
+    made.clear()
+    assert store.read_snapshot(1) == data and store.read_snapshot(2) == data[::-1]
+    assert made == []  # hashed as they were written: not again
+    reopened = disk_store(directory, chunk_size=4)
+    assert reopened.read_snapshot(1) == data
+    assert made == [digest_of(data)]  # after a restart every read re-hashes
+    with open(directory / "snapshot-0000000000000002.bin", "ab") as file:
+        file.write(b"!")
+    with pytest.raises(SnapshotCorruptError, match="has bytes past the size 10"):
+        store.read_snapshot(2)  # sizes are checked on every read, trusted or not
+
+
 def test_data_removed_or_grown_behind_the_stores_back(directory):
     store = disk_store(directory)
     store.save_snapshot(1, b"abcdef", term=1)
