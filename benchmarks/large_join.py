@@ -147,7 +147,9 @@ class GeneratedState:
                         raise ValueError(f"generated-state snapshot ends {len(view)} bytes early")
                     rest = memoryview(chunk)
                 count = min(len(view), len(rest))
-                if view[:count] != rest[:count]:
+                # Compared as bytes (one memcmp): memoryview equality goes element by
+                # element and made this check cost more than the whole snapshot path.
+                if view[:count].tobytes() != rest[:count].tobytes():
                     raise ValueError(f"generated-state snapshot differs from its seed near byte {position}")
                 view, rest, position = view[count:], rest[count:], position + count
         if rest or next(stream, None):
