@@ -248,12 +248,13 @@ def report_throughput(rows: list[dict]) -> None:
             f"{row['baseline_cpu_seconds_per_gib']:.2f}",
             optional_ratio(row["cpu_ratio"]),
             "yes" if row["target_met"] else "NO",
+            "{:.1f}→{:.1f}".format(*row["load_average"]),
         ])
     size = size_label(rows[0]["size"]) if rows else "?"
     print_table(
         f"Streaming throughput and CPU, {size} snapshot (median of {rows[0]['repeat'] if rows else '?'})",
         ["stores", "chunk", "streaming", "baseline", "ratio", "CPU s/GiB", "baseline CPU s/GiB",
-         "CPU ratio", "target met"],
+         "CPU ratio", "target met", "load avg"],
         table,
         "Baselines: memory = the same chunks appended to one buffer; disk = read the file, write a new "
         "one, one fsync.\nTargets: memory ≥ 1 GB/s and ratio ≥ 0.3; disk ratio ≥ 0.8.",
