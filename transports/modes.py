@@ -56,10 +56,17 @@ class Embedded:
     (``None``: for ever). A message still arriving after that is lost, as etcd's
     rafthttp loses one it cannot read within its 5 s timeout (etcd #16377):
     a snapshot larger than the link carries in that time never arrives.
+
+    ``max_snapshot_size``: a leader whose state is larger does not snapshot
+    (``SnapshotTooLargeError``, counted as the state machine produces chunks,
+    so the oversized snapshot is never held whole); it keeps its log and the
+    trace's ``compaction_failed`` names both sizes. Default 10 GiB, the seed's,
+    as for the stores of Streaming.
     """
 
     wire_copy: bool = False
     read_timeout: float | None = attrs.field(default=None, validator=_positive)
+    max_snapshot_size: int = attrs.field(default=DEFAULT_MAX_SNAPSHOT_SIZE, validator=_positive)
     name = "embedded"
 
 

@@ -77,6 +77,24 @@ def data_chunks(data: object) -> Iterator[bytes | bytearray | memoryview]:
         yield chunk
 
 
+def within_max_size(index: int, chunks: Iterable, limit: int, whose: str) -> Iterator:
+    """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``limit`` bytes.
+
+    Counted as the chunks are produced, so a state over the limit is refused
+    before it is held (or written) whole. ``whose`` names the limit's owner in
+    the message ("this store's", "Embedded's").
+    """
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise SnapshotTooLargeError(
+                f"snapshot {index} is over {total} bytes, more than {whose} max_snapshot_size "
+                f"{limit} ({limit / 1024**3:g} GiB); raise max_snapshot_size or make the state smaller"
+            )
+        yield chunk
+
+
 class BaseSnapshotStore:
     """Shared behaviour of the snapshot stores; see :mod:`simulator.snapshots.protocol`."""
 
@@ -263,15 +281,7 @@ class BaseSnapshotStore:
     def _within_limit(self, index: int, chunks: Iterator) -> Iterator:
         """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``max_snapshot_size``
         (the store's staging removes what it wrote, as for any failing data source)."""
-        total, limit = 0, self.max_snapshot_size
-        for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise SnapshotTooLargeError(
-                    f"snapshot {index} is over {total} bytes, more than this store's max_snapshot_size "
-                    f"{limit} ({limit / 1024**3:g} GiB); raise max_snapshot_size or make the state smaller"
-                )
-            yield chunk
+        return within_max_size(index, chunks, self.max_snapshot_size, "this store's")
 
     def compact_snapshots(self, keep_count: int) -> list[int]:
         if isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 1:
