@@ -12,12 +12,12 @@ with durable stores):
 
 1. **create**: the leader snapshots its state into its disk store
    (``snapshot_chunks`` straight into ``save_snapshot``: written, fsynced,
-   sha256 computed as it goes) and compacts its log; only the leader does,
+   its BLAKE3 digest computed as it goes) and compacts its log; only the leader does,
    so a joining node can only catch up by snapshot;
 2. **join**: ``add_node`` until the new node applied the leader's commit
    index, split like ``recovery.py`` into transfer (leader reads and
    chunks, the transport), persist (receiver's writes, fsyncs, publish),
-   verify (CRC-32C per chunk, sha256 of the whole) and restore (the new
+   verify (CRC-32C per chunk, the BLAKE3 digest of the whole, hashed as it is written) and restore (the new
    node reads the snapshot back from its store and compares every byte).
 
 Memory, beyond the live state: the extra peak resident set (``VmHWM`` reset
@@ -31,7 +31,8 @@ and the receiver's snapshot both land on blocks the run has not just freed
 (on a virtual disk, blocks never written before can be several times slower
 than blocks just freed; a baseline on freed blocks would flatter the disk).
 
-Run: ``python benchmarks/large_join.py [--size 10GiB] [--chunk 1MiB] [--sync-every 1] [--dir DIR] [--json out.json]``.
+Run: ``python benchmarks/large_join.py [--size 10GiB] [--chunk 1MiB] [--sync-every 1] [--repeat 3] [--dir DIR]
+[--json out.json]`` (``--repeat``: each run in a fresh process with its own raw baseline; medians).
 Needs about twice ``--size`` of free disk in ``--dir``; everything is removed at the end.
 """
 
@@ -40,9 +41,11 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import os
 import random
 import shutil
+import statistics
 import struct
 import sys
 import tempfile
@@ -59,6 +62,7 @@ from benchlib import (
     parse_size,
     peak_rss,
     print_table,
+    run_child,
     ratio,
     reset_peak_rss,
     size_label,
@@ -227,22 +231,15 @@ def measure(size: int, chunk: int, sync_every: int, folder: Path) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=parse_size, default=10 * GIB)
-    parser.add_argument("--chunk", type=parse_size, default=MIB)
-    parser.add_argument("--sync-every", type=int, default=1, help="chunks a receiver writes per fsync")
-    parser.add_argument("--dir", type=Path, default=None, help="where the disk stores go (default: a temp dir)")
-    parser.add_argument("--json", default=None, help="write the results here")
-    args = parser.parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="raftsim-large-join-", dir=args.dir))
+def one_run(size: int, chunk: int, sync_every: int, parent: Path | None) -> dict:
+    """One measured run in a fresh folder, with its derived figures and the load around it."""
+    folder = Path(tempfile.mkdtemp(prefix="raftsim-large-join-", dir=parent))
     load_before = os.getloadavg()
     try:
-        row = measure(args.size, args.chunk, args.sync_every, folder / "cluster")
+        row = measure(size, chunk, sync_every, folder / "cluster")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    budget = 4 * args.chunk + SLACK
+    budget = 4 * chunk + SLACK
     raw = row["raw_write_fsync_seconds"]
     row.update(
         budget=budget,
@@ -251,10 +248,13 @@ def main(argv: list[str] | None = None) -> None:
                        for phase in ("create", "join")},
         load_average_before=load_before, load_average_after=os.getloadavg(),
     )
-    phases = row["phases"]
+    return row
+
+
+def print_run(row: dict, title: str) -> None:
+    raw, phases, budget = row["raw_write_fsync_seconds"], row["phases"], row["budget"]
     print_table(
-        f"{size_label(args.size)} end to end: 4th node joins on disk stores, chunk {size_label(args.chunk)}, "
-        f"fsync every {args.sync_every} chunk(s)",
+        title,
         ["step", "wall s", "CPU s", "÷ raw write+fsync", "traced peak", "RSS extra", f"<= {mib(budget)}"],
         [
             ["raw write+fsync (baseline)", f"{raw:.1f}", "", "1.00", "", "", ""],
@@ -273,10 +273,51 @@ def main(argv: list[str] | None = None) -> None:
         ],
         f"Whole run {row['wall_seconds']:.1f} s. Snapshot bytes each node counted as held at most: leader "
         f"{mib(row['leader_held_peak'])}, receiver {mib(row['receiver_held_peak'])}. Join peaks cover leader "
-        f"and receiver together (one process). Load average before {load_before[0]:.1f}, after "
+        f"and receiver together (one process). Load average before {row['load_average_before'][0]:.1f}, after "
         f"{row['load_average_after'][0]:.1f}.",
     )
-    write_json(args.json, "large_join", ["benchmarks/large_join.py", *argv], row)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "child-run":  # one repeat, in its own process (fresh peaks, fresh wrappers)
+        size, chunk, sync_every, parent = int(argv[1]), int(argv[2]), int(argv[3]), argv[4]
+        print(json.dumps(one_run(size, chunk, sync_every, Path(parent) if parent else None)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=10 * GIB)
+    parser.add_argument("--chunk", type=parse_size, default=MIB)
+    parser.add_argument("--sync-every", type=int, default=1, help="chunks a receiver writes per fsync")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs, each in a fresh process with its own raw baseline; the medians are reported")
+    parser.add_argument("--dir", type=Path, default=None, help="where the disk stores go (default: a temp dir)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    title = (f"{size_label(args.size)} end to end: 4th node joins on disk stores, chunk {size_label(args.chunk)}, "
+             f"fsync every {args.sync_every} chunk(s)")
+    if args.repeat == 1:
+        row = one_run(args.size, args.chunk, args.sync_every, args.dir)
+        print_run(row, title)
+        write_json(args.json, "large_join", ["benchmarks/large_join.py", *argv], row)
+        return
+    runs = [run_child("large_join.py", "child-run", args.size, args.chunk, args.sync_every, args.dir or "")
+            for _ in range(args.repeat)]
+    # The run whose join/raw ratio is the median stands for all; every run's figures are in the JSON.
+    ordered = sorted(runs, key=lambda row: row["join_raw_ratio"])
+    middle = ordered[len(ordered) // 2]
+    print_run(middle, f"{title}: the median of {args.repeat} runs")
+    print("each run (join s / raw s = ratio, load before): " + "; ".join(
+        f"{row['join']['seconds']:.1f} / {row['raw_write_fsync_seconds']:.1f} = {row['join_raw_ratio']:.2f} "
+        f"({row['load_average_before'][0]:.1f})" for row in runs))
+    summary = {
+        "repeat": args.repeat,
+        "median_join_raw_ratio": middle["join_raw_ratio"],
+        "median_join_seconds": statistics.median(row["join"]["seconds"] for row in runs),
+        "median_raw_write_fsync_seconds": statistics.median(row["raw_write_fsync_seconds"] for row in runs),
+        "median_run": middle,
+        "runs": runs,
+    }
+    write_json(args.json, "large_join", ["benchmarks/large_join.py", *argv], summary)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Raft, and telling the leader's Raft how a transfer ended.
 Receiving (follower)::
 
     metadata-only snapshot message ─▶ open_writer (resumes a partial) ─▶ request(offset)
-    chunk ─▶ verify ─▶ write durably ─▶ ack ─▶ … ─▶ commit (sha256) ─▶ Raft installs ─▶ ack(installed)
+    chunk ─▶ verify ─▶ write durably ─▶ ack ─▶ … ─▶ commit (digest) ─▶ Raft installs ─▶ ack(installed)
 
 Sending (leader)::
 
