@@ -9,14 +9,13 @@ its path, fetches a snapshot from a running node and checks its digest.
 from __future__ import annotations
 
 import hashlib
-
-import blake3
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import pytest
 from grpc_tools import protoc
 from test_grpc_harness import Cluster
