@@ -54,6 +54,8 @@ class DeltaReceiving:
 
     def _held_pieces(self) -> HeldPieces:
         newest = self.store.latest()
+        if newest is None:
+            raise SnapshotStoreError("the older snapshot is gone (compacted or removed) since the manifest was asked")
         if self._held_cache is None or self._held_cache[0] != newest.snapshot_id:
             self._held_cache = (newest.snapshot_id, HeldPieces.of(self.store, newest.index))
         return self._held_cache[1]
