@@ -74,3 +74,52 @@ def test_dedup_needs_a_sender_to_cut_the_manifest():
     with pytest.raises(ValueError, match="dedup=True needs the leader to stream"):
         Streaming(dedup=True, pull=MemorySnapshotStore())
     assert Streaming().dedup is False  # off by default: golden traces stay as they are
+
+
+def test_a_ranged_request_stops_the_sender_at_its_end_and_a_bad_end_is_refused():
+    from transports.streaming import SnapshotRequest
+    from transports.streaming.protocol import OutgoingTransfer
+
+    transfer = OutgoingTransfer(me=1, to=2, snapshot_index=5, snapshot_term=1, snapshot_id="s", total_size=100,
+                                chunk_size=30, window=10, last_activity_at=0.0)
+
+    def request(offset, end):
+        return SnapshotRequest(from_=2, to=1, snapshot_index=5, snapshot_term=1, snapshot_id="s",
+                               offset=offset, end=end)
+
+    assert transfer.on_request(request(10, 50), 0.0) is None
+    sent = []
+    while transfer.wants_chunk():
+        length = min(30, 50 - transfer.next_offset)  # what the sender's reader cuts at the range's end
+        sent.append(transfer.make_chunk(bytes(length)))
+    assert [(chunk.offset, len(chunk.data), chunk.is_final) for chunk in sent] == [(10, 30, False), (40, 10, False)]
+    assert transfer.on_request(request(50, 50), 0.0) == "end must lie in (50, 100], got 50"
+    assert transfer.on_request(request(50, 101), 0.0) == "end must lie in (50, 100], got 101"
+
+
+def test_the_receiver_copies_held_runs_and_asks_for_the_rest():
+    from simulator.snapshots import MemorySnapshotStore, SnapshotChunkError, digest_of
+    from simulator.snapshots.dedup import HeldCopier, HeldPieces, manifest
+
+    old = b"".join(random.Random(n).randbytes(3000) for n in range(60))
+    new = old[:60_000] + random.Random(99).randbytes(5000) + old[60_000:]  # an insertion in the middle
+    store = MemorySnapshotStore(chunk_size=8192)
+    store.save_snapshot(1, old, term=1)
+    pieces = manifest([new], average=4096)
+    copier = HeldCopier(store, HeldPieces.of(store, 1, average=4096), pieces, len(new))
+    writer = store.open_writer(2, term=1, size=len(new), digest=digest_of(new), snapshot_id="new")
+    sent = 0
+    while writer.offset < len(new):
+        copier.copy_held(writer, 8192)
+        if writer.offset == len(new):
+            break
+        end = copier.missing_until(writer.offset)
+        assert end > writer.offset
+        sent += end - writer.offset
+        writer.write(writer.offset, new[writer.offset : end])  # what the sender's chunks carry
+    assert writer.commit().digest == digest_of(new)
+    assert store.read_snapshot(2) == new
+    assert copier.copied_bytes + sent == len(new)
+    assert sent < len(new) * 0.2  # only the pieces around the insertion were sent
+    with pytest.raises(SnapshotChunkError, match="pieces must follow each other"):
+        HeldCopier(store, HeldPieces.of(store, 1), tuple(reversed(pieces)), len(new))
