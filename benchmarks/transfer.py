@@ -101,6 +101,12 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
     sometimes new pages, and one lucky baseline would make every ratio look bad.
     """
     work = folder / kind if kind == "disk" else None
+    load_before = os.getloadavg()[0]
+    if work is not None:
+        # Every chunk size gets a sender it wrote itself: a sender reopened from an
+        # earlier chunk size's files would re-hash what it reads (a restart trusts
+        # nothing) and the sizes would not be compared on equal terms.
+        shutil.rmtree(work, ignore_errors=True)
     sender, metadata = prepare_sender(kind, size, chunk_size, work)
     runs: dict[str, list[Stopwatch]] = {"baseline": [], "streaming": []}
     data = sender.read_snapshot(SNAPSHOT_INDEX) if kind == "memory" else None  # the same bytes
@@ -120,7 +126,7 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
         runs["streaming"].append(streamed)
     del data
     if work is not None:
-        shutil.rmtree(work / "receiver", ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     stream_watch, base_watch = (sorted(runs[name], key=lambda watch: watch.wall)[repeat // 2]
                                 for name in ("streaming", "baseline"))
     gib = size / GIB
@@ -139,6 +145,7 @@ def measure_throughput(kind: str, size: int, chunk_size: int, repeat: int, folde
         "streaming_cpu_seconds_per_gib": stream_watch.cpu / gib,
         "baseline_cpu_seconds_per_gib": base_watch.cpu / gib,
         "cpu_ratio": ratio(stream_watch.cpu, base_watch.cpu),
+        "load_average": [load_before, os.getloadavg()[0]],
     }
     if kind == "memory":
         result["target_met"] = (
@@ -241,12 +248,13 @@ def report_throughput(rows: list[dict]) -> None:
             f"{row['baseline_cpu_seconds_per_gib']:.2f}",
             optional_ratio(row["cpu_ratio"]),
             "yes" if row["target_met"] else "NO",
+            "{:.1f}→{:.1f}".format(*row["load_average"]),
         ])
     size = size_label(rows[0]["size"]) if rows else "?"
     print_table(
         f"Streaming throughput and CPU, {size} snapshot (median of {rows[0]['repeat'] if rows else '?'})",
         ["stores", "chunk", "streaming", "baseline", "ratio", "CPU s/GiB", "baseline CPU s/GiB",
-         "CPU ratio", "target met"],
+         "CPU ratio", "target met", "load avg"],
         table,
         "Baselines: memory = the same chunks appended to one buffer; disk = read the file, write a new "
         "one, one fsync.\nTargets: memory ≥ 1 GB/s and ratio ≥ 0.3; disk ratio ≥ 0.8.",

@@ -232,7 +232,7 @@ def test_bytes_changed_behind_the_stores_back_fail_the_digest(s3_store, moto_ser
     store.save_snapshot(1, b"original", term=1)
     s3_client(moto_server.endpoint).put_object(Bucket=s3_bucket, Key="node-1/snapshot-0000000000000001.bin",
                                                Body=b"tampered")
-    with pytest.raises(SnapshotCorruptError, match="has digest sha256:.*metadata expects"):
+    with pytest.raises(SnapshotCorruptError, match="has digest blake3:.*metadata expects"):
         store.read_snapshot(1)
 
 

@@ -47,7 +47,7 @@ def _same_state(summary: dict) -> None:
     nodes = summary["nodes"]
     assert all(node["up"] for node in nodes)
     assert len({node["state_digest"] for node in nodes}) == 1
-    assert nodes[0]["state_digest"].startswith("sha256:")
+    assert nodes[0]["state_digest"].startswith("blake3:")
 
 
 def test_basic_crash_is_kill_9_and_restart_continues_from_disk() -> None:

@@ -16,7 +16,7 @@ import pytest
 from simulator import Cluster, CompactionPolicy, DiskSnapshotStore, MemorySnapshotStore, WorkflowExecutor
 from simulator.cluster.client import LivenessError
 from simulator.snapshots import DEFAULT_MAX_SNAPSHOT_SIZE, SnapshotTooLargeError, digest_of
-from transports import Streaming
+from transports import Embedded, Streaming
 
 
 def test_the_default_limit_is_the_seeds_ten_gib(tmp_path):
@@ -86,3 +86,27 @@ async def test_a_receiver_with_a_smaller_limit_refuses_the_offer_by_name(autojum
         assert refused
         assert "larger than this store's max_snapshot_size 1000" in refused[0].get("reason")
         assert not cluster.store(4).list_snapshots() and not cluster.store(4).partial_transfers()
+
+
+async def test_an_embedded_leader_over_the_limit_keeps_its_log_and_says_why(autojump_clock):
+    with pytest.raises(ValueError, match="max_snapshot_size must be > 0"):
+        Embedded(max_snapshot_size=0)
+    assert Embedded().max_snapshot_size == DEFAULT_MAX_SNAPSHOT_SIZE
+    async with Cluster.open(nodes=3, seed=1, snapshot_mode=Embedded(max_snapshot_size=4096),
+                            compaction=CompactionPolicy(every=50, keep_entries=5)) as cluster:
+        await load(cluster)
+        failed = cluster.trace.of_kind("compaction_failed")
+        assert failed and all(
+            "more than Embedded's max_snapshot_size 4096" in record.get("reason") for record in failed
+        )
+        assert not cluster.trace.of_kind("snapshot_created")
+        for node in cluster.node_ids:
+            assert cluster.storage(node).first_index() == 1  # nothing compacted away
+        await cluster.propose(WorkflowExecutor.start("after", ["a"]), timeout=30)  # the cluster goes on
+
+
+async def test_an_embedded_snapshot_within_the_limit_is_made_as_before(autojump_clock):
+    async with Cluster.open(nodes=3, seed=1, snapshot_mode=Embedded(max_snapshot_size=10**6),
+                            compaction=CompactionPolicy(every=50, keep_entries=5)) as cluster:
+        await load(cluster)
+        assert cluster.trace.of_kind("snapshot_created") and not cluster.trace.of_kind("compaction_failed")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.snapshots import DiskSnapshotStore, digest_of
+from simulator.snapshots import DEFAULT_ALGORITHM, DiskSnapshotStore, digest_of
 from simulator.snapshots.progress_trailer import (
     SLOT_BYTES,
     TRAILER_BYTES,
@@ -140,7 +140,7 @@ def test_the_partial_carries_its_trailer_until_commit(tmp_path):
     writer.write(CHUNK, DATA[CHUNK : 2 * CHUNK])
     raw = partial_path(tmp_path).read_bytes()
     assert len(raw) == len(DATA) + TRAILER_BYTES
-    slots = [decode_slot(raw[len(DATA) + slot * SLOT_BYTES :], len(DATA)) for slot in (0, 1)]
+    slots = [decode_slot(raw[len(DATA) + slot * SLOT_BYTES :], len(DATA), DEFAULT_ALGORITHM) for slot in (0, 1)]
     assert sorted((record.sequence, record.offset) for record in slots) == [(1, CHUNK), (2, 2 * CHUNK)]
     assert slots[1].prefix_digest == digest_of(DATA[: 2 * CHUNK])
     for offset in range(2 * CHUNK, len(DATA), CHUNK):
@@ -153,12 +153,12 @@ def test_the_partial_carries_its_trailer_until_commit(tmp_path):
 def test_a_slot_is_trusted_only_with_its_checksum_and_within_the_size():
     record = SlotRecord(sequence=7, offset=100, prefix_digest=digest_of(b"x" * 100))
     raw = encode_slot(record)
-    assert decode_slot(raw, 100) == record
-    assert decode_slot(raw, 99) is None  # an offset past the snapshot
+    assert decode_slot(raw, 100, DEFAULT_ALGORITHM) == record
+    assert decode_slot(raw, 99, DEFAULT_ALGORITHM) is None  # an offset past the snapshot
     flipped = bytearray(raw)
     flipped[12] ^= 1
-    assert decode_slot(bytes(flipped), 100) is None
-    assert decode_slot(b"\0" * SLOT_BYTES, 100) is None  # a slot never written (sparse zeros)
+    assert decode_slot(bytes(flipped), 100, DEFAULT_ALGORITHM) is None
+    assert decode_slot(b"\0" * SLOT_BYTES, 100, DEFAULT_ALGORITHM) is None  # a slot never written (sparse zeros)
 
 
 def test_sync_every_must_be_a_positive_count(tmp_path):

@@ -14,6 +14,8 @@ checks the fsyncs themselves.
 from __future__ import annotations
 
 import hashlib
+
+import blake3
 import itertools
 import json
 import os
@@ -93,7 +95,7 @@ def test_save_then_read_metadata_and_stream(stores):
     location = store.save_snapshot(7, b"hello world", term=3, conf_state=((1, 2, 3), (4,)))
     meta = store.snapshot_metadata(7)
     assert (meta.index, meta.term, meta.size) == (7, 3, 11)
-    assert meta.digest == "sha256:" + hashlib.sha256(b"hello world").hexdigest()
+    assert meta.digest == "blake3:" + blake3.blake3(b"hello world").hexdigest()  # the default algorithm
     assert meta.conf_state == ((1, 2, 3), (4,))
     assert meta.snapshot_id == f"3-7-{meta.digest[7:19]}"
     assert meta.created_at == 1.0
@@ -246,10 +248,31 @@ def test_compaction_racing_a_stream(stores):
         next(not_started)
 
 
+def test_a_sha256_snapshot_from_an_older_sender_is_received_verified_and_streamed(stores):
+    """Digests are versioned by name: a receiver verifies in the sender's algorithm."""
+    data = b"sent by a version that digests with sha256"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    store = stores.new(chunk_size=8)
+    writer = store.open_writer(4, term=2, size=len(data), digest=digest, snapshot_id="old")
+    writer.write(0, data[:16])
+    store = stores.reopen(store)  # a restart: the progress record's prefix digest is sha256 too
+    writer = store.open_writer(4, term=2, size=len(data), digest=digest, snapshot_id="old")
+    assert writer.offset == 16
+    for offset in range(16, len(data), 8):
+        writer.write(offset, data[offset : offset + 8])
+    assert writer.commit().digest == digest
+    assert b"".join(stores.reopen(store).stream_snapshot(4)) == data
+    wrong = store.open_writer(5, term=2, size=len(data), digest="sha256:" + "0" * 64, snapshot_id="bad")
+    wrong.write(0, data)
+    with pytest.raises(SnapshotDigestError, match="with digest sha256:"):
+        wrong.commit()
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (dict(digest="md5:abc"), "digest must be 'sha256:'"),
+        (dict(digest="md5:abc"), r"digest algorithm 'md5' is not one this version verifies \(known: blake3, sha256\)"),
+        (dict(digest="blake3:abc"), "digest must be 'blake3:' followed by 64 lowercase hex digits"),
         (dict(snapshot_id=""), "snapshot_id must be a non-empty"),
         (dict(size=-1), "size must be an integer >= 0"),
         (dict(term=None), "term must be an integer >= 0"),
@@ -631,7 +654,7 @@ def corrupt_meta(directory: Path, index: int, change) -> None:
         (lambda text: text.replace('"size": 3', '"size": "3"'), "field 'size': size must be an integer >= 0"),
         (lambda text: text.replace('"index": 3', '"index": 4'), "records index 4, expected 3"),
         (lambda text: text.replace('"version": 1', '"version": 9'), "version 1 expected, found 9"),
-        (lambda text: text.replace("sha256:", "md5:"), "field 'digest': digest must be 'sha256:'"),
+        (lambda text: text.replace("blake3:", "md5:"), "field 'digest': digest algorithm 'md5' is not one"),
     ],
 )
 def test_corrupt_metadata_is_reported_and_the_older_snapshot_stays(directory, change, message):
@@ -690,6 +713,31 @@ def test_a_flipped_byte_is_detected_on_read_and_at_the_end_of_a_stream(directory
     assert received == [b"\xff" + data[1:4], data[4:8]]  # the last chunk is held back
     with pytest.raises(SnapshotCorruptError):
         list(reopened.stream_snapshot(1, 6))  # a resumed stream checks the bytes it skips too
+
+
+def test_a_snapshot_the_store_wrote_itself_is_hashed_once_and_reopened_ones_again(directory, monkeypatch):
+    """One digest pass per snapshot per process: the one made while writing."""
+    import simulator.snapshots.base as base_module
+
+    made = []
+    real = base_module.hasher_for
+    monkeypatch.setattr(base_module, "hasher_for", lambda digest: made.append(digest) or real(digest))
+    store = disk_store(directory, chunk_size=4)
+    data = bytes(range(10))
+    store.save_snapshot(1, data, term=1)
+    writer = open_writer_for(store, 2, data[::-1])
+    writer.write(0, data[::-1])
+    writer.commit()
+    made.clear()
+    assert store.read_snapshot(1) == data and store.read_snapshot(2) == data[::-1]
+    assert made == []  # hashed as they were written: not again
+    reopened = disk_store(directory, chunk_size=4)
+    assert reopened.read_snapshot(1) == data
+    assert made == [digest_of(data)]  # after a restart every read re-hashes
+    with open(directory / "snapshot-0000000000000002.bin", "ab") as file:
+        file.write(b"!")
+    with pytest.raises(SnapshotCorruptError, match="has bytes past the size 10"):
+        store.read_snapshot(2)  # sizes are checked on every read, trusted or not
 
 
 def test_data_removed_or_grown_behind_the_stores_back(directory):

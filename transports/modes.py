@@ -58,10 +58,17 @@ class Embedded:
     (``None``: for ever). A message still arriving after that is lost, as etcd's
     rafthttp loses one it cannot read within its 5 s timeout (etcd #16377):
     a snapshot larger than the link carries in that time never arrives.
+
+    ``max_snapshot_size``: a leader whose state is larger does not snapshot
+    (``SnapshotTooLargeError``, counted as the state machine produces chunks,
+    so the oversized snapshot is never held whole); it keeps its log and the
+    trace's ``compaction_failed`` names both sizes. Default 10 GiB, the seed's,
+    as for the stores of Streaming.
     """
 
     wire_copy: bool = False
     read_timeout: float | None = attrs.field(default=None, validator=_positive)
+    max_snapshot_size: int = attrs.field(default=DEFAULT_MAX_SNAPSHOT_SIZE, validator=_positive)
     name = "embedded"
 
 
@@ -114,6 +121,11 @@ class Streaming:
       ``pull_bandwidth`` (bytes per second, ``None``: unlimited) model what a
       read costs in virtual time; ``pull_keep`` is how many snapshots the
       shared store keeps.
+    - ``dedup``: a receiver that holds an older snapshot (a restarted
+      follower, one a compaction behind) first asks for the new snapshot's
+      manifest of content-defined pieces, copies the pieces it holds from its
+      own store (each checked against its digest) and asks only for the byte
+      ranges it lacks (:mod:`transports.streaming.delta`); off by default.
     """
 
     store: Callable[[int], SnapshotStore] = _memory_stores
@@ -129,7 +141,13 @@ class Streaming:
     pull_latency: float = attrs.field(default=0.002, validator=_positive)
     pull_bandwidth: float | None = attrs.field(default=None, validator=_positive)
     pull_keep: int = attrs.field(default=2, validator=_positive)
+    dedup: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     name = "streaming"
+
+    def __attrs_post_init__(self) -> None:
+        if self.dedup and self.pull is not None:
+            raise ValueError("dedup=True needs the leader to stream (pull=None): a follower pulling from a "
+                             "shared store reads ranges of it directly, there is no sender to cut a manifest")
 
     @property
     def endpoint_class(self) -> type:

@@ -49,6 +49,7 @@ from ..checks.monitor import InvariantMonitor
 from ..machines.state_machines import StateMachine, WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO, Trace
 from ..raft import Config, ConfState, MemStorageWithSnapshot, Role
+from ..snapshots import SNAPSHOT_DIGESTS
 from .client import Client, ClientMixin
 from .clocks import ClockFaultsMixin, NodeClocks
 from .delegation import nearest_holder
@@ -173,7 +174,7 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
             # Streaming: the snapshot data lives in the node's store, not in memory,
             # and the leader offers metadata only.
             storage=MemStorageWithSnapshot.new_with_conf_state(
-                conf_state, embed_data=store is None, data_store=store
+                conf_state, embed_data=store is None, data_store=store, digests=SNAPSHOT_DIGESTS
             ),
             make_state_machine=self.make_state_machine,
             send=self.transport.send,

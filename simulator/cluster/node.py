@@ -40,6 +40,7 @@ from ..raft import (
 )
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
 from ..snapshots import ObjectStoreError
+from ..snapshots.base import within_max_size
 from ..snapshots.errors import SnapshotTooLargeError
 from .reads import NodeReads, ReadRequest
 from .restart import SnapshotWait, restore_newest, state_digest
@@ -402,6 +403,10 @@ class NodeRunner:
         # Chunks flow from the machine into the storage (its store, if it has one) as
         # they are made: a large state is never encoded whole in memory.
         chunks = snapshot_chunks_of(self.state_machine, applied)
+        limit = getattr(self.snapshots.mode, "max_snapshot_size", None)
+        if self.storage.data_store is None and limit is not None:
+            # Embedded: memory holds the snapshot, so the limit is the mode's (a store checks its own).
+            chunks = within_max_size(applied, chunks, limit, f"{self.snapshots.mode.name.capitalize()}'s")
         try:
             snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
         except (OSError, SnapshotTooLargeError) as error:

@@ -17,7 +17,6 @@ follower again. :class:`SnapshotWait` is that state.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import attrs
@@ -25,18 +24,19 @@ import attrs
 from ..machines.contracts import snapshot_chunks_of
 from ..raft import MemStorageWithSnapshot, MessageType, RawNode, RequestSnapshotDroppedError, Role
 from ..snapshots import SnapshotCorruptError, SnapshotStoreError
+from ..snapshots.digests import hasher_digest, new_hasher
 
 
 def state_digest(machine, index: int) -> str:
     """The digest of ``machine``'s snapshot at ``index``, hashed as its chunks are made.
 
-    The same digest stores and storages give snapshot data (``sha256:<hex>``), so a
+    The same digest stores and storages give new snapshot data (``blake3:<hex>``), so a
     state compares equal to a snapshot of it: the contract makes the bytes canonical.
     """
-    hasher = hashlib.sha256()
+    hasher = new_hasher()
     for chunk in snapshot_chunks_of(machine, index):
         hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
+    return hasher_digest(hasher)
 
 
 @attrs.frozen

@@ -28,7 +28,6 @@ from transports.streaming import (
 )
 
 from ..raft import Message, MessageType, Role, Snapshot, SnapshotStatus
-from ..raft.snapshot_storage import snapshot_digest
 
 
 @attrs.define
@@ -148,8 +147,9 @@ class NodeSnapshots:
         metadata = snapshot.metadata
         if snapshot.data is not None:
             # Checked before decoding: a decoder fed a flipped byte may raise anything.
-            if metadata.digest and snapshot_digest(snapshot.data) != metadata.digest:
-                raise ValueError(f"snapshot {metadata.index} data digest is {snapshot_digest(snapshot.data)}, "
+            actual = storage.digests.digest_of(snapshot.data, like=metadata.digest) if metadata.digest else ""
+            if actual != metadata.digest:
+                raise ValueError(f"snapshot {metadata.index} data digest is {actual}, "
                                  f"metadata says {metadata.digest}")
             # The same contract as streamed installs: an iterable of chunks (here, one).
             machine.restore_from_snapshot((snapshot.data,))

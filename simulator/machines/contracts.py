@@ -56,7 +56,7 @@ A node calls four things, always in this way:
 ``digest() -> str``
     A short text identifying the current state; equal states give equal
     digests on every node. Used to compare replicas at the end of a run, and
-    by the conformance kit. ``"sha256:" + hex`` of the snapshot bytes is the
+    by the conformance kit. ``"blake3:" + hex`` (or ``"sha256:"``) of the snapshot bytes is the
     usual choice (hash the chunks as they are produced; do not join them).
 
 The smallest useful machine (JSON, a few lines, passes the kit)::

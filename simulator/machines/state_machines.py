@@ -14,11 +14,11 @@ and restored from snapshot bytes; the contract they follow is
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 
 import attrs
 
+from ..snapshots.digests import hasher_digest, new_hasher
 from .codec import DecodeError, Reader, Writer
 from .contracts import StateMachine
 
@@ -54,10 +54,10 @@ def _pieces(writer: Writer) -> Iterator[bytes]:
 
 
 def _digest(machine) -> str:
-    hasher = hashlib.sha256()
+    hasher = new_hasher()  # the algorithm new snapshots are digested with: states compare with them
     for chunk in machine.snapshot_chunks(machine.applied_index):
         hasher.update(chunk)
-    return "sha256:" + hasher.hexdigest()
+    return hasher_digest(hasher)
 
 
 def _check_snapshot_index(machine, index: int) -> None:

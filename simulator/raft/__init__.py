@@ -54,7 +54,7 @@ from .raw_node import (
     SoftState,
 )
 from .read_only import ReadOnlyOption, ReadState
-from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, snapshot_digest
+from .snapshot_storage import MemStorageWithSnapshot, SnapshotDataStore, SnapshotDigests, snapshot_digest
 from .storage import MemStorage, RaftState, Storage
 
 __all__ = [
@@ -106,4 +106,5 @@ __all__ = [
     "decode_conf_change",
     "defects",
     "snapshot_digest",
+    "SnapshotDigests",
 ]

@@ -21,14 +21,47 @@ from .messages import ConfState, Snapshot, SnapshotMetadata
 from .storage import MemStorage
 
 
-def snapshot_digest(data: bytes) -> str:
-    """The digest a snapshot's data is identified and verified by."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+class SnapshotDigests(Protocol):
+    """How a storage digests snapshot data (``simulator.snapshots.SNAPSHOT_DIGESTS`` is one).
+
+    A digest is ``<algorithm>:<hex>``: the name travels with it, so the core
+    carries it as an opaque string and never chooses the algorithm. This layer
+    may use the standard library only, so its own default
+    (:data:`STDLIB_DIGESTS`) knows sha256 alone; the layer that builds
+    storages hands them one that knows faster algorithms (BLAKE3).
+    """
+
+    def digest_of(self, data: bytes, *, like: str = "") -> str:
+        """``data``'s digest in the algorithm ``like`` names (the default one if empty);
+        ``ValueError`` naming an algorithm it does not know."""
+
+
+class _StdlibDigests:
+    """sha256 from ``hashlib``: the digests the core can compute without help."""
+
+    default = "sha256"
+
+    def digest_of(self, data: bytes, *, like: str = "") -> str:
+        algorithm = like.partition(":")[0] if like else self.default
+        if algorithm != "sha256":
+            raise ValueError(
+                f"digest algorithm {algorithm!r} is not known to this storage (known: sha256); "
+                "give the storage digests=simulator.snapshots.SNAPSHOT_DIGESTS"
+            )
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+STDLIB_DIGESTS: SnapshotDigests = _StdlibDigests()
+
+
+def snapshot_digest(data: bytes, *, like: str = "", digests: SnapshotDigests = STDLIB_DIGESTS) -> str:
+    """The digest a snapshot's data is identified and verified by (see :class:`SnapshotDigests`)."""
+    return digests.digest_of(data, like=like)
 
 
 def snapshot_id_for(term: int, index: int, digest: str) -> str:
     """Names a snapshot by what it is: the same state gives the same id on every node."""
-    return f"{term}-{index}-{digest[7:19]}"
+    return f"{term}-{index}-{digest.partition(':')[2][:12]}"
 
 
 class SnapshotDataStore(Protocol):
@@ -59,6 +92,8 @@ class MemStorageWithSnapshot(MemStorage):
 
     embed_data: bool = True
     data_store: SnapshotDataStore | None = None
+    #: What snapshot data is digested with; the cluster passes ``simulator.snapshots.SNAPSHOT_DIGESTS``.
+    digests: SnapshotDigests = STDLIB_DIGESTS
     #: Snapshots the data store keeps (the newest ones); older ones are deleted.
     keep_snapshots: int = 2
     _snapshot_data: bytes | None = None
@@ -67,11 +102,13 @@ class MemStorageWithSnapshot(MemStorage):
 
     @classmethod
     def new_with_conf_state(
-        cls, conf_state: ConfState, *, embed_data: bool = True, data_store=None
+        cls, conf_state: ConfState, *, embed_data: bool = True, data_store=None, digests=None
     ) -> MemStorageWithSnapshot:
         storage = super().new_with_conf_state(conf_state)
         storage.embed_data = embed_data
         storage.data_store = data_store
+        if digests is not None:
+            storage.digests = digests
         return storage
 
     # -- what is held ---------------------------------------------------------------
@@ -210,10 +247,10 @@ class MemStorageWithSnapshot(MemStorage):
                 f"snapshot {snapshot.index} data is {len(snapshot.data)} bytes, "
                 f"metadata says {expected.size}"
             )
-        if expected.digest and expected.digest != snapshot_digest(snapshot.data):
+        actual = self.digests.digest_of(snapshot.data, like=expected.digest) if expected.digest else ""
+        if actual != expected.digest:
             raise ValueError(
-                f"snapshot {snapshot.index} data digest is {snapshot_digest(snapshot.data)}, "
-                f"metadata says {expected.digest}"
+                f"snapshot {snapshot.index} data digest is {actual}, metadata says {expected.digest}"
             )
         data = bytes(snapshot.data)
         self.apply_snapshot(snapshot)
@@ -239,7 +276,7 @@ class MemStorageWithSnapshot(MemStorage):
         self, index: int, term: int, conf_state: ConfState, data: bytes | None
     ) -> SnapshotMetadata:
         assert data is not None
-        digest = snapshot_digest(data)
+        digest = self.digests.digest_of(data)
         return SnapshotMetadata(
             index=index,
             term=term,

@@ -34,6 +34,7 @@ from .errors import (
     SnapshotStoreError,
     SnapshotTooLargeError,
 )
+from .digests import DEFAULT_ALGORITHM, SNAPSHOT_DIGESTS, SnapshotDigests, UnknownDigestError
 from .memory import MemorySnapshotStore
 from .metadata import (
     ConfStateTuple,
@@ -59,6 +60,7 @@ __all__ = [
     "ReplicaStatus",
     "ReplicatedSnapshotStore",
     "RetryPolicy",
+    "DEFAULT_ALGORITHM",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_SNAPSHOT_SIZE",
     "FAULT_STEPS",
@@ -77,6 +79,9 @@ __all__ = [
     "SnapshotStoreError",
     "SnapshotTooLargeError",
     "SnapshotWriter",
+    "SNAPSHOT_DIGESTS",
+    "SnapshotDigests",
+    "UnknownDigestError",
     "StoredSnapshot",
     "check_count",
     "check_digest",

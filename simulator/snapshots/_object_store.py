@@ -48,6 +48,7 @@ from .metadata import (
     MetadataError,
     StoredSnapshot,
     hasher_digest,
+    hasher_for,
     new_hasher,
     partial_from_json,
     partial_to_json,
@@ -300,7 +301,7 @@ class ObjectSnapshotStore(BaseSnapshotStore):
                 "but had not cleaned up)"
             )
             return
-        hasher, position, kept = new_hasher(), 0, []
+        hasher, position, kept = hasher_for(partial.digest), 0, []
         for offset, size in pieces:
             if offset != position or position >= partial.offset:
                 break
@@ -410,7 +411,7 @@ class ObjectSnapshotStore(BaseSnapshotStore):
             for offset, _ in recorded:
                 yield self.bucket.get(piece_key(index, offset))
 
-        hasher = new_hasher()
+        hasher = hasher_for(snapshot.digest)
         upload = self.bucket.upload(file_name(index, BIN), piece_bytes(), hasher=hasher)
         if (upload.size, upload.digest) != (snapshot.size, snapshot.digest):
             upload.abort()

@@ -27,7 +27,7 @@ from .metadata import (
     conf_state_tuple,
     default_snapshot_id,
     hasher_digest,
-    new_hasher,
+    hasher_for,
 )
 from .writer import SnapshotWriter, Transfer
 
@@ -77,6 +77,24 @@ def data_chunks(data: object) -> Iterator[bytes | bytearray | memoryview]:
         yield chunk
 
 
+def within_max_size(index: int, chunks: Iterable, limit: int, whose: str) -> Iterator:
+    """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``limit`` bytes.
+
+    Counted as the chunks are produced, so a state over the limit is refused
+    before it is held (or written) whole. ``whose`` names the limit's owner in
+    the message ("this store's", "Embedded's").
+    """
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise SnapshotTooLargeError(
+                f"snapshot {index} is over {total} bytes, more than {whose} max_snapshot_size "
+                f"{limit} ({limit / 1024**3:g} GiB); raise max_snapshot_size or make the state smaller"
+            )
+        yield chunk
+
+
 class BaseSnapshotStore:
     """Shared behaviour of the snapshot stores; see :mod:`simulator.snapshots.protocol`."""
 
@@ -85,6 +103,14 @@ class BaseSnapshotStore:
     #: stored, turns it off: nothing can have changed them since, and hashing
     #: every byte again on every read would halve how fast a transfer can go.
     _verify_reads = True
+    #: Whether streams skip re-hashing the snapshots this store object itself
+    #: persisted: their digest was computed from the very bytes as they were
+    #: written (and fsynced), so hashing them again on every read (the sender's
+    #: stream, the receiver's restore) would only read back what was just
+    #: checked. A reopened store (a restart) trusts nothing and re-hashes; sizes
+    #: and bytes past the end are checked on every read either way. Set by the
+    #: disk store; object stores are shared with other writers, so they re-hash.
+    _trust_own_writes = False
     #: Largest snapshot this store saves or receives, in bytes; set per store to change it.
     max_snapshot_size: int = DEFAULT_MAX_SNAPSHOT_SIZE
 
@@ -95,6 +121,8 @@ class BaseSnapshotStore:
         self._clock = clock
         self._snapshots: dict[int, StoredSnapshot] = {}
         self._transfers: dict[int, Transfer] = {}
+        #: Snapshots this object persisted and hashed as it wrote them (see ``_trust_own_writes``).
+        self._hashed_as_written: dict[int, StoredSnapshot] = {}
 
     # -- reading --------------------------------------------------------------
 
@@ -141,11 +169,11 @@ class BaseSnapshotStore:
         # The digest covers the whole snapshot, so a stream that starts later first
         # hashes the bytes before ``offset`` (read chunk by chunk, never yielded).
         reader = self._open_reader(snapshot)
-        if not self._verify_reads:
+        if not self._verify_reads or self._hashed_as_written.get(snapshot.index) is snapshot:
             yield from self._unverified_chunks(snapshot, reader, offset)
             return
         try:
-            hasher = new_hasher()
+            hasher = hasher_for(snapshot.digest)
             position = 0
             while position < snapshot.size:
                 length = min(self.chunk_size, snapshot.size - position)
@@ -180,6 +208,11 @@ class BaseSnapshotStore:
                         f"metadata says size {snapshot.size}"
                     )
                 position += length
+                if position == snapshot.size and reader.read_at(snapshot.size, 1):
+                    raise SnapshotCorruptError(
+                        f"snapshot {snapshot.index}: {snapshot.location} has bytes past the size "
+                        f"{snapshot.size} its metadata records"
+                    )
                 yield chunk
         finally:
             reader.close()
@@ -238,20 +271,17 @@ class BaseSnapshotStore:
         )
         self._publish_staged(staged, snapshot)
         self._snapshots[index] = snapshot
+        self._remember_hashed(snapshot)
         return snapshot.location
+
+    def _remember_hashed(self, snapshot: StoredSnapshot) -> None:
+        if self._trust_own_writes:
+            self._hashed_as_written[snapshot.index] = snapshot
 
     def _within_limit(self, index: int, chunks: Iterator) -> Iterator:
         """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``max_snapshot_size``
         (the store's staging removes what it wrote, as for any failing data source)."""
-        total, limit = 0, self.max_snapshot_size
-        for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise SnapshotTooLargeError(
-                    f"snapshot {index} is over {total} bytes, more than this store's max_snapshot_size "
-                    f"{limit} ({limit / 1024**3:g} GiB); raise max_snapshot_size or make the state smaller"
-                )
-            yield chunk
+        return within_max_size(index, chunks, self.max_snapshot_size, "this store's")
 
     def compact_snapshots(self, keep_count: int) -> list[int]:
         if isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 1:
@@ -267,6 +297,7 @@ class BaseSnapshotStore:
             # while its metadata exists; data left behind is ignored and reported on reopening.
             self._unpublish_snapshot(snapshot)
             del self._snapshots[index]
+            self._hashed_as_written.pop(index, None)
             self._delete_snapshot_data(snapshot)
         return doomed
 
@@ -331,7 +362,7 @@ class BaseSnapshotStore:
         partial = PartialSnapshot(
             **identity, conf_state=conf_state, offset=0, location=self._partial_location(index)
         )
-        transfer = Transfer(partial=partial, hasher=new_hasher())
+        transfer = Transfer(partial=partial, hasher=hasher_for(digest))
         self._begin_transfer(transfer)
         self._transfers[index] = transfer
         return SnapshotWriter(self, transfer)
@@ -367,6 +398,9 @@ class BaseSnapshotStore:
         self._publish_partial(transfer, snapshot)
         del self._transfers[partial.index]
         self._snapshots[partial.index] = snapshot
+        # Trusted only if every byte went through the writer's hasher: a transfer
+        # resumed after a restart re-hashed its prefix from disk, so it counts too.
+        self._remember_hashed(snapshot)
         transfer.writer = None
         return snapshot
 

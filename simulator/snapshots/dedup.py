@@ -30,6 +30,7 @@ must cut alike, or nothing matches (which is slow, never wrong).
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
 import attrs
@@ -296,3 +297,90 @@ class DeltaAssembler:
         if self._batch:
             self.writer.write(self.writer.offset, b"".join(self._batch))
             self._batch, self._batched = [], 0
+
+
+class HeldCopier:
+    """Receiver side of a ranged delta transfer: the receiver asks for byte ranges, not pieces.
+
+    The sender only sends the new snapshot's manifest; the receiver compares
+    it with the pieces of the snapshot it holds and, going forward from its
+    writer's offset, copies each run of held pieces from its own store
+    (:meth:`copy_held`, every piece checked against its digest, written in
+    batches of about a store chunk) and asks the sender for each run of
+    missing bytes (:meth:`missing_until`). The writer's commit checks the
+    digest of the whole, so a manifest that lies cannot slip bytes in.
+    """
+
+    def __init__(self, store: SnapshotStore, held: HeldPieces, pieces: tuple[Piece, ...], size: int) -> None:
+        position = 0
+        for number, piece in enumerate(pieces):
+            if piece.offset != position or piece.length <= 0:
+                raise SnapshotChunkError(
+                    f"manifest piece {number} at offset {piece.offset} ({piece.length} bytes): pieces must "
+                    f"follow each other from offset 0, the next at {position} expected"
+                )
+            position = piece.end
+        if position != size:
+            raise SnapshotChunkError(f"the manifest's pieces cover {position} bytes, the snapshot has {size}")
+        self.pieces = pieces
+        usable = held.digests() if held.piece_format == PIECE_FORMAT else frozenset()
+        self._held = tuple(piece.digest in usable for piece in pieces)
+        self._where = held.locate()
+        self._starts = [piece.offset for piece in pieces]
+        self._store, self._index = store, held.index
+        #: Bytes taken from the held snapshot so far.
+        self.copied_bytes = 0
+
+    def _piece_at(self, offset: int) -> int:
+        """Number of the piece holding byte ``offset`` (``len(pieces)`` at the end)."""
+        return bisect_right(self._starts, offset) - 1 if offset < (self.pieces[-1].end if self.pieces else 0) else (
+            len(self.pieces))
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(piece.length for piece, held in zip(self.pieces, self._held) if held)
+
+    def copy_held(self, writer, batch_bytes: int) -> int:
+        """Copy the held pieces that start at the writer's offset, in order; return the new offset."""
+        number = self._piece_at(writer.offset)
+        if number >= len(self.pieces) or self.pieces[number].offset != writer.offset or not self._held[number]:
+            return writer.offset
+        reader = _HeldReader(self._store, self._index)
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            while number < len(self.pieces) and self._held[number]:
+                piece = self.pieces[number]
+                data = reader.read(self._where[piece.digest])
+                if len(data) != piece.length or hashlib.sha256(data).digest() != piece.digest:
+                    raise SnapshotChunkError(
+                        f"held piece at offset {piece.offset} ({piece.length} bytes) does not match its digest "
+                        f"{piece.digest.hex()[:12]}"
+                    )
+                batch.append(data)
+                batched += len(data)
+                number += 1
+                if batched >= batch_bytes:
+                    writer.write(writer.offset, b"".join(batch))
+                    self.copied_bytes += batched
+                    batch, batched = [], 0
+            if batch:
+                writer.write(writer.offset, b"".join(batch))
+                self.copied_bytes += batched
+        finally:
+            reader.close()
+        return writer.offset
+
+    def missing_until(self, offset: int) -> int:
+        """End of the run of bytes the receiver must be sent, starting at ``offset``.
+
+        From ``offset`` (possibly inside a piece, after a resumed partial) to
+        the start of the next held piece, or the end of the snapshot.
+        """
+        number = self._piece_at(offset)
+        if number < len(self.pieces) and self.pieces[number].offset < offset:
+            number += 1  # the rest of a piece begun earlier is sent, held or not
+        while number < len(self.pieces) and not self._held[number]:
+            number += 1
+        return self.pieces[number].offset if number < len(self.pieces) else (
+            self.pieces[-1].end if self.pieces else 0)

@@ -11,18 +11,24 @@ entry instead of trusting the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
 
 import attrs
 
+from .digests import (  # re-exported: the stores take them from here
+    DEFAULT_ALGORITHM,
+    algorithm_of,
+    check_digest,
+    digest_of,
+    hasher_digest,
+    hasher_for,
+    new_hasher,
+)
+
 #: Membership recorded with a snapshot: ``(voters, learners)``, each a tuple of node ids.
 ConfStateTuple = tuple[tuple[int, ...], tuple[int, ...]]
-
-DIGEST_ALGORITHM = "sha256"
-_DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 
 SNAPSHOT_FORMAT = "raftsim-snapshot"
 PARTIAL_FORMAT = "raftsim-partial-snapshot"
@@ -34,20 +40,7 @@ class MetadataError(ValueError):
 
 
 # ------------------------------------------------------------------ digests
-
-
-def new_hasher() -> Any:
-    """A running hash of snapshot data; :func:`hasher_digest` formats its result."""
-    return hashlib.sha256()
-
-
-def hasher_digest(hasher: Any) -> str:
-    return f"{DIGEST_ALGORITHM}:{hasher.hexdigest()}"
-
-
-def digest_of(data: bytes) -> str:
-    """The digest a snapshot's data is identified and verified by: ``sha256:<hex>``."""
-    return hasher_digest(hashlib.sha256(data))
+# Which algorithm and how a digest is written: see ``digests.py``.
 
 
 def default_snapshot_id(index: int, term: int, digest: str) -> str:
@@ -57,7 +50,7 @@ def default_snapshot_id(index: int, term: int, digest: str) -> str:
     snapshot made twice (by two leaders, or in two runs) gets the same id and a
     transfer of it can be resumed; same form as ``MemStorageWithSnapshot`` uses.
     """
-    return f"{term}-{index}-{digest[len(DIGEST_ALGORITHM) + 1:][:12]}"
+    return f"{term}-{index}-{digest.partition(':')[2][:12]}"
 
 
 # --------------------------------------------------------------- validation
@@ -72,12 +65,6 @@ def check_count(value: object, name: str) -> int:
     """``value`` as a non-negative ``int`` (not a ``bool``), or ``ValueError`` naming ``name``."""
     if not is_count(value):
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def check_digest(value: object, name: str = "digest") -> str:
-    if not isinstance(value, str) or not _DIGEST_PATTERN.fullmatch(value):
-        raise ValueError(f"{name} must be 'sha256:' followed by 64 lowercase hex digits, got {value!r}")
     return value
 
 

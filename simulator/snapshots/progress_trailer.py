@@ -31,19 +31,20 @@ crash at any commit step resumes (or completes) at ``size``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 
 import attrs
 
 from .checksums import chunk_checksum
-from .metadata import DIGEST_ALGORITHM
+from .digests import hasher_digest, new_hasher
 
 SLOT_BYTES = 4096  # one page: a slot never shares a page with the other slot or with data
 TRAILER_BYTES = 2 * SLOT_BYTES
 MAGIC = b"RSPROG\x00\x02"  # raftsim progress, layout version 2
-_BODY = struct.Struct(">8sQQ32s")  # magic, sequence, offset, raw sha256 of the prefix
+# The prefix digest is stored raw (32 bytes); its algorithm is the partial's
+# own digest algorithm (in its JSON record), so the slot needs no name for it.
+_BODY = struct.Struct(">8sQQ32s")  # magic, sequence, offset, raw digest of the prefix
 _CHECK = struct.Struct(">I")  # CRC-32C (checksum version 2) of the body
 
 
@@ -57,15 +58,16 @@ class SlotRecord:
 
 
 def encode_slot(record: SlotRecord) -> bytes:
-    prefix, _, hex_digest = record.prefix_digest.partition(":")
-    if prefix != DIGEST_ALGORITHM:
-        raise ValueError(f"prefix digest must be {DIGEST_ALGORITHM}, got {record.prefix_digest!r}")
+    _, _, hex_digest = record.prefix_digest.partition(":")
     body = _BODY.pack(MAGIC, record.sequence, record.offset, bytes.fromhex(hex_digest))
     return body + _CHECK.pack(chunk_checksum(body, 2))
 
 
-def decode_slot(raw: bytes, size: int) -> SlotRecord | None:
-    """The record in ``raw`` if its magic and checksum are right and its offset fits ``size``."""
+def decode_slot(raw: bytes, size: int, algorithm: str) -> SlotRecord | None:
+    """The record in ``raw`` if its magic and checksum are right and its offset fits ``size``.
+
+    ``algorithm`` names the prefix digest: the partial snapshot's digest algorithm.
+    """
     length = _BODY.size + _CHECK.size
     if len(raw) < length:
         return None
@@ -73,7 +75,7 @@ def decode_slot(raw: bytes, size: int) -> SlotRecord | None:
     magic, sequence, offset, digest = _BODY.unpack(body)
     if magic != MAGIC or check != chunk_checksum(body, 2) or offset > size:
         return None
-    return SlotRecord(sequence=sequence, offset=offset, prefix_digest=f"{DIGEST_ALGORITHM}:{digest.hex()}")
+    return SlotRecord(sequence=sequence, offset=offset, prefix_digest=f"{algorithm}:{digest.hex()}")
 
 
 def slot_position(size: int, slot: int) -> int:
@@ -85,17 +87,17 @@ def has_trailer(file_size: int, size: int) -> bool:
     return file_size == size + TRAILER_BYTES
 
 
-def read_slots(descriptor: int, size: int) -> list[SlotRecord]:
+def read_slots(descriptor: int, size: int, algorithm: str) -> list[SlotRecord]:
     """The valid records of both slots, newest (highest sequence) first."""
     found = []
     for slot in (0, 1):
-        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size)
+        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
         if record is not None:
             found.append(record)
     return sorted(found, key=lambda record: record.sequence, reverse=True)
 
 
-def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], block_size: int):
+def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], block_size: int, algorithm: str):
     """The best candidate ``(offset, prefix_digest)`` whose bytes match, with the hasher at it.
 
     Candidates are tried highest offset first; the file is read once, up to
@@ -104,7 +106,7 @@ def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], blo
     """
     wanted = sorted({offset for offset, _ in candidates})
     at: dict[int, object] = {}
-    hasher, position = hashlib.sha256(), 0
+    hasher, position = new_hasher(algorithm), 0
     for offset in wanted:
         while position < offset:
             block = os.pread(descriptor, min(block_size, offset - position), position)
@@ -116,7 +118,7 @@ def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], blo
             at[offset] = hasher.copy()
     for offset, digest in sorted(candidates, key=lambda candidate: candidate[0], reverse=True):
         found = at.get(offset)
-        if found is not None and f"{DIGEST_ALGORITHM}:{found.hexdigest()}" == digest:
+        if found is not None and hasher_digest(found) == digest:
             return offset, digest, found
     return None
 
@@ -141,11 +143,11 @@ class TrailerState:
         return cls(sequence=record.sequence, durable_slot=slot_of[record.sequence])
 
 
-def slot_of_sequences(descriptor: int, size: int) -> dict[int, int]:
+def slot_of_sequences(descriptor: int, size: int, algorithm: str) -> dict[int, int]:
     """Sequence number -> slot, for the valid slots of a partial file."""
     found = {}
     for slot in (0, 1):
-        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size)
+        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
         if record is not None:
             found[record.sequence] = slot
     return found

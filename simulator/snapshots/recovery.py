@@ -65,7 +65,8 @@ from .metadata import (
     PartialSnapshot,
     StoredSnapshot,
     hasher_digest,
-    new_hasher,
+    algorithm_of,
+    hasher_for,
     partial_from_json,
     snapshot_from_json,
     snapshot_to_json,
@@ -85,9 +86,9 @@ class Recovered:
     actions: list[str] = attrs.Factory(list)
 
 
-def _hash_prefix(path: Path, length: int, block_size: int):
-    """A running hash of the first ``length`` bytes of ``path``, read block by block."""
-    hasher = new_hasher()
+def _hash_prefix(path: Path, length: int, block_size: int, digest: str):
+    """A running hash of the first ``length`` bytes of ``path`` in ``digest``'s algorithm, read block by block."""
+    hasher = hasher_for(digest)
     remaining = length
     with open(path, "rb") as file:
         while remaining > 0:
@@ -251,7 +252,7 @@ class _Recovery:
         index = partial.index
         data_path = self.path(index, BIN)
         if loose_bin and data_path.stat().st_size == partial.size:
-            actual = hasher_digest(_hash_prefix(data_path, partial.size, self.block_size))
+            actual = hasher_digest(_hash_prefix(data_path, partial.size, self.block_size, partial.digest))
             if actual == partial.digest:
                 snapshot = StoredSnapshot(
                     index=index,
@@ -298,7 +299,7 @@ class _Recovery:
                 "were written; partial transfer removed"
             )
             return
-        hasher = _hash_prefix(partial_path, partial.offset, self.block_size)
+        hasher = _hash_prefix(partial_path, partial.offset, self.block_size, partial.digest)
         if hasher_digest(hasher) != prefix_digest:
             self.remove(index, PROGRESS, PARTIAL)
             self.result.problems.append(
@@ -321,11 +322,11 @@ class _Recovery:
         partial_path = self.path(index, PARTIAL)
         descriptor = os.open(partial_path, os.O_RDONLY)
         try:
-            slots = read_slots(descriptor, partial.size)
-            slot_of = slot_of_sequences(descriptor, partial.size)
+            slots = read_slots(descriptor, partial.size, algorithm_of(partial.digest))
+            slot_of = slot_of_sequences(descriptor, partial.size, algorithm_of(partial.digest))
             candidates = [(record.offset, record.prefix_digest) for record in slots]
             found = hash_prefix_checking(descriptor, [*candidates, (partial.offset, prefix_digest)],
-                                         self.block_size)
+                                         self.block_size, algorithm_of(partial.digest))
         finally:
             os.close(descriptor)
         if found is None:

@@ -48,6 +48,7 @@ from ..raft import (
     SnapshotStatus,
     decode_conf_change,
 )
+from ..snapshots import SNAPSHOT_DIGESTS
 
 MessageFilter = Callable[[Message], bool]
 _RECORD = struct.Struct(">QI")
@@ -160,7 +161,7 @@ class Network:
 
     def _create(self, node_id: int, conf_state: ConfState) -> HarnessNode:
         storage = MemStorageWithSnapshot.new_with_conf_state(
-            conf_state, embed_data=self.embed_snapshots
+            conf_state, embed_data=self.embed_snapshots, digests=SNAPSHOT_DIGESTS
         )
         harness_node = HarnessNode(
             node_id=node_id,

@@ -53,8 +53,8 @@ from simulator.raft import (
     MemStorageWithSnapshot,
     Snapshot,
     SnapshotMetadata,
-    snapshot_digest,
 )
+from simulator.snapshots import SNAPSHOT_DIGESTS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,7 +105,8 @@ class SqliteRaftStorage(MemStorageWithSnapshot):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
-        storage = cls.new_with_conf_state(initial_conf_state, embed_data=embed_data, data_store=data_store)
+        storage = cls.new_with_conf_state(initial_conf_state, embed_data=embed_data, data_store=data_store,
+                                          digests=SNAPSHOT_DIGESTS)
         storage.path = path
         storage._db = db
         rows = dict(db.execute("SELECT key, value FROM meta"))
@@ -228,7 +229,7 @@ class SqliteRaftStorage(MemStorageWithSnapshot):
             raise ValueError(f"snapshot {meta.index} has no data; fetch it before apply_snapshot_with_data")
         if meta.size and meta.size != len(snapshot.data):
             raise ValueError(f"snapshot {meta.index} data is {len(snapshot.data)} bytes, metadata says {meta.size}")
-        actual = snapshot_digest(snapshot.data)
+        actual = self.digests.digest_of(snapshot.data, like=meta.digest)
         if meta.digest and actual != meta.digest:
             raise ValueError(f"snapshot {meta.index} data digest is {actual}, metadata says {meta.digest}")
         store = self.data_store

@@ -9,7 +9,7 @@ Raft, and telling the leader's Raft how a transfer ended.
 Receiving (follower)::
 
     metadata-only snapshot message ─▶ open_writer (resumes a partial) ─▶ request(offset)
-    chunk ─▶ verify ─▶ write durably ─▶ ack ─▶ … ─▶ commit (sha256) ─▶ Raft installs ─▶ ack(installed)
+    chunk ─▶ verify ─▶ write durably ─▶ ack ─▶ … ─▶ commit (digest) ─▶ Raft installs ─▶ ack(installed)
 
 Sending (leader)::
 
@@ -33,7 +33,15 @@ from simulator.snapshots import (
     is_count,
 )
 
-from .messages import SnapshotAbort, SnapshotAck, SnapshotChunk, SnapshotRequest
+from .delta import DeltaReceiving
+from .messages import (
+    SnapshotAbort,
+    SnapshotAck,
+    SnapshotChunk,
+    SnapshotManifest,
+    SnapshotManifestRequest,
+    SnapshotRequest,
+)
 from .protocol import (
     IncomingTransfer,
     Outcome,
@@ -95,7 +103,7 @@ class StreamHost(Protocol):
         """Note that ``extra`` bytes of snapshot data are in memory right now."""
 
 
-class StreamingEndpoint(SnapshotSending):
+class StreamingEndpoint(SnapshotSending, DeltaReceiving):
     """See the module docstring. One per node, living as long as the node's process."""
 
     def __init__(
@@ -248,6 +256,8 @@ class StreamingEndpoint(SnapshotSending):
         if transfer.complete:
             self._complete()
             return
+        if self._delta_begin(transfer):
+            return  # dedup: the manifest first, then only the missing ranges
         self._request(transfer, fresh=writer.offset == 0)
 
     def _request(self, transfer: IncomingTransfer, *, fresh: bool = False) -> None:
@@ -261,8 +271,12 @@ class StreamingEndpoint(SnapshotSending):
         self._send_request(transfer, fresh=fresh)
 
     def _send_request(self, transfer: IncomingTransfer, *, fresh: bool = False) -> None:
-        """Ask for the data from the verified offset on, as it stands, and wait for it."""
-        request = transfer.request()
+        """Ask for the data from the verified offset on (under dedup: up to the end of the next
+        range this node lacks), as it stands, and wait for it."""
+        ask, end = self._delta_range(transfer)
+        if not ask:
+            return
+        request = transfer.request(end)
         self.registry.requested(self.node_id, transfer.offer.snapshot_id, request.offset, fresh=fresh)
         self.host.event("snapshot_request", to=request.to, index=request.snapshot_index,
                         offset=request.offset)
@@ -370,6 +384,8 @@ class StreamingEndpoint(SnapshotSending):
                                    snapshot_id=chunk.snapshot_id, offset=transfer.verified_offset))
         if transfer.complete:
             self._complete()
+        elif self._delta_run_done(transfer):
+            self._request(transfer)  # dedup: copy the held pieces next, ask for the next missing range
 
     def _complete(self) -> None:
         transfer = self.incoming
@@ -418,6 +434,7 @@ class StreamingEndpoint(SnapshotSending):
         self.host.event(f"transfer_{outcome.value}", source=transfer.offer.source,
                         index=transfer.offer.index, retries=transfer.retries, reason=reason)
         self.incoming = None
+        self._delta = None
         self._generation += 1
         self._digest_restarts = 0  # the next transfer gets every try again
 
@@ -484,6 +501,10 @@ class StreamingEndpoint(SnapshotSending):
             self.on_request(message)
         elif isinstance(message, SnapshotAbort):
             self.on_abort(message)
+        elif isinstance(message, SnapshotManifestRequest):
+            self.on_manifest_request(message)
+        elif isinstance(message, SnapshotManifest):
+            self.on_manifest(message)
         else:
             self.counters["unknown_stream_message"] += 1
 
@@ -491,6 +512,7 @@ class StreamingEndpoint(SnapshotSending):
         """The node's process died: in-memory transfer state is gone (the store stays)."""
         self.incoming = None
         self._writer = None
+        self._delta = None
         self.outgoing.clear()
         self._streams.clear()
         self._waiting.clear()

@@ -24,7 +24,7 @@ HEADER_BYTES = 64
 def chunk_checksum(data: bytes, version: int = CHUNK_CHECKSUM_VERSION) -> int:
     """Checksum of a chunk (CRC-32C since version 2; see :mod:`simulator.snapshots.checksums`):
     cheap, and enough to catch corruption on the wire. The whole snapshot is
-    verified once more against its sha256 digest before it is installed.
+    verified once more against its digest (BLAKE3 or sha256) before it is installed.
     """
     return _versioned_checksum(data, version)
 
@@ -45,7 +45,12 @@ def checksum_mismatch(data: bytes, checksum: int, version: int) -> str | None:
 
 @attrs.frozen
 class SnapshotRequest:
-    """Receiver to sender: "send me snapshot ``snapshot_id`` from ``offset`` on"."""
+    """Receiver to sender: "send me snapshot ``snapshot_id`` from ``offset`` on".
+
+    ``end``: stop there (``None``: at the end of the snapshot). A receiver
+    deduplicating against a snapshot it holds asks only for the byte ranges
+    it lacks (``Streaming(dedup=True)``).
+    """
 
     kind: ClassVar[str] = "snapshot_request"
 
@@ -55,6 +60,7 @@ class SnapshotRequest:
     snapshot_term: int
     snapshot_id: str
     offset: int
+    end: int | None = None
 
     @property
     def size(self) -> int:
@@ -123,4 +129,45 @@ class SnapshotAbort:
         return HEADER_BYTES + len(self.snapshot_id) + len(self.reason)
 
 
-STREAM_MESSAGES = (SnapshotRequest, SnapshotChunk, SnapshotAck, SnapshotAbort)
+@attrs.frozen
+class SnapshotManifestRequest:
+    """Receiver to sender: "send me the pieces of snapshot ``snapshot_id``" (``Streaming(dedup=True)``)."""
+
+    kind: ClassVar[str] = "snapshot_manifest_request"
+
+    from_: int
+    to: int
+    snapshot_index: int
+    snapshot_term: int
+    snapshot_id: str
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES + len(self.snapshot_id)
+
+
+@attrs.frozen
+class SnapshotManifest:
+    """Sender to receiver: the snapshot's content-defined pieces, as ``(length, digest)`` in order.
+
+    See :mod:`simulator.snapshots.dedup`; ``piece_format`` names how they were
+    cut and hashed, so a receiver that cuts otherwise uses none of them.
+    """
+
+    kind: ClassVar[str] = "snapshot_manifest"
+
+    from_: int
+    to: int
+    snapshot_id: str
+    total_size: int
+    pieces: tuple[tuple[int, bytes], ...] = attrs.field(repr=lambda pieces: f"<{len(pieces)} pieces>")
+    piece_format: str = ""
+
+    @property
+    def size(self) -> int:
+        # Each piece: a 4-byte length and its digest (dedup.MANIFEST_BYTES_PER_PIECE).
+        return HEADER_BYTES + len(self.snapshot_id) + len(self.piece_format) + 36 * len(self.pieces)
+
+
+STREAM_MESSAGES = (SnapshotRequest, SnapshotChunk, SnapshotAck, SnapshotAbort, SnapshotManifestRequest,
+                   SnapshotManifest)

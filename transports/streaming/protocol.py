@@ -99,7 +99,7 @@ class IncomingTransfer:
     def complete(self) -> bool:
         return self.verified_offset == self.offer.size
 
-    def request(self) -> SnapshotRequest:
+    def request(self, end: int | None = None) -> SnapshotRequest:
         offer = self.offer
         return SnapshotRequest(
             from_=self.me,
@@ -108,6 +108,7 @@ class IncomingTransfer:
             snapshot_term=offer.term,
             snapshot_id=offer.snapshot_id,
             offset=self.verified_offset,
+            end=None if end is None or end >= offer.size else end,
         )
 
     def retry(self) -> SnapshotRequest:
@@ -213,6 +214,8 @@ class OutgoingTransfer:
     window: int
     last_activity_at: float
     next_offset: int = 0
+    #: Where the requested range ends (the snapshot's size unless a request said ``end``).
+    end_offset: int | None = None
     acked_offset: int = 0
     final_sent: bool = False
     chunks_sent: int = 0
@@ -231,6 +234,10 @@ class OutgoingTransfer:
             return f"snapshot {request.snapshot_id!r} requested, this transfer sends {self.snapshot_id!r}"
         if not 0 <= request.offset <= self.total_size:
             return f"offset must lie in [0, {self.total_size}], got {request.offset}"
+        end = getattr(request, "end", None)
+        if end is not None and not request.offset < end <= self.total_size:
+            return f"end must lie in ({request.offset}, {self.total_size}], got {end}"
+        self.end_offset = end
         self.next_offset = request.offset
         self.acked_offset = request.offset
         self.final_sent = False
@@ -248,7 +255,8 @@ class OutgoingTransfer:
     def wants_chunk(self) -> bool:
         if self.final_sent or len(self.in_flight) >= self.window:
             return False
-        return self.next_offset < self.total_size or self.total_size == 0
+        end = self.total_size if self.end_offset is None else self.end_offset
+        return self.next_offset < end or self.total_size == 0
 
     def make_chunk(self, data: bytes) -> SnapshotChunk:
         """Wrap the bytes read at ``next_offset`` (at most ``chunk_size``) as the next chunk."""

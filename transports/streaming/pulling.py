@@ -7,7 +7,7 @@ the endpoint's; what changes (bookkeeping in :mod:`.pull`)::
 
     leader:   request ─▶ upload to the shared store once ─▶ SnapshotLocation(location, chunk CRCs)
     follower: location ─▶ ranged read at the verified offset ─▶ check CRC ─▶ write durably ─▶ ack
-              ─▶ … (one chunk per read time) ─▶ commit (sha256) ─▶ Raft installs ─▶ ack(installed)
+              ─▶ … (one chunk per read time) ─▶ commit (digest) ─▶ Raft installs ─▶ ack(installed)
 
 The run's chunk faults (``cluster.fail_chunk``: drop, corrupt, delay, cut,
 crash) apply to pulled chunks as to streamed ones, through the host's

@@ -14,13 +14,18 @@ from __future__ import annotations
 from simulator.raft import SnapshotStatus
 from simulator.snapshots import SnapshotStoreError
 
-from .messages import SnapshotAbort, SnapshotAck, SnapshotRequest
+from simulator.snapshots.dedup import PIECE_FORMAT, store_manifest
+
+from .messages import SnapshotAbort, SnapshotAck, SnapshotManifest, SnapshotManifestRequest, SnapshotRequest
 from .protocol import OutgoingTransfer
 from .timers import TIME_EPSILON, StreamTimer
 
 
 class SnapshotSending:
     """Leader-side behaviour of a streaming endpoint; not usable on its own."""
+
+    #: ``(snapshot id, pieces)`` of the last manifest cut (dedup): one snapshot at a time is sent.
+    _manifest: tuple[str, tuple] | None = None
 
     def offered(self, to: int, snapshot_id: str) -> None:
         """Our Raft just offered ``snapshot_id`` to ``to`` (a metadata-only snapshot message).
@@ -155,8 +160,34 @@ class SnapshotSending:
                 transfer.chunk_size,
             )
         data = next(stream, b"")
+        end = transfer.end_offset
+        if end is not None and transfer.next_offset + len(data) > end:
+            # A ranged request (dedup): stop at its end; the next range opens a new stream.
+            data = data[: end - transfer.next_offset]
+            self._streams.pop(peer, None)
+            return data
         self._streams[peer] = (transfer.next_offset + len(data), stream)
         return data
+
+    def on_manifest_request(self, request: SnapshotManifestRequest) -> None:
+        """Send the snapshot's content-defined pieces (``Streaming(dedup=True)``), cut once per snapshot."""
+        problem = self._check_held(request)
+        if problem is not None:
+            self.host.send(SnapshotAbort(from_=self.node_id, to=request.from_,
+                                         snapshot_id=request.snapshot_id, reason=problem))
+            return
+        if self._manifest is None or self._manifest[0] != request.snapshot_id:
+            try:
+                pieces = store_manifest(self.store, request.snapshot_index)
+            except (SnapshotStoreError, OSError) as error:
+                self.host.send(SnapshotAbort(from_=self.node_id, to=request.from_, snapshot_id=request.snapshot_id,
+                                             reason=f"cannot read snapshot {request.snapshot_index}: {error}"))
+                return
+            self._manifest = (request.snapshot_id, tuple((piece.length, piece.digest) for piece in pieces))
+        stored = self.store.snapshot_metadata(request.snapshot_index)
+        self.host.send(SnapshotManifest(from_=self.node_id, to=request.from_, snapshot_id=request.snapshot_id,
+                                        total_size=stored.size, pieces=self._manifest[1],
+                                        piece_format=PIECE_FORMAT))
 
     def on_ack(self, ack: SnapshotAck) -> None:
         transfer = self.outgoing.get(ack.from_)
