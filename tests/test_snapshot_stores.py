@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import simulator.snapshots.disk as disk_module
+from simulator.snapshots.disk_io import Files
 from simulator.snapshots import (
     DiskSnapshotStore,
     MemorySnapshotStore,
@@ -724,8 +725,11 @@ def test_streaming_reads_one_chunk_at_a_time(directory, monkeypatch):
         def __getattr__(self, name):
             return getattr(self._file, name)
 
-    real_open = open
-    monkeypatch.setattr(disk_module, "open", lambda *a, **k: SpyFile(real_open(*a, **k)), raising=False)
+    class SpyFiles(Files):  # the store's file layer is the one place its reads go through
+        def open(self, path, mode):
+            return SpyFile(super().open(path, mode))
+
+    monkeypatch.setattr(store, "files", SpyFiles())
     chunks = 0
     for chunk in store.stream_snapshot(1, 10_000):
         chunks += 1
