@@ -30,6 +30,7 @@ from ..cluster.reads import ReadTimeoutError
 from ..cluster.restart import state_digest
 from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
+from .disk_faults import heal_disks
 
 #: Seconds a proposal, a membership change or a leader transfer may take.
 STEP_TIMEOUT = 3.0
@@ -338,6 +339,7 @@ class ProgramRun:
         cluster = self.cluster
         self.say("liveness phase: faults stop, the network heals, every node is back")
         cluster.disarm_chunk_faults()
+        heal_disks(self)
         cluster.heal()
         cluster.reset_links()
         for node_id in self.members():

@@ -181,7 +181,9 @@ class FaultyDisk(Files):
         return position
 
     def _wrote(self, path: Path | str, position: int, data: Any) -> None:
-        if self._image is not None:
+        # Only a write into a file that was durable can tear what was there; a write
+        # into a file the crash removes anyway leaves nothing to tear.
+        if self._image is not None and Path(path).name in self._image:
             self._last_write = (Path(path), position, bytes(data))
 
     # -- Files ---------------------------------------------------------------------------
@@ -219,7 +221,13 @@ class FaultyDisk(Files):
         super().fsync(descriptor)
 
     def crashed(self, directory: Path) -> None:
-        """Everything since the last real durable point is gone (and, torn, the last write half there)."""
+        """Everything since the last real durable point is gone (and, torn, the last write half there).
+
+        One-shot faults (an EIO, a flip, a misdirection) were aimed at the running node's
+        next operations and go with it; a full disk stays full.
+        """
+        self._failing.clear()
+        self._flips = self._misdirects = 0
         if self._image is None:
             return
         image, last, torn = self._image, self._last_write, self._torn
