@@ -30,6 +30,7 @@ be dropped, and a new one opened on the directory, as after a real crash.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ import attrs
 
 from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_SNAPSHOT_SIZE, BaseSnapshotStore, RangeReader, Staged
 from .disk_io import OS_FILES, Files
-from .errors import SnapshotCorruptError
+from .errors import SnapshotCorruptError, SnapshotDigestError
 from .files import (
     BIN,
     META,
@@ -94,6 +95,10 @@ FAULT_STEPS = (
     "compact_meta_removed",
     "compact_data_removed",
 )
+
+
+class WriteNotReadBackError(OSError):
+    """Data read back from the disk is not what the store wrote (a misdirected or lost write)."""
 
 
 class _FileReader(RangeReader):
@@ -214,7 +219,25 @@ class DiskSnapshotStore(BaseSnapshotStore):
         finally:
             file.close()
         self._step("data_fsynced")
-        return Staged(size=size, digest=hasher_digest(hasher), handle=temporary)
+        digest = hasher_digest(hasher)
+        with removed_on_failure(temporary, self.files):
+            self._check_written(temporary, size, digest, f"snapshot {index}", exact=True)
+        return Staged(size=size, digest=digest, handle=temporary)
+
+    def _check_written(self, path: Path, size: int, digest: str, what: str, *, exact: bool = False) -> None:
+        """Read the first ``size`` bytes of ``path`` back before publishing them (``exact``: and no
+        more): a write the disk put in the wrong place shows here as bytes that no longer hash
+        to ``digest``. :class:`WriteNotReadBackError` then, an ``OSError`` (EIO), so callers treat
+        it as the failing disk it is. One read per snapshot, usually from the page cache."""
+        actual, length, limit = new_hasher(), 0, size + 1 if exact else size
+        with self.files.open(path, "rb") as file:
+            while length < limit and (block := file.read(min(self.chunk_size, limit - length))):
+                actual.update(block[: size - length])
+                length += len(block)
+        if length != size or hasher_digest(actual) != digest:
+            raise WriteNotReadBackError(errno.EIO, f"{what}: {path.name} does not read back as written ({length} bytes "
+                                     f"with digest {hasher_digest(actual)}, expected {size} with {digest}): "
+                                     "a misdirected or lost write; not published")
 
     def _discard_staged(self, staged: Staged) -> None:
         remove_if_present(staged.handle, self.files)
@@ -339,6 +362,13 @@ class DiskSnapshotStore(BaseSnapshotStore):
 
     def _publish_partial(self, transfer: Transfer, snapshot: StoredSnapshot) -> None:
         partial_path, data_path = self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN)
+        try:
+            self._check_written(partial_path, snapshot.size, snapshot.digest, f"snapshot {snapshot.index}")
+        except WriteNotReadBackError as error:
+            # Bytes that passed every chunk checksum are not what is on disk: the verified
+            # prefix cannot be trusted, so the transfer starts over, as after a digest mismatch.
+            self._drop_transfer(transfer)
+            raise SnapshotDigestError(f"{error}; the partial data was removed") from None
         if snapshot.index in self._trailers:
             # The JSON record moves to the end first, so a crash once the trailer is gone
             # still resumes at size (and the commit completes), never from an older offset.
