@@ -28,6 +28,7 @@ import attrs
 
 from ..snapshots import FaultyStore, MemorySnapshotStore
 from . import programs as S
+from .disk_faults import DISK_OPS, DISK_STEPS, DiskError, LostFsync
 from .programs import Program
 from .search import CHUNK_ACTIONS, WAITS, SearchSpace, scenario_source
 
@@ -44,6 +45,9 @@ _TRANSFER_MAKERS = ("Crash", "Restart", "AddNode", "FailChunk", "FailStoreRead",
 MODES = ("embedded", "streaming")
 STORES = ("memory", "disk", "faulty")
 CHUNK_SIZES = (512, 1024, 4096)
+#: Disk faults (simulator.explore.disk_faults) a seed on the disk store may switch on.
+DISK_STEPS_BY_NAME = {step.__name__: step for step in DISK_STEPS}
+DISK_STEP_NAMES = tuple(name for name in DISK_STEPS_BY_NAME if name != "FreeDisk")
 #: Step kinds a seed may switch on; Propose and Wait are always on (a run needs load and time).
 OPTIONAL_STEPS = ("Partition", "Heal", "Isolate", "OneWay", "Crash", "Restart", "Pause", "Resume",
                   "AddNode", "RemoveNode", "Compact", "FailChunk", "TransferLeader", "FailStoreRead")
@@ -120,6 +124,9 @@ def draw_swarm(rng: random.Random) -> SwarmConfig:
     if store != "faulty":
         steps = tuple(name for name in steps if name != "FailStoreRead")
     actions = _subset(rng, CHUNK_ACTIONS) or (rng.choice(CHUNK_ACTIONS),)
+    if store == "disk":  # drawn last, and only on disk, so that every other seed draws as before
+        disk = _subset(rng, DISK_STEP_NAMES)
+        steps += disk + (("FreeDisk",) if "FillDisk" in disk else ())  # a full disk gets room again
     return SwarmConfig(
         nodes=rng.choice((3, 3, 5)), mode=mode, store=store, chunk_size=rng.choice(CHUNK_SIZES),
         link=rng.choice(tuple(LINK_PROFILES)), steps=steps,
@@ -148,6 +155,12 @@ def _draw_step(rng: random.Random, kind: str, config: SwarmConfig):
         return S.FailChunk(k=rng.randint(1, 4), action=rng.choice(config.chunk_actions))
     if kind == "FailStoreRead":
         return FailStoreRead(after=rng.randint(0, 4))
+    if kind == "DiskError":
+        return DiskError(node=node(), op=rng.choice(DISK_OPS))
+    if kind == "LostFsync":
+        return LostFsync(node=node(), torn=rng.random() < 0.5)
+    if kind in DISK_STEP_NAMES:
+        return DISK_STEPS_BY_NAME[kind](node=node())
     return getattr(S, kind)(node=node())
 
 
