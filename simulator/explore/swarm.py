@@ -159,7 +159,7 @@ def _draw_step(rng: random.Random, kind: str, config: SwarmConfig):
         return DiskError(node=node(), op=rng.choice(DISK_OPS))
     if kind == "LostFsync":
         return LostFsync(node=node(), torn=rng.random() < 0.5)
-    if kind in DISK_STEP_NAMES:
+    if kind in DISK_STEPS_BY_NAME:
         return DISK_STEPS_BY_NAME[kind](node=node())
     return getattr(S, kind)(node=node())
 

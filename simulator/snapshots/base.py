@@ -154,7 +154,7 @@ class BaseSnapshotStore:
                 chunk = reader.read_at(position, length)
                 if len(chunk) != length:
                     raise SnapshotCorruptError(
-                        f"snapshot {snapshot.index}: {snapshot.location} ends at byte {position + len(chunk)}, "
+                        f"snapshot {snapshot.index}: {self._where(snapshot)} ends at byte {position + len(chunk)}, "
                         f"metadata says size {snapshot.size}"
                     )
                 hasher.update(chunk)
@@ -176,7 +176,7 @@ class BaseSnapshotStore:
                 chunk = reader.read_at(position, length)
                 if len(chunk) != length:
                     raise SnapshotCorruptError(
-                        f"snapshot {snapshot.index}: {snapshot.location} ends at byte {position + len(chunk)}, "
+                        f"snapshot {snapshot.index}: {self._where(snapshot)} ends at byte {position + len(chunk)}, "
                         f"metadata says size {snapshot.size}"
                     )
                 position += length
@@ -187,13 +187,13 @@ class BaseSnapshotStore:
     def _check_end(self, snapshot: StoredSnapshot, reader: RangeReader, hasher: Any) -> None:
         if reader.read_at(snapshot.size, 1):
             raise SnapshotCorruptError(
-                f"snapshot {snapshot.index}: {snapshot.location} has bytes past the size "
+                f"snapshot {snapshot.index}: {self._where(snapshot)} has bytes past the size "
                 f"{snapshot.size} its metadata records"
             )
         actual = hasher_digest(hasher)
         if actual != snapshot.digest:
             raise SnapshotCorruptError(
-                f"snapshot {snapshot.index}: {snapshot.location} has digest {actual}, "
+                f"snapshot {snapshot.index}: {self._where(snapshot)} has digest {actual}, "
                 f"metadata expects {snapshot.digest}"
             )
 
@@ -358,6 +358,10 @@ class BaseSnapshotStore:
         transfer.writer = None
 
     # -- storage primitives, supplied by each store ---------------------------
+
+    def _where(self, snapshot: StoredSnapshot) -> str:
+        """How messages name the snapshot's data (its location, unless a store says otherwise)."""
+        return snapshot.location
 
     def _location(self, index: int) -> str:
         raise NotImplementedError

@@ -109,7 +109,7 @@ class _FileReader(RangeReader):
             self._file = files.open(Path(snapshot.location), "rb")
         except FileNotFoundError:
             raise SnapshotCorruptError(
-                f"snapshot {snapshot.index}: data file {snapshot.location} is missing; "
+                f"snapshot {snapshot.index}: data file {Path(snapshot.location).name} is missing; "
                 "it was removed behind the store's back"
             ) from None
 
@@ -195,6 +195,11 @@ class DiskSnapshotStore(BaseSnapshotStore):
                          files=self.files)
 
     # -- complete snapshots -----------------------------------------------------
+
+    def _where(self, snapshot: StoredSnapshot) -> str:
+        # The file's name, not its path: messages land in the trace, whose hash must not
+        # depend on the directory a run happened to get.
+        return Path(snapshot.location).name
 
     def _location(self, index: int) -> str:
         return str(self._path(index, BIN))

@@ -157,13 +157,16 @@ class FaultyDisk(Files):
     # -- what a call meets ---------------------------------------------------------------
 
     def _check(self, op: str, path: Path | str) -> None:
+        # The file's name, not its path: the directory differs from run to run and
+        # the message lands in the trace, whose hash must not.
+        name = Path(path).name
         if op == "write" and self.full:
             self.injected["enospc"] += 1
-            raise OSError(errno.ENOSPC, f"No space left on device (injected into {self.name})", str(path))
+            raise OSError(errno.ENOSPC, f"No space left on device (injected into {self.name})", name)
         if self._failing[op]:
             self._failing[op] -= 1
             self.injected[f"eio_{op}"] += 1
-            raise OSError(errno.EIO, f"Input/output error on {op} (injected into {self.name})", str(path))
+            raise OSError(errno.EIO, f"Input/output error on {op} (injected into {self.name})", name)
 
     def _read(self, path: Path | str, data: bytes) -> bytes:
         if self._flips and data and _is_data(path):
