@@ -26,6 +26,9 @@ def unbacked_snapshots(cluster, members) -> list[str]:
         store = storage.data_store
         if recorded.index == 0 or store is None:
             continue  # no snapshot, or embedded: the data lives in the Raft storage itself
+        # Past a fault wrapper (FaultyStore): its armed faults belong to the run; an observer
+        # that consumed one would report the fault, not the store.
+        store = getattr(store, "inner", store)
         applied = runner.node.raft.raft_log.applied
         if applied < recorded.index:
             findings.append(f"node {node_id} applied up to {applied}, below its snapshot {recorded.index}: "
