@@ -195,3 +195,12 @@ def test_the_generated_state_restores_only_what_its_seed_generates():
         GeneratedState().restore_from_snapshot([snapshot[:-1]])
     with pytest.raises(ValueError, match="bytes past its size"):
         GeneratedState().restore_from_snapshot([snapshot + b"x"])
+
+
+def test_disk_read_back_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "disk_read_back.py", "--size", "4MiB", "--chunk-size", "256KiB",
+                            "--rounds", "1")
+    for operation in ("save", "receive"):
+        row = results[operation]
+        assert_ratio(row["wall_ratio"], row["wall_s"], row["baseline_wall_s"])
+        assert_ratio(row["cpu_ratio"], row["cpu_s"], row["baseline_cpu_s"])

@@ -138,7 +138,7 @@ def test_recovery_is_consistent_in_every_crash_state_posix_allows(tmp_path, monk
 # -- the four mutations of issue 15: the harness must find a bad state for each ----------
 
 
-def _write_in_place(path, data, step, *, written, renamed, durable):
+def _write_in_place(path, data, step, *, written, renamed, durable, files=None):
     with open(path, "wb") as file:  # no temporary file: a crash can leave it torn
         file.write(data)
         fsync_file(file, durable=durable)

@@ -118,7 +118,7 @@ def test_the_property_search_draws_store_damage():
 
     seen = []
 
-    @settings(max_examples=200, database=None, derandomize=True)
+    @settings(max_examples=400, database=None, derandomize=True)
     @given(fault_programs())
     def draw(program):
         seen.extend(step for step in program.steps if isinstance(step, DamageStore))

@@ -21,7 +21,7 @@ SCENARIOS = (
     "leader_change_during_transfer", "compaction_race", "follower_restart_disk", "snapshot_unavailable",
     "pysyncobj_empty_snapshot_loop", "pysyncobj_large_command", "pysyncobj_receiver_crash",
     "stale_read", "joint_consensus_swap", "stale_lease_read", "slow_link_catch_up", "flaky_link_catch_up",
-    "auto_threshold", "distant_leader_catch_up", "duplicating_link_catch_up",
+    "auto_threshold", "distant_leader_catch_up", "duplicating_link_catch_up", "disk_faults",
 )
 #: node_join, small: 120 workflows of 256 bytes.
 SMALL_JOIN = ["node_join", "--param", "workflows=120", "--param", "payload=256"]

@@ -53,6 +53,7 @@ def test_every_feature_is_on_in_some_seeds_and_off_in_others():
 def test_clock_faults_are_drawn_as_a_feature_and_leave_the_other_steps_as_they_were():
     import random
 
+    from simulator.explore.disk_faults import DISK_STEPS
     from simulator.explore.swarm import draw_program, draw_swarm
 
     with_clocks = 0
@@ -61,13 +62,14 @@ def test_clock_faults_are_drawn_as_a_feature_and_leave_the_other_steps_as_they_w
         rng = random.Random(f"swarm/{seed}")
         before = draw_program(rng, plain := draw_swarm(rng))
         clock_steps = [step for step in program.steps if isinstance(step, (S.ClockDrift, S.ClockJump))]
-        # The steps a seed drew before clock faults existed are still there, in order.
-        assert [step for step in program.steps if step not in clock_steps] == list(before.steps)
+        disk_steps = [step for step in program.steps if isinstance(step, DISK_STEPS)]
+        # The steps a seed drew before clock (and disk) faults existed are still there, in order.
+        assert [step for step in program.steps if step not in clock_steps + disk_steps] == list(before.steps)
         assert config.steps[:len(plain.steps)] == plain.steps
         if clock_steps:
             with_clocks += 1
             assert {type(step).__name__ for step in clock_steps} == set(config.steps) & set(CLOCK_STEPS)
-        else:
+        elif not disk_steps:
             assert program == before and config == plain
     assert 0 < with_clocks < 60
 

@@ -41,7 +41,7 @@ from ..raft import (
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
 from ..snapshots import ObjectStoreError
 from ..snapshots.base import within_max_size
-from ..snapshots.errors import SnapshotTooLargeError
+from ..snapshots.errors import SnapshotCorruptError, SnapshotTooLargeError
 from .reads import NodeReads, ReadRequest
 from .restart import SnapshotWait, restore_newest, state_digest
 from .snapshot_handling import NodeSnapshots
@@ -327,7 +327,9 @@ class NodeRunner:
             try:
                 self.state_machine, digest = self.snapshots.install_from_ready(snapshot)
                 break
-            except (OSError, ObjectStoreError) as error:
+            except (OSError, ObjectStoreError, SnapshotCorruptError) as error:
+                # SnapshotCorruptError: the bytes read do not hash to the digest; a bit flipped
+                # on the way from the disk reads right the next time, a rotten file never does.
                 self._event("install_read_failed", index=snapshot.index, attempt=attempt, reason=str(error))
                 failure = error
         else:

@@ -24,12 +24,14 @@ from __future__ import annotations
 import attrs
 import trio
 
+from ..checks.stores import unbacked_snapshots
 from ..checks.transfers import installed_then_failed, restart_from_zero
 from ..cluster.client import LivenessError, ProposalTimeoutError
 from ..cluster.reads import ReadTimeoutError
 from ..cluster.restart import state_digest
 from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
+from .disk_faults import heal_disks
 
 #: Seconds a proposal, a membership change or a leader transfer may take.
 STEP_TIMEOUT = 3.0
@@ -338,6 +340,7 @@ class ProgramRun:
         cluster = self.cluster
         self.say("liveness phase: faults stop, the network heals, every node is back")
         cluster.disarm_chunk_faults()
+        heal_disks(self)
         cluster.heal()
         cluster.reset_links()
         for node_id in self.members():
@@ -349,6 +352,7 @@ class ProgramRun:
         self.checks.after_step()
         self.checks.acknowledged_writes_applied()
         self.checks.replicas_agree()
+        self.checks.snapshots_read_back()
         self.checks.transfers_keep_their_progress()
 
 
@@ -375,6 +379,13 @@ class ProgramChecks:
             raise self._violation("a transfer keeps the bytes it verified", finding)
         for finding in installed_then_failed(records):
             raise self._violation("an acknowledged install is never discarded by its sender", finding)
+
+    def snapshots_read_back(self) -> None:
+        """At the end of a run: every member's newest snapshot reads back from its store with the
+        digest Raft recorded (:mod:`simulator.checks.stores`), so a disk fault nobody noticed
+        cannot pass in silence."""
+        for finding in unbacked_snapshots(self.run.cluster, self.run.members()):
+            raise self._violation("a node's snapshot is backed by its store", finding)
 
     def _violation(self, invariant: str, detail: str):
         # Through the monitor, so the error carries the last trace events as its own do.

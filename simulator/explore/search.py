@@ -28,6 +28,7 @@ from ..raft import defects
 from ..scenario import RunOptions, ScenarioResult, resolve, run_scenario
 from . import programs as S
 from .damage import DAMAGES, DamageStore
+from .disk_faults import DISK_OPS, DiskError, FillDisk, FlipBitOnRead, FreeDisk, LostFsync, MisdirectedWrite
 from .programs import Program
 from .user_system import check_space, user_propose_strategy, user_scenario_source, with_warmup
 
@@ -116,6 +117,9 @@ def fault_programs(space: SearchSpace = SearchSpace()):
         (1, S.TransferLeader, st.builds(S.TransferLeader, node=node)),
         (1, S.Read, st.builds(S.Read, node=st.none() | node)),
         (1, S.ChangeMembership, st.builds(S.ChangeMembership, add=st.integers(0, 2), remove=group)),
+        # Disk faults in the store's file layer (do nothing on other stores), one entry so
+        # that they together weigh as much as one other kind of step.
+        (1, "disk", disk_fault_steps(node)),
         # Clocks: drift within what Raft tolerates; a leap either way, as an NTP step would.
         (1, S.ClockDrift, st.builds(S.ClockDrift, node=node, percent=st.sampled_from(DRIFTS))),
         (1, S.ClockJump, st.builds(S.ClockJump, node=node, seconds=st.sampled_from(JUMPS))),
@@ -130,6 +134,18 @@ def fault_programs(space: SearchSpace = SearchSpace()):
         lambda drawn: Program(tuple(drawn), liveness_within=space.liveness_within)
     )
     return with_warmup(space, programs) if space.own_system else programs
+
+
+def disk_fault_steps(node):
+    """A strategy of one disk-fault step (:mod:`simulator.explore.disk_faults`) on a drawn node."""
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.builds(FillDisk, node=node), st.builds(FreeDisk, node=node),
+        st.builds(DiskError, node=node, op=st.sampled_from(DISK_OPS)),
+        st.builds(FlipBitOnRead, node=node), st.builds(MisdirectedWrite, node=node),
+        st.builds(LostFsync, node=node, torn=st.booleans()),
+    )
 
 
 def seeds():

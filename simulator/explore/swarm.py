@@ -28,6 +28,7 @@ import attrs
 
 from ..snapshots import FaultyStore, MemorySnapshotStore
 from . import programs as S
+from .disk_faults import DISK_OPS, DISK_STEPS, DiskError, FillDisk, FreeDisk, LostFsync
 from .programs import Program
 from .search import CHUNK_ACTIONS, DRIFTS, JUMPS, WAITS, SearchSpace, scenario_source
 
@@ -44,6 +45,14 @@ _TRANSFER_MAKERS = ("Crash", "Restart", "AddNode", "FailChunk", "FailStoreRead",
 MODES = ("embedded", "streaming")
 STORES = ("memory", "disk", "faulty")
 CHUNK_SIZES = (512, 1024, 4096)
+#: Disk faults (simulator.explore.disk_faults) a seed on the disk store may switch on. Drawn
+#: from a generator of their own (``swarm/{seed}/disks``) and inserted into the program drawn
+#: as before, so every seed runs the program it ran before they existed, plus its disk steps.
+#: A full disk is given room again later (``FreeDisk``) in the same program.
+DISK_STEPS_BY_NAME = {step.__name__: step for step in DISK_STEPS}
+DISK_STEP_NAMES = tuple(name for name in DISK_STEPS_BY_NAME if name != "FreeDisk")
+#: Disk steps inserted per enabled disk fault kind, at most.
+MAX_DISK_STEPS = 2
 #: Step kinds a seed may switch on; Propose and Wait are always on (a run needs load and time).
 OPTIONAL_STEPS = ("Partition", "Heal", "Isolate", "OneWay", "Crash", "Restart", "Pause", "Resume",
                   "AddNode", "RemoveNode", "Compact", "FailChunk", "TransferLeader", "FailStoreRead")
@@ -159,6 +168,12 @@ def _draw_step(rng: random.Random, kind: str, config: SwarmConfig):
         return S.ClockDrift(node=node(), percent=rng.choice(DRIFTS))
     if kind == "ClockJump":
         return S.ClockJump(node=node(), seconds=rng.choice(JUMPS))
+    if kind == "DiskError":
+        return DiskError(node=node(), op=rng.choice(DISK_OPS))
+    if kind == "LostFsync":
+        return LostFsync(node=node(), torn=rng.random() < 0.5)
+    if kind in DISK_STEPS_BY_NAME:
+        return DISK_STEPS_BY_NAME[kind](node=node())
     return getattr(S, kind)(node=node())
 
 
@@ -188,15 +203,37 @@ def with_clock_faults(rng: random.Random, config: SwarmConfig, program: Program)
             Program(tuple(steps), liveness_within=program.liveness_within))
 
 
+def with_disk_faults(rng: random.Random, config: SwarmConfig, program: Program) -> tuple[SwarmConfig, Program]:
+    """On a disk store, switch each disk fault kind on with probability 1/2 and insert 1 to
+    ``MAX_DISK_STEPS`` steps of each one at drawn places of ``program``; each ``FillDisk``
+    gets a ``FreeDisk`` of the same node at a drawn later place."""
+    kinds = _subset(rng, DISK_STEP_NAMES) if config.store == "disk" else ()
+    if not kinds:
+        return config, program
+    steps = list(program.steps)
+    for kind in kinds:
+        for _ in range(rng.randint(1, MAX_DISK_STEPS)):
+            steps.insert(rng.randint(0, len(steps)), _draw_step(rng, kind, config))
+    for place in reversed(range(len(steps))):
+        if isinstance(steps[place], FillDisk):
+            steps.insert(rng.randint(place + 1, len(steps)), FreeDisk(node=steps[place].node))
+    kinds += ("FreeDisk",) if "FillDisk" in kinds else ()
+    return (attrs.evolve(config, steps=(*config.steps, *kinds)),
+            Program(tuple(steps), liveness_within=program.liveness_within))
+
+
 def draw(seed: int, *, max_steps: int = 12) -> tuple[SwarmConfig, Program]:
     """Seed ``seed``'s configuration and program (same seed, same draw, on any machine).
 
-    The program has at most ``max_steps`` steps, plus the clock steps of the
-    clock faults the seed switched on (see :data:`CLOCK_STEPS`)."""
+    The program has at most ``max_steps`` steps, plus the steps of the clock
+    faults (see :data:`CLOCK_STEPS`) and, on a disk store, the disk faults the
+    seed switched on, each drawn from a generator of its own so that switching
+    one family on leaves every other draw as it was."""
     rng = random.Random(f"swarm/{seed}")
     config = draw_swarm(rng)
     program = draw_program(rng, config, max_steps=max_steps)
-    return with_clock_faults(random.Random(f"swarm/{seed}/clocks"), config, program)
+    config, program = with_clock_faults(random.Random(f"swarm/{seed}/clocks"), config, program)
+    return with_disk_faults(random.Random(f"swarm/{seed}/disks"), config, program)
 
 
 # -- as a scenario file ----------------------------------------------------------------------------

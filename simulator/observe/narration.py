@@ -198,6 +198,17 @@ def narrate(record: TraceRecord) -> str | None:
         return f"n{node} {verb} {subject}: {fields.get('reason')}"
     if kind == "transfer_digest_mismatch":
         return f"n{node} found snapshot {index} does not match its digest and starts over"
+    # A disk that failed or lied (docs/disk_faults.md): what the node noticed and what it does.
+    if kind == "compaction_failed":
+        return f"n{node} could not save its snapshot at {index}, so it keeps its log: {fields.get('reason')}"
+    if kind == "snapshot_lost":
+        return (f"n{node} cannot trust its snapshot {index} ({fields.get('reason')}): it claims nothing, "
+                "keeps its log and term, and asks the leader for a snapshot")
+    if kind == "snapshot_recovered":
+        return f"n{node} is whole again: snapshot {index} replaces the snapshot {fields.get('lost_index')} it lost"
+    if kind == "install_read_failed":
+        return (f"n{node} could not read snapshot {index} back from its store (try {fields.get('attempt')}): "
+                f"{fields.get('reason')}")
     if kind == "store_reopened":
         return (f"n{node} reopened its snapshot store: snapshots {fields.get('snapshots')}, "
                 f"partial transfers {fields.get('partials')}")

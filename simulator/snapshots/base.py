@@ -103,14 +103,6 @@ class BaseSnapshotStore:
     #: stored, turns it off: nothing can have changed them since, and hashing
     #: every byte again on every read would halve how fast a transfer can go.
     _verify_reads = True
-    #: Whether streams skip re-hashing the snapshots this store object itself
-    #: persisted: their digest was computed from the very bytes as they were
-    #: written (and fsynced), so hashing them again on every read (the sender's
-    #: stream, the receiver's restore) would only read back what was just
-    #: checked. A reopened store (a restart) trusts nothing and re-hashes; sizes
-    #: and bytes past the end are checked on every read either way. Set by the
-    #: disk store; object stores are shared with other writers, so they re-hash.
-    _trust_own_writes = False
     #: Largest snapshot this store saves or receives, in bytes; set per store to change it.
     max_snapshot_size: int = DEFAULT_MAX_SNAPSHOT_SIZE
 
@@ -121,8 +113,6 @@ class BaseSnapshotStore:
         self._clock = clock
         self._snapshots: dict[int, StoredSnapshot] = {}
         self._transfers: dict[int, Transfer] = {}
-        #: Snapshots this object persisted and hashed as it wrote them (see ``_trust_own_writes``).
-        self._hashed_as_written: dict[int, StoredSnapshot] = {}
 
     # -- reading --------------------------------------------------------------
 
@@ -169,7 +159,7 @@ class BaseSnapshotStore:
         # The digest covers the whole snapshot, so a stream that starts later first
         # hashes the bytes before ``offset`` (read chunk by chunk, never yielded).
         reader = self._open_reader(snapshot)
-        if not self._verify_reads or self._hashed_as_written.get(snapshot.index) is snapshot:
+        if not self._verify_reads:
             yield from self._unverified_chunks(snapshot, reader, offset)
             return
         try:
@@ -182,7 +172,7 @@ class BaseSnapshotStore:
                 chunk = reader.read_at(position, length)
                 if len(chunk) != length:
                     raise SnapshotCorruptError(
-                        f"snapshot {snapshot.index}: {snapshot.location} ends at byte {position + len(chunk)}, "
+                        f"snapshot {snapshot.index}: {self._where(snapshot)} ends at byte {position + len(chunk)}, "
                         f"metadata says size {snapshot.size}"
                     )
                 hasher.update(chunk)
@@ -204,7 +194,7 @@ class BaseSnapshotStore:
                 chunk = reader.read_at(position, length)
                 if len(chunk) != length:
                     raise SnapshotCorruptError(
-                        f"snapshot {snapshot.index}: {snapshot.location} ends at byte {position + len(chunk)}, "
+                        f"snapshot {snapshot.index}: {self._where(snapshot)} ends at byte {position + len(chunk)}, "
                         f"metadata says size {snapshot.size}"
                     )
                 position += length
@@ -220,13 +210,13 @@ class BaseSnapshotStore:
     def _check_end(self, snapshot: StoredSnapshot, reader: RangeReader, hasher: Any) -> None:
         if reader.read_at(snapshot.size, 1):
             raise SnapshotCorruptError(
-                f"snapshot {snapshot.index}: {snapshot.location} has bytes past the size "
+                f"snapshot {snapshot.index}: {self._where(snapshot)} has bytes past the size "
                 f"{snapshot.size} its metadata records"
             )
         actual = hasher_digest(hasher)
         if actual != snapshot.digest:
             raise SnapshotCorruptError(
-                f"snapshot {snapshot.index}: {snapshot.location} has digest {actual}, "
+                f"snapshot {snapshot.index}: {self._where(snapshot)} has digest {actual}, "
                 f"metadata expects {snapshot.digest}"
             )
 
@@ -271,12 +261,7 @@ class BaseSnapshotStore:
         )
         self._publish_staged(staged, snapshot)
         self._snapshots[index] = snapshot
-        self._remember_hashed(snapshot)
         return snapshot.location
-
-    def _remember_hashed(self, snapshot: StoredSnapshot) -> None:
-        if self._trust_own_writes:
-            self._hashed_as_written[snapshot.index] = snapshot
 
     def _within_limit(self, index: int, chunks: Iterator) -> Iterator:
         """``chunks``, stopped with ``SnapshotTooLargeError`` once they pass ``max_snapshot_size``
@@ -297,7 +282,6 @@ class BaseSnapshotStore:
             # while its metadata exists; data left behind is ignored and reported on reopening.
             self._unpublish_snapshot(snapshot)
             del self._snapshots[index]
-            self._hashed_as_written.pop(index, None)
             self._delete_snapshot_data(snapshot)
         return doomed
 
@@ -398,9 +382,6 @@ class BaseSnapshotStore:
         self._publish_partial(transfer, snapshot)
         del self._transfers[partial.index]
         self._snapshots[partial.index] = snapshot
-        # Trusted only if every byte went through the writer's hasher: a transfer
-        # resumed after a restart re-hashed its prefix from disk, so it counts too.
-        self._remember_hashed(snapshot)
         transfer.writer = None
         return snapshot
 
@@ -411,6 +392,10 @@ class BaseSnapshotStore:
         transfer.writer = None
 
     # -- storage primitives, supplied by each store ---------------------------
+
+    def _where(self, snapshot: StoredSnapshot) -> str:
+        """How messages name the snapshot's data (its location, unless a store says otherwise)."""
+        return snapshot.location
 
     def _location(self, index: int) -> str:
         raise NotImplementedError

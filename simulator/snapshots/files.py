@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .disk_io import OS_FILES, Files
+
 BIN, META, PARTIAL, PROGRESS = ".bin", ".meta.json", ".partial", ".partial.json"
 TMP = ".tmp"
 _NAME = re.compile(r"snapshot-(\d{16,})(\.bin|\.meta\.json|\.partial|\.partial\.json)")
@@ -75,9 +77,9 @@ def irregular_kind(path: Path) -> str | None:
     return next((name for is_kind, name in _IRREGULAR_KINDS if is_kind(mode)), "not a regular file")
 
 
-def read_record(path: Path) -> bytes:
+def read_record(path: Path, files: Files = OS_FILES) -> bytes:
     """The bytes of a small record file; ``ValueError`` if it exceeds :data:`MAX_RECORD_BYTES`."""
-    with open(path, "rb") as file:
+    with files.open(path, "rb") as file:
         raw = file.read(MAX_RECORD_BYTES + 1)
     if len(raw) > MAX_RECORD_BYTES:
         raise ValueError(f"{path.name} is over {MAX_RECORD_BYTES} bytes; a small JSON record expected")
@@ -85,7 +87,7 @@ def read_record(path: Path) -> bytes:
 
 
 @contextlib.contextmanager
-def removed_on_failure(path: Path) -> Iterator[None]:
+def removed_on_failure(path: Path, files: Files = OS_FILES) -> Iterator[None]:
     """If the block raises, remove ``path`` (a temporary file) and re-raise.
 
     Wraps only real I/O, never a fault-injector step: a simulated crash must
@@ -95,32 +97,33 @@ def removed_on_failure(path: Path) -> Iterator[None]:
         yield
     except BaseException:
         try:
-            remove_if_present(path)
+            remove_if_present(path, files)
         except OSError:
             pass  # the original error says more; reopening removes temporary files anyway
         raise
 
 
-def fsync_file(file: BinaryIO, *, durable: bool) -> None:
+def fsync_file(file: BinaryIO, *, durable: bool, files: Files = OS_FILES) -> None:
     """Flush ``file`` to the OS and, if ``durable``, to the disk."""
     file.flush()
     if durable:
-        os.fsync(file.fileno())
+        files.fsync(file.fileno())
 
 
-def fsync_directory(directory: Path, *, durable: bool) -> None:
+def fsync_directory(directory: Path, *, durable: bool, files: Files = OS_FILES) -> None:
     """Make renames and removals in ``directory`` durable (nothing to do unless ``durable``)."""
     if not durable:
         return
-    descriptor = os.open(directory, os.O_RDONLY)
+    descriptor = files.open_descriptor(directory, os.O_RDONLY)
     try:
-        os.fsync(descriptor)
+        files.fsync(descriptor)
     finally:
-        os.close(descriptor)
+        files.close_descriptor(descriptor)
 
 
 def write_atomically(
-    path: Path, data: bytes, step: FaultInjector, *, written: str, renamed: str, durable: bool
+    path: Path, data: bytes, step: FaultInjector, *, written: str, renamed: str, durable: bool,
+    files: Files = OS_FILES,
 ) -> None:
     """Replace ``path`` with ``data``: temporary file, fsync, rename, directory fsync.
 
@@ -128,20 +131,20 @@ def write_atomically(
     once the new content is visible under ``path``.
     """
     temporary = path.with_name(path.name + TMP)
-    with removed_on_failure(temporary), open(temporary, "wb") as file:
+    with removed_on_failure(temporary, files), files.open(temporary, "wb") as file:
         file.write(data)
-        fsync_file(file, durable=durable)
+        fsync_file(file, durable=durable, files=files)
     step(written)
-    with removed_on_failure(temporary):
-        os.replace(temporary, path)
-    fsync_directory(path.parent, durable=durable)
+    with removed_on_failure(temporary, files):
+        files.replace(temporary, path)
+    fsync_directory(path.parent, durable=durable, files=files)
     step(renamed)
 
 
-def remove_if_present(path: Path) -> bool:
+def remove_if_present(path: Path, files: Files = OS_FILES) -> bool:
     """Remove ``path``; return whether it existed. The caller fsyncs the directory."""
     try:
-        os.remove(path)
+        files.remove(path)
     except FileNotFoundError:
         return False
     return True

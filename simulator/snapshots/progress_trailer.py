@@ -33,11 +33,15 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 import attrs
 
 from .checksums import chunk_checksum
 from .digests import hasher_digest, new_hasher
+
+#: ``os.pread`` or a file layer's (:mod:`~simulator.snapshots.disk_io`).
+Pread = Callable[[int, int, int], bytes]
 
 SLOT_BYTES = 4096  # one page: a slot never shares a page with the other slot or with data
 TRAILER_BYTES = 2 * SLOT_BYTES
@@ -87,17 +91,18 @@ def has_trailer(file_size: int, size: int) -> bool:
     return file_size == size + TRAILER_BYTES
 
 
-def read_slots(descriptor: int, size: int, algorithm: str) -> list[SlotRecord]:
-    """The valid records of both slots, newest (highest sequence) first."""
+def read_slots(descriptor: int, size: int, algorithm: str, pread: Pread = os.pread) -> list[SlotRecord]:
+    """The valid records of both slots, newest (highest sequence) first (read with ``pread``)."""
     found = []
     for slot in (0, 1):
-        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
+        record = decode_slot(pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
         if record is not None:
             found.append(record)
     return sorted(found, key=lambda record: record.sequence, reverse=True)
 
 
-def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], block_size: int, algorithm: str):
+def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], block_size: int, algorithm: str,
+                         pread: Pread = os.pread):
     """The best candidate ``(offset, prefix_digest)`` whose bytes match, with the hasher at it.
 
     Candidates are tried highest offset first; the file is read once, up to
@@ -109,7 +114,7 @@ def hash_prefix_checking(descriptor: int, candidates: list[tuple[int, str]], blo
     hasher, position = new_hasher(algorithm), 0
     for offset in wanted:
         while position < offset:
-            block = os.pread(descriptor, min(block_size, offset - position), position)
+            block = pread(descriptor, min(block_size, offset - position), position)
             if not block:
                 break
             hasher.update(block)
@@ -143,11 +148,11 @@ class TrailerState:
         return cls(sequence=record.sequence, durable_slot=slot_of[record.sequence])
 
 
-def slot_of_sequences(descriptor: int, size: int, algorithm: str) -> dict[int, int]:
+def slot_of_sequences(descriptor: int, size: int, algorithm: str, pread: Pread = os.pread) -> dict[int, int]:
     """Sequence number -> slot, for the valid slots of a partial file."""
     found = {}
     for slot in (0, 1):
-        record = decode_slot(os.pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
+        record = decode_slot(pread(descriptor, SLOT_BYTES, slot_position(size, slot)), size, algorithm)
         if record is not None:
             found[record.sequence] = slot
     return found

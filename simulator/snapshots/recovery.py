@@ -43,6 +43,7 @@ from pathlib import Path
 
 import attrs
 
+from .disk_io import OS_FILES, Files
 from .files import (
     BIN,
     META,
@@ -86,11 +87,11 @@ class Recovered:
     actions: list[str] = attrs.Factory(list)
 
 
-def _hash_prefix(path: Path, length: int, block_size: int, digest: str):
+def _hash_prefix(path: Path, length: int, block_size: int, digest: str, files: Files = OS_FILES):
     """A running hash of the first ``length`` bytes of ``path`` in ``digest``'s algorithm, read block by block."""
     hasher = hasher_for(digest)
     remaining = length
-    with open(path, "rb") as file:
+    with files.open(path, "rb") as file:
         while remaining > 0:
             block = file.read(min(block_size, remaining))
             if not block:
@@ -101,8 +102,10 @@ def _hash_prefix(path: Path, length: int, block_size: int, digest: str):
 
 
 class _Recovery:
-    def __init__(self, directory: Path, block_size: int, clock: Callable[[], float], durable: bool) -> None:
+    def __init__(self, directory: Path, block_size: int, clock: Callable[[], float], durable: bool,
+                 files: Files = OS_FILES) -> None:
         self.directory = directory
+        self.files = files
         self.durable = durable
         self.block_size = block_size
         self.clock = clock
@@ -115,7 +118,7 @@ class _Recovery:
     def remove(self, index: int, *kinds: str) -> None:
         for kind in kinds:
             try:
-                self.changed |= remove_if_present(self.path(index, kind))
+                self.changed |= remove_if_present(self.path(index, kind), self.files)
             except OSError as error:  # a directory in the file's place, no permission
                 self.result.problems.append(
                     f"{file_name(index, kind)}: cannot remove it ({error.strerror}); left as it is"
@@ -123,7 +126,7 @@ class _Recovery:
 
     def run(self) -> Recovered:
         kinds_by_index: dict[int, set[str]] = {}
-        for name in sorted(os.listdir(self.directory)):
+        for name in sorted(self.files.listdir(self.directory)):
             if is_temporary(name):
                 self.remove_temporary(name)
                 continue
@@ -153,12 +156,12 @@ class _Recovery:
                 "a save or compaction that was interrupted (metadata marks a complete snapshot)"
             )
         if self.changed:
-            fsync_directory(self.directory, durable=self.durable)
+            fsync_directory(self.directory, durable=self.durable, files=self.files)
         return self.result
 
     def remove_temporary(self, name: str) -> None:
         try:
-            os.remove(self.directory / name)  # unlinks a symbolic link or FIFO itself
+            self.files.remove(self.directory / name)  # unlinks a symbolic link or FIFO itself
         except FileNotFoundError:
             return
         except OSError as error:  # a directory, or no permission
@@ -205,7 +208,7 @@ class _Recovery:
             )
             return
         try:
-            raw = read_record(self.path(index, META))
+            raw = read_record(self.path(index, META), self.files)
             snapshot = snapshot_from_json(raw, what=meta_name, location=str(data_path))
         except (MetadataError, ValueError) as error:
             self.result.problems.append(f"{error}; snapshot {index} ignored")
@@ -215,7 +218,7 @@ class _Recovery:
                 f"{meta_name} records index {snapshot.index}, expected {index} as its name says; ignored"
             )
             return
-        actual_size = data_path.stat().st_size
+        actual_size = self.files.size(data_path)
         if actual_size != snapshot.size:
             self.result.problems.append(
                 f"{data_path.name} has {actual_size} bytes, {meta_name} records size {snapshot.size} "
@@ -229,7 +232,7 @@ class _Recovery:
         partial_path = self.path(index, PARTIAL)
         try:
             partial, prefix_digest = partial_from_json(
-                read_record(self.path(index, PROGRESS)), what=progress_name, location=str(partial_path)
+                read_record(self.path(index, PROGRESS), self.files), what=progress_name, location=str(partial_path)
             )
             if partial.index != index:
                 raise MetadataError(f"{progress_name} records index {partial.index}, expected {index}")
@@ -251,8 +254,8 @@ class _Recovery:
     def roll_forward(self, partial: PartialSnapshot, *, loose_bin: bool) -> None:
         index = partial.index
         data_path = self.path(index, BIN)
-        if loose_bin and data_path.stat().st_size == partial.size:
-            actual = hasher_digest(_hash_prefix(data_path, partial.size, self.block_size, partial.digest))
+        if loose_bin and self.files.size(data_path) == partial.size:
+            actual = hasher_digest(_hash_prefix(data_path, partial.size, self.block_size, partial.digest, self.files))
             if actual == partial.digest:
                 snapshot = StoredSnapshot(
                     index=index,
@@ -288,7 +291,7 @@ class _Recovery:
     def resume(self, partial: PartialSnapshot, prefix_digest: str) -> None:
         index = partial.index
         partial_path = self.path(index, PARTIAL)
-        actual_size = partial_path.stat().st_size
+        actual_size = self.files.size(partial_path)
         if has_trailer(actual_size, partial.size):
             self.resume_with_trailer(partial, prefix_digest)
             return
@@ -299,7 +302,7 @@ class _Recovery:
                 "were written; partial transfer removed"
             )
             return
-        hasher = _hash_prefix(partial_path, partial.offset, self.block_size, partial.digest)
+        hasher = _hash_prefix(partial_path, partial.offset, self.block_size, partial.digest, self.files)
         if hasher_digest(hasher) != prefix_digest:
             self.remove(index, PROGRESS, PARTIAL)
             self.result.problems.append(
@@ -308,9 +311,9 @@ class _Recovery:
             )
             return
         if actual_size > partial.offset:
-            with open(partial_path, "r+b") as file:
+            with self.files.open(partial_path, "r+b") as file:
                 file.truncate(partial.offset)
-                fsync_file(file, durable=self.durable)
+                fsync_file(file, durable=self.durable, files=self.files)
             self.result.actions.append(
                 f"truncated {partial_path.name} from {actual_size} to {partial.offset} bytes: bytes "
                 "past the last recorded offset were never acknowledged"
@@ -320,15 +323,17 @@ class _Recovery:
     def resume_with_trailer(self, partial: PartialSnapshot, prefix_digest: str) -> None:
         index = partial.index
         partial_path = self.path(index, PARTIAL)
-        descriptor = os.open(partial_path, os.O_RDONLY)
+        files = self.files
+        descriptor = files.open_descriptor(partial_path, os.O_RDONLY)
         try:
-            slots = read_slots(descriptor, partial.size, algorithm_of(partial.digest))
-            slot_of = slot_of_sequences(descriptor, partial.size, algorithm_of(partial.digest))
+            algorithm = algorithm_of(partial.digest)
+            slots = read_slots(descriptor, partial.size, algorithm, files.pread)
+            slot_of = slot_of_sequences(descriptor, partial.size, algorithm, files.pread)
             candidates = [(record.offset, record.prefix_digest) for record in slots]
             found = hash_prefix_checking(descriptor, [*candidates, (partial.offset, prefix_digest)],
-                                         self.block_size, algorithm_of(partial.digest))
+                                         self.block_size, algorithm, files.pread)
         finally:
-            os.close(descriptor)
+            files.close_descriptor(descriptor)
         if found is None:
             self.remove(index, PROGRESS, PARTIAL)
             self.result.problems.append(
@@ -350,6 +355,8 @@ class _Recovery:
         self.result.trailers[index] = state
 
 
-def recover(directory: Path, *, block_size: int, clock: Callable[[], float], durable: bool) -> Recovered:
-    """Load complete snapshots and resumable transfers from ``directory``; see the module docs."""
-    return _Recovery(directory, block_size, clock, durable).run()
+def recover(directory: Path, *, block_size: int, clock: Callable[[], float], durable: bool,
+            files: Files = OS_FILES) -> Recovered:
+    """Load complete snapshots and resumable transfers from ``directory``; see the module docs.
+    All I/O goes through ``files`` (:mod:`~simulator.snapshots.disk_io`)."""
+    return _Recovery(directory, block_size, clock, durable, files).run()

@@ -38,6 +38,7 @@ from simulator.snapshots import DiskSnapshotStore
 
 from .events import PORT_IN_USE
 from .server import PortInUseError
+from .storage import RaftLogCorruptError
 from .transport import GrpcClusterTransport, NodeConfig, NodeSettings, parse_address
 
 DEFAULT_STATE_MACHINE = "simulator:KeyValueStore"
@@ -138,13 +139,13 @@ def build(args) -> tuple[GrpcClusterTransport, NodeSettings, object]:
 
 
 async def _serve(args, transport, settings, machine) -> None:
-    failures: list[PortInUseError] = []
+    failures: list[PortInUseError | RaftLogCorruptError] = []
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             async def serve_node() -> None:
                 try:
                     await transport.serve(args.id, args.data_dir, make_state_machine=machine, settings=settings)
-                except PortInUseError as error:
+                except (PortInUseError, RaftLogCorruptError) as error:
                     failures.append(error)
                     nursery.cancel_scope.cancel()
 
@@ -169,6 +170,9 @@ def run(args) -> int:
         return 2
     except PortInUseError as error:
         print(f"raftsim node: {PORT_IN_USE}: {error}", file=sys.stderr)
+        return 2
+    except RaftLogCorruptError as error:  # refused by name, never served from
+        print(f"raftsim node: {error}", file=sys.stderr)
         return 2
     return 0
 

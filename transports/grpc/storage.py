@@ -80,6 +80,10 @@ def _conf_from_json(value) -> ConfState:
     return ConfState(voters=tuple(value[0]), learners=tuple(value[1]), **joint)
 
 
+class RaftLogCorruptError(ValueError):
+    """The node's Raft log database cannot be trusted; the message names the file and why."""
+
+
 @attrs.define(eq=False)
 class SqliteRaftStorage(MemStorageWithSnapshot):
     """See the module docstring. Open one with :meth:`open`; close it with :meth:`close`."""
@@ -102,21 +106,38 @@ class SqliteRaftStorage(MemStorageWithSnapshot):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
-        storage = cls.new_with_conf_state(initial_conf_state, embed_data=embed_data, data_store=data_store,
-                                          digests=SNAPSHOT_DIGESTS)
-        storage.path = path
-        storage._db = db
-        rows = dict(db.execute("SELECT key, value FROM meta"))
-        if not rows:
-            with storage._write():
-                storage._save_meta("conf_state", _conf_json(storage.conf_state))
-                storage._save_snapshot_metadata(storage.snapshot_metadata)
-                storage._save_meta("hard_state", [0, 0, 0])
-        else:
-            storage._load(rows)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            # Structure only (pages, b-trees, free lists): sqlite keeps no checksum of a row's
+            # bytes, so this finds a damaged file, not a flipped bit inside a value.
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise RaftLogCorruptError(f"{path}: the Raft log database is damaged ({'; '.join(problems[:3])}); "
+                                          "a database that passes sqlite's quick_check expected")
+            db.executescript(_SCHEMA)
+            storage = cls.new_with_conf_state(initial_conf_state, embed_data=embed_data, data_store=data_store,
+                                              digests=SNAPSHOT_DIGESTS)
+            storage.path = path
+            storage._db = db
+            rows = dict(db.execute("SELECT key, value FROM meta"))
+            if not rows:
+                with storage._write():
+                    storage._save_meta("conf_state", _conf_json(storage.conf_state))
+                    storage._save_snapshot_metadata(storage.snapshot_metadata)
+                    storage._save_meta("hard_state", [0, 0, 0])
+            else:
+                storage._load(rows)
+        except sqlite3.DatabaseError as error:
+            db.close()
+            raise RaftLogCorruptError(f"{path}: cannot read the Raft log database ({error}); an sqlite "
+                                      "database written by raftsim node expected") from None
+        except (KeyError, ValueError, TypeError) as error:
+            db.close()
+            if isinstance(error, RaftLogCorruptError):
+                raise
+            raise RaftLogCorruptError(f"{path}: the Raft log database holds rows raftsim did not write "
+                                      f"({type(error).__name__}: {error}); its own meta rows expected") from None
         return storage
 
     def _load(self, rows: dict) -> None:
