@@ -422,10 +422,12 @@ class InMemoryClusterTransport:
             # Let every other task finish what it does at this instant first.
             await trio.testing.wait_all_tasks_blocked()
             now = trio.current_time()
+            jumping = can_jump and _SERVING.get() == 1
             if heap and heap[0][0] <= now:
                 self._deliver_due(now)
-                if can_jump and _SERVING.get() == 1:
-                    self._fast_forward(clock)
+                if not jumping:
+                    continue
+            if jumping and self._fast_forward(clock):
                 continue
             self._wakeup = trio.Event()
             self._sleeping_until = heap[0][0] if heap else math.inf
@@ -433,24 +435,32 @@ class InMemoryClusterTransport:
                 await self._wakeup.wait()
             self._sleeping_until = math.inf
 
-    def _fast_forward(self, clock) -> None:
-        """Deliver later instants at once while no other task could act before them.
+    def _fast_forward(self, clock) -> bool:
+        """Move virtual time on ourselves while every other task waits.
 
-        Safe only because nothing else can happen in between: no task is
-        runnable (nobody was woken by what we delivered) and no task's timer is
-        due before (or at) the next delivery. Otherwise we return and let trio
-        run the others first, as it would have.
+        Deliver later instants at once while no other task could act before
+        them; when another task's deadline comes first, jump the clock to it
+        (as autojump would) and return ``True``: the caller's next
+        ``wait_all_tasks_blocked`` lets trio wake that task, with no sleep,
+        cancel scope or event of ours in between. Safe only because nothing
+        else can happen in between: no task is runnable (nobody was woken by
+        what we delivered). ``False``: nothing to jump to (all wait for good).
         """
         heap = self._heap
         statistics = trio.lowlevel.current_statistics
-        while heap:
+        while True:
             state = statistics()
             if state.tasks_runnable:
-                return
+                return True
             now = trio.current_time()
-            next_at = heap[0][0]
-            if now + state.seconds_to_next_deadline <= next_at:
-                return
+            next_at = heap[0][0] if heap else math.inf
+            task_at = now + state.seconds_to_next_deadline
+            if task_at <= next_at:
+                if math.isinf(task_at):
+                    return False
+                if task_at > now:
+                    clock.jump(task_at - now)
+                return True
             clock.jump(next_at - now)
             self._deliver_due(trio.current_time())
 
