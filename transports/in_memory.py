@@ -41,6 +41,8 @@ import attrs
 import trio
 import trio.testing
 
+from simulator.raft.messages import MessageType
+
 from .chunk_faults import ChunkFault, ChunkFaults
 from .links import MIN_LATENCY, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
@@ -54,11 +56,25 @@ TIMER, CLIENT, MESSAGE = 0, 1, 2
 Link = tuple[int, int]
 
 
-@attrs.frozen
 class Delivered:
-    """A message arriving at its destination's inbox."""
+    """A message arriving at its destination's inbox.
 
-    message: Message
+    One is made for every message sent, so it is a bare slotted class: an
+    attrs frozen class spent more time in ``__init__`` than the heap push.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Delivered and other.message == self.message
+
+    __hash__ = None  # type: ignore[assignment]  # mutable slot: not a dict key
+
+    def __repr__(self) -> str:
+        return f"Delivered(message={self.message!r})"
 
 
 @attrs.frozen
@@ -166,6 +182,9 @@ class InMemoryClusterTransport:
     def set_observer(self, observer: TransportObserver) -> None:
         """Who hears about sends, drops, deliveries (the trace, usually)."""
         self.observer = observer
+        # An observer that records no per-message events (``record_messages=False``)
+        # says so, and is then not called for every send and delivery at all.
+        self._observe_messages = getattr(observer, "record_messages", True)
         # Optional hook: observers that do not care about batches may leave it out.
         self._on_batch = getattr(observer, "on_batch", None) or (lambda: None)
 
@@ -308,7 +327,8 @@ class InMemoryClusterTransport:
         config = self._link_overrides.get(key, self.default_link)
         link = self._links.get(key) or self._link(src, dst)
         size = message.size
-        kind = message_kind(message)
+        msg_type = getattr(message, "msg_type", None)
+        kind = _KIND_NAMES[msg_type] if msg_type is not None else message.kind
         link.sent += 1
         link.sent_bytes += size
         link.kind_messages[kind] += 1
@@ -323,7 +343,7 @@ class InMemoryClusterTransport:
 
         # The bytes occupy the link even if they are lost on the way.
         start = max(now, link.busy_until)
-        transmission = config.transmission_time(size)
+        transmission = config.transmission_time(size) if config.bandwidth is not None else 0.0
         read_timeout = self._read_timeout(message) if kind == "snapshot" else None
         if read_timeout is not None and transmission > read_timeout:
             # The receiver hangs up after read_timeout: the rest of the bytes never flow
@@ -361,8 +381,12 @@ class InMemoryClusterTransport:
             # A FIFO link: never overtake what was sent before.
             arrival = max(arrival, link.last_arrival)
             link.last_arrival = arrival
-        self._push(arrival, MESSAGE, dst, src, link, Delivered(message))
-        self.observer.on_send(message, arrival)
+        link.sequence += 1
+        heapq.heappush(self._heap, (arrival, MESSAGE, dst, src, link.sequence, Delivered(message)))
+        if arrival < self._sleeping_until:
+            self._wakeup.set()
+        if self._observe_messages:
+            self.observer.on_send(message, arrival)
         if duplicated:
             copy_arrival = max(arrival, link.busy_until + config.latency.sample(rng))
             link.duplicated += 1
@@ -477,7 +501,7 @@ class InMemoryClusterTransport:
         heap = self._heap
         inboxes = self._inboxes
         links = self._links
-        on_deliver = self.observer.on_deliver
+        on_deliver = self.observer.on_deliver if self._observe_messages else None
         # Only Raft messages carrying snapshot data have a fate to report; most carry none.
         watch_fate = self.on_snapshot_fate is not None
         pop = heapq.heappop
@@ -493,7 +517,8 @@ class InMemoryClusterTransport:
                     self._embedded_snapshot_fate(message, False)
                     continue
                 link.delivered += 1
-                on_deliver(message)
+                if on_deliver is not None:
+                    on_deliver(message)
                 if watch_fate and getattr(message, "snapshot", None) is not None:
                     self._embedded_snapshot_fate(message, True)
             elif inbox is None:
@@ -546,8 +571,12 @@ def message_kind(message) -> str:
     """``append``, ``snapshot``, ``snapshot_chunk``...: how statistics and the trace name it."""
     msg_type = getattr(message, "msg_type", None)
     if msg_type is not None:  # a Raft message (the common case, so asked first)
-        return msg_type.value
+        return _KIND_NAMES[msg_type]
     return message.kind
+
+
+#: ``MessageType.value`` looked up once: the enum's ``value`` property is slow per message.
+_KIND_NAMES = {msg_type: msg_type.value for msg_type in MessageType}
 
 
 def all_links(node_ids: Iterable[int]) -> list[Link]:

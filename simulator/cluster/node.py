@@ -20,6 +20,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from transports.in_memory import Delivered
 from transports.streaming import StreamTimer
 
 from ..checks.monitor import InvariantMonitor
@@ -218,7 +219,13 @@ class NodeRunner:
 
     def handle(self, item) -> None:
         node = self.node
-        if isinstance(item, Tick):
+        if type(item) is Delivered:  # a peer's message: nearly every item, so asked first
+            message = item.message
+            if self.snapshot_wait is not None and self.snapshot_wait.declines(message):
+                self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
+            else:
+                self.snapshots.receive(message)
+        elif isinstance(item, Tick):
             if self.snapshot_wait is None:  # a node without its state never campaigns
                 node.tick()  # the cluster already dropped ticks of an earlier life
         elif isinstance(item, ClientCommand):
@@ -234,10 +241,9 @@ class NodeRunner:
                 )
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
-        elif self.snapshot_wait is not None and self.snapshot_wait.declines(item.message):
-            self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
         else:
-            self.snapshots.receive(item.message)
+            raise TypeError(f"node {self.node_id}'s inbox got a {type(item).__name__}, expected a message, "
+                            "tick, client command, read, leader transfer, snapshot report or stream timer")
         self.process_ready()
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
