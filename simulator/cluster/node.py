@@ -292,15 +292,16 @@ class NodeRunner:
                 self._event("commit", index=ready.hard_state.commit)
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
+        send = self.send
         for message in ready.messages:
-            self.send(self.snapshots.outgoing(message))
-        if self.snapshot_wait is None:
-            for entry in ready.committed_entries:
+            # Only a message carrying a snapshot needs the snapshot handling's look.
+            send(message if message.snapshot is None else self.snapshots.outgoing(message))
+        committed_entries = ready.committed_entries
+        if committed_entries and self.snapshot_wait is None:
+            for entry in committed_entries:
                 self._apply(node, entry)
-        if ready.committed_entries and self.snapshot_wait is None:
-            self._event("apply", first=ready.committed_entries[0].index,
-                        last=ready.committed_entries[-1].index)
-        if ready.read_states or ready.committed_entries or ready.snapshot is not None:
+            self._event("apply", first=committed_entries[0].index, last=committed_entries[-1].index)
+        if ready.read_states or committed_entries or ready.snapshot is not None:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)

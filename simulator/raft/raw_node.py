@@ -280,21 +280,30 @@ class RawNode:
             )
         raft = self.raft
         log = raft.raft_log
-        soft_state = self._soft_state()
-        hard_state = raft.hard_state
+        # Compared field by field and built only when changed: most Ready cycles
+        # (one per delivered message) change neither the soft nor the hard state.
+        soft, hard = self._previous_soft_state, self._previous_hard_state
+        soft_state = None
+        if raft.leader_id != soft.leader_id or raft.role is not soft.role:
+            soft_state = SoftState(raft.leader_id, raft.role)
+        hard_state = None
+        if raft.term != hard.term or raft.vote != hard.vote or log.committed != hard.commit:
+            hard_state = HardState(term=raft.term, vote=raft.vote, commit=log.committed)
         self._ready_number += 1
+        unstable = log.unstable
         ready = Ready(
-            number=self._ready_number,
-            soft_state=soft_state if soft_state != self._previous_soft_state else None,
-            snapshot=log.pending_snapshot(),
-            entries=tuple(log.unstable_entries()),
-            hard_state=hard_state if hard_state != self._previous_hard_state else None,
-            messages=tuple(raft.messages),
-            committed_entries=tuple(log.next_entries(raft.config.max_committed_size_per_ready)),
-            read_states=tuple(raft.read_states),
+            self._ready_number,
+            soft_state,
+            unstable.snapshot,
+            tuple(unstable.entries),
+            hard_state,
+            tuple(raft.messages),
+            tuple(log.next_entries(raft.config.max_committed_size_per_ready)) if log.has_next_entries() else (),
+            tuple(raft.read_states) if raft.read_states else (),
         )
         raft.messages.clear()
-        raft.read_states.clear()
+        if raft.read_states:
+            raft.read_states.clear()
         self._outstanding = ready
         return ready
 
