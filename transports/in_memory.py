@@ -41,8 +41,6 @@ import attrs
 import trio
 import trio.testing
 
-from simulator.raft.messages import MessageType
-
 from .chunk_faults import ChunkFault, ChunkFaults
 from .links import MIN_LATENCY, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
@@ -286,8 +284,9 @@ class InMemoryClusterTransport:
 
     def send(self, message: Message) -> None:
         """Put ``message`` on the wire now; it arrives later, once, twice, or never."""
-        if self.chunk_faults:
-            kind = type(message)
+        kind = type(message)
+        # Chunk faults act on stream messages only: a Raft message need not ask them.
+        if (kind is SnapshotRequest or kind is SnapshotChunk) and self.chunk_faults:
             if kind is SnapshotRequest:
                 self.chunk_faults.on_request(message)
             elif kind is SnapshotChunk:
@@ -328,7 +327,7 @@ class InMemoryClusterTransport:
         link = self._links.get(key) or self._link(src, dst)
         size = message.size
         msg_type = getattr(message, "msg_type", None)
-        kind = _KIND_NAMES[msg_type] if msg_type is not None else message.kind
+        kind = msg_type._value_ if msg_type is not None else message.kind
         link.sent += 1
         link.sent_bytes += size
         link.kind_messages[kind] += 1
@@ -472,11 +471,11 @@ class InMemoryClusterTransport:
         """
         heap = self._heap
         statistics = trio.lowlevel.current_statistics
+        now = trio.current_time()
         while True:
             state = statistics()
             if state.tasks_runnable:
                 return True
-            now = trio.current_time()
             next_at = heap[0][0] if heap else math.inf
             task_at = now + state.seconds_to_next_deadline
             if task_at <= next_at:
@@ -486,7 +485,8 @@ class InMemoryClusterTransport:
                     clock.jump(task_at - now)
                 return True
             clock.jump(next_at - now)
-            self._deliver_due(trio.current_time())
+            now = trio.current_time()  # delivering takes no virtual time: it stays valid
+            self._deliver_due(now)
 
     def _deliver_due(self, now: float) -> None:
         self._on_batch()
@@ -571,12 +571,10 @@ def message_kind(message) -> str:
     """``append``, ``snapshot``, ``snapshot_chunk``...: how statistics and the trace name it."""
     msg_type = getattr(message, "msg_type", None)
     if msg_type is not None:  # a Raft message (the common case, so asked first)
-        return _KIND_NAMES[msg_type]
+        # ``_value_`` is the plain attribute behind the enum's ``value`` property,
+        # which costs a descriptor call per message.
+        return msg_type._value_
     return message.kind
-
-
-#: ``MessageType.value`` looked up once: the enum's ``value`` property is slow per message.
-_KIND_NAMES = {msg_type: msg_type.value for msg_type in MessageType}
 
 
 def all_links(node_ids: Iterable[int]) -> list[Link]:
