@@ -42,6 +42,7 @@ import trio
 import trio.testing
 
 from .chunk_faults import ChunkFault, ChunkFaults
+from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
 from .links import MIN_LATENCY, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
 
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 #: Delivery kinds, in the order they are handed out within one instant.
 TIMER, CLIENT, MESSAGE = 0, 1, 2
 
-Link = tuple[int, int]
 
 
 class Delivered:
@@ -83,46 +83,6 @@ class ReadTimedOut:
     reason: str
 
 
-@attrs.frozen
-class LinkStatistics:
-    messages_sent: int
-    bytes_sent: int
-    messages_delivered: int
-    messages_dropped: int
-    messages_duplicated: int
-    by_kind: tuple[tuple[str, int, int], ...]  # (kind, messages, bytes) sent
-
-
-@attrs.frozen
-class TransportStatistics:
-    """Counters of the whole network and of each directed link."""
-
-    messages_sent: int
-    bytes_sent: int
-    messages_delivered: int
-    messages_dropped: int
-    messages_duplicated: int
-    links: tuple[tuple[Link, LinkStatistics], ...]
-
-    def link(self, src: int, dst: int) -> LinkStatistics | None:
-        return dict(self.links).get((src, dst))
-
-
-@attrs.define(eq=False)
-class _LinkState:
-    rng: random.Random
-    busy_until: float = 0.0
-    last_arrival: float = 0.0
-    sequence: int = 0
-    sent: int = 0
-    sent_bytes: int = 0
-    delivered: int = 0
-    dropped: int = 0
-    duplicated: int = 0
-    kind_messages: Counter = attrs.Factory(Counter)
-    kind_bytes: Counter = attrs.Factory(Counter)
-
-
 class TransportObserver:
     """Hooks the transport calls as it moves messages; the trace implements them."""
 
@@ -136,6 +96,17 @@ class TransportObserver:
 
     def on_batch(self) -> None:
         """Called before and after each batch of deliveries at one instant."""
+
+
+class _Wakeups(trio.abc.Instrument):
+    """Notes that trio made some task runnable (``task_scheduled``): while none is,
+    virtual time may move on without a trip through the scheduler."""
+
+    def __init__(self) -> None:
+        self.scheduled = False
+
+    def task_scheduled(self, task) -> None:
+        self.scheduled = True
 
 
 #: How many transports are serving in this trio run. Fast-forward is safe only
@@ -167,7 +138,7 @@ class InMemoryClusterTransport:
         self.default_link = link if link is not None else LinkConfig()
         self.set_observer(observer if observer is not None else TransportObserver())
         self._link_overrides: dict[Link, LinkConfig] = {}
-        self._links: dict[Link, _LinkState] = {}
+        self._links: dict[Link, LinkState] = {}
         self._blocked: set[Link] = set()
         self._inboxes: dict[int, Callable[[object], None]] = {}
         self._heap: list[tuple] = []
@@ -175,6 +146,7 @@ class InMemoryClusterTransport:
         self._wakeup = trio.Event()
         self._sleeping_until = math.inf
         self._batch_time: float | None = None
+        self._wakeups = _Wakeups()
         self.delivered_items = 0
 
     def set_observer(self, observer: TransportObserver) -> None:
@@ -264,11 +236,11 @@ class InMemoryClusterTransport:
     def blocked_links(self) -> list[Link]:
         return sorted(self._blocked)
 
-    def _link(self, src: int, dst: int) -> _LinkState:
+    def _link(self, src: int, dst: int) -> LinkState:
         state = self._links.get((src, dst))
         if state is None:
             # A generator per link, derived from the run seed: links never share a stream.
-            state = _LinkState(rng=random.Random(f"{self.seed}/link/{src}->{dst}"))
+            state = LinkState(rng=random.Random(f"{self.seed}/link/{src}->{dst}"))
             self._links[(src, dst)] = state
         return state
 
@@ -392,7 +364,7 @@ class InMemoryClusterTransport:
             self._push(copy_arrival, MESSAGE, dst, src, link, Delivered(message))
             self.observer.on_duplicate(message, copy_arrival)
 
-    def _push(self, at: float, kind: int, dst: int, src: int, link: _LinkState, item) -> None:
+    def _push(self, at: float, kind: int, dst: int, src: int, link: LinkState, item) -> None:
         link.sequence += 1
         heapq.heappush(self._heap, (at, kind, dst, src, link.sequence, item))
         if at < self._sleeping_until:
@@ -427,10 +399,12 @@ class InMemoryClusterTransport:
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Deliver everything, in order, forever. Run it in the cluster's nursery."""
         _SERVING.set(_SERVING.get() + 1)
+        trio.lowlevel.add_instrument(self._wakeups)
         try:
             task_status.started()
             await self._serve()
         finally:
+            trio.lowlevel.remove_instrument(self._wakeups)
             _SERVING.set(_SERVING.get() - 1)
 
     async def _serve(self) -> None:
@@ -470,14 +444,17 @@ class InMemoryClusterTransport:
         what we delivered). ``False``: nothing to jump to (all wait for good).
         """
         heap = self._heap
-        statistics = trio.lowlevel.current_statistics
+        wakeups = self._wakeups
+        state = trio.lowlevel.current_statistics()
+        if state.tasks_runnable:
+            return True
         now = trio.current_time()
+        # Until a task is woken, none runs, so none can change its deadline either:
+        # asking trio once is enough (its statistics cost more than a delivery).
+        task_at = now + state.seconds_to_next_deadline
+        wakeups.scheduled = False
         while True:
-            state = statistics()
-            if state.tasks_runnable:
-                return True
             next_at = heap[0][0] if heap else math.inf
-            task_at = now + state.seconds_to_next_deadline
             if task_at <= next_at:
                 if math.isinf(task_at):
                     return False
@@ -487,6 +464,8 @@ class InMemoryClusterTransport:
             clock.jump(next_at - now)
             now = trio.current_time()  # delivering takes no virtual time: it stays valid
             self._deliver_due(now)
+            if wakeups.scheduled:  # what we delivered woke a task: let it run first
+                return True
 
     def _deliver_due(self, now: float) -> None:
         self._on_batch()
@@ -538,33 +517,7 @@ class InMemoryClusterTransport:
     # -- observation -----------------------------------------------------------
 
     def statistics(self) -> TransportStatistics:
-        links = []
-        for key in sorted(self._links):
-            state = self._links[key]
-            links.append(
-                (
-                    key,
-                    LinkStatistics(
-                        messages_sent=state.sent,
-                        bytes_sent=state.sent_bytes,
-                        messages_delivered=state.delivered,
-                        messages_dropped=state.dropped,
-                        messages_duplicated=state.duplicated,
-                        by_kind=tuple(
-                            (kind, state.kind_messages[kind], state.kind_bytes[kind])
-                            for kind in sorted(state.kind_messages)
-                        ),
-                    ),
-                )
-            )
-        return TransportStatistics(
-            messages_sent=sum(s.messages_sent for _, s in links),
-            bytes_sent=sum(s.bytes_sent for _, s in links),
-            messages_delivered=sum(s.messages_delivered for _, s in links),
-            messages_dropped=sum(s.messages_dropped for _, s in links),
-            messages_duplicated=sum(s.messages_duplicated for _, s in links),
-            links=tuple(links),
-        )
+        return transport_statistics(self._links)
 
 
 def message_kind(message) -> str:

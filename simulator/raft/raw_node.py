@@ -374,14 +374,24 @@ def _has_valid_types(message: object) -> bool:
     if type(message) is not Message or type(message.msg_type) is not MessageType:
         return False
     m = message
-    for value in (m.to, m.from_, m.term, m.log_term, m.index, m.commit, m.reject_hint, m.request_snapshot):
-        if type(value) is not int or value < 0:
-            return False
-    if type(m.priority) is not int:  # any sign: raft-rs priorities are i64
+    # Written out, not looped over a tuple: this runs for every message received.
+    if not (
+        type(m.to) is int and m.to >= 0
+        and type(m.from_) is int and m.from_ >= 0
+        and type(m.term) is int and m.term >= 0
+        and type(m.log_term) is int and m.log_term >= 0
+        and type(m.index) is int and m.index >= 0
+        and type(m.commit) is int and m.commit >= 0
+        and type(m.reject_hint) is int and m.reject_hint >= 0
+        and type(m.request_snapshot) is int and m.request_snapshot >= 0
+        and type(m.priority) is int  # any sign: raft-rs priorities are i64
+        and type(m.reject) is bool
+        and isinstance(m.context, bytes)
+    ):
         return False
-    if type(message.reject) is not bool or not isinstance(message.context, bytes):
+    if not isinstance(m.entries, tuple):
         return False
-    if not isinstance(message.entries, tuple) or not all(
+    if m.entries and not all(
         isinstance(entry, Entry)
         and type(entry.term) is int
         and type(entry.index) is int
