@@ -187,14 +187,15 @@ class WorkflowExecutor:
         writer = Writer()
         _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
         writer.int(self.rejected_commands).int(len(self.workflows))
-        encoded = self._encoded
-        for workflow_id in sorted(self.workflows):
-            workflow = self.workflows[workflow_id]
+        encoded, workflows = self._encoded, self.workflows
+        for workflow_id in sorted(workflows):
+            workflow = workflows[workflow_id]
             cached = encoded.get(workflow_id)
             if cached is None or cached[0] is not workflow:
                 cached = encoded[workflow_id] = (workflow, _encode_workflow(workflow_id, workflow))
             writer.encoded(cached[1])
-            yield from _pieces(writer)
+            if writer.pending >= SNAPSHOT_PIECE:  # _pieces, inline: this loop runs per workflow
+                yield writer.drain()
         if writer.pending:
             yield writer.drain()
 
