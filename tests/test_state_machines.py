@@ -520,3 +520,23 @@ def test_expect_end_refuses_trailing_bytes():
 def test_writer_refuses_integers_outside_unsigned_64_bit(value):
     with pytest.raises(ValueError, match=f"unsigned 64-bit, got {value}"):
         Writer().int(value)
+
+
+def test_a_workflow_snapshot_after_changes_matches_one_encoded_from_scratch():
+    # A snapshot reuses the encoding of workflows unchanged since the previous one;
+    # a completed or failed step, a new workflow and a restore must all show.
+    commands = [start("wf-b", ["x", "y"], b"pb"), start("wf-a", ["s"], b"pa")]
+    later = [complete("wf-b", "x", b"out"), fail("wf-a", "s", "boom"), start("wf-c", ["z"])]
+    reused = WorkflowExecutor()
+    applied(reused, *commands)
+    before = reused.create_snapshot(reused.applied_index)
+    applied(reused, *later)
+    fresh = WorkflowExecutor()
+    applied(fresh, *commands, *later)
+    after = reused.create_snapshot(reused.applied_index)
+    assert after == fresh.create_snapshot(fresh.applied_index) != before
+    restored = WorkflowExecutor()
+    restored.restore_from_snapshot([before])
+    assert statuses(restored, "wf-b") == {"x": "pending", "y": "pending"}
+    applied(restored, *later)
+    assert restored.create_snapshot(restored.applied_index) == after

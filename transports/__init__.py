@@ -7,7 +7,8 @@ modes (``Embedded``, ``Streaming``, ``Auto``) plug in here.
 """
 
 from .chunk_faults import ChunkFault
-from .in_memory import InMemoryClusterTransport, LinkStatistics, TransportStatistics
+from .in_memory import InMemoryClusterTransport
+from .link_statistics import LinkStatistics, TransportStatistics
 from .links import Constant, Exponential, LinkConfig, Uniform
 from .modes import AUTO_THRESHOLD, Auto, DelegatedStreaming, Embedded, FetchSnapshot, SnapshotMode, Streaming
 from .policies import POLICIES, policy

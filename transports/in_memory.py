@@ -42,6 +42,7 @@ import trio
 import trio.testing
 
 from .chunk_faults import ChunkFault, ChunkFaults
+from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
 from .links import MIN_LATENCY, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
 
@@ -51,14 +52,27 @@ if TYPE_CHECKING:
 #: Delivery kinds, in the order they are handed out within one instant.
 TIMER, CLIENT, MESSAGE = 0, 1, 2
 
-Link = tuple[int, int]
 
 
-@attrs.frozen
 class Delivered:
-    """A message arriving at its destination's inbox."""
+    """A message arriving at its destination's inbox.
 
-    message: Message
+    One is made for every message sent, so it is a bare slotted class: an
+    attrs frozen class spent more time in ``__init__`` than the heap push.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Delivered and other.message == self.message
+
+    __hash__ = None  # type: ignore[assignment]  # mutable slot: not a dict key
+
+    def __repr__(self) -> str:
+        return f"Delivered(message={self.message!r})"
 
 
 @attrs.frozen
@@ -68,46 +82,6 @@ class ReadTimedOut:
 
     message: Message
     reason: str
-
-
-@attrs.frozen
-class LinkStatistics:
-    messages_sent: int
-    bytes_sent: int
-    messages_delivered: int
-    messages_dropped: int
-    messages_duplicated: int
-    by_kind: tuple[tuple[str, int, int], ...]  # (kind, messages, bytes) sent
-
-
-@attrs.frozen
-class TransportStatistics:
-    """Counters of the whole network and of each directed link."""
-
-    messages_sent: int
-    bytes_sent: int
-    messages_delivered: int
-    messages_dropped: int
-    messages_duplicated: int
-    links: tuple[tuple[Link, LinkStatistics], ...]
-
-    def link(self, src: int, dst: int) -> LinkStatistics | None:
-        return dict(self.links).get((src, dst))
-
-
-@attrs.define(eq=False)
-class _LinkState:
-    rng: random.Random
-    busy_until: float = 0.0
-    last_arrival: float = 0.0
-    sequence: int = 0
-    sent: int = 0
-    sent_bytes: int = 0
-    delivered: int = 0
-    dropped: int = 0
-    duplicated: int = 0
-    kind_messages: Counter = attrs.Factory(Counter)
-    kind_bytes: Counter = attrs.Factory(Counter)
 
 
 class TransportObserver:
@@ -123,6 +97,17 @@ class TransportObserver:
 
     def on_batch(self) -> None:
         """Called before and after each batch of deliveries at one instant."""
+
+
+class _Wakeups(trio.abc.Instrument):
+    """Notes that trio made some task runnable (``task_scheduled``): while none is,
+    virtual time may move on without a trip through the scheduler."""
+
+    def __init__(self) -> None:
+        self.scheduled = False
+
+    def task_scheduled(self, task) -> None:
+        self.scheduled = True
 
 
 #: How many transports are serving in this trio run. Fast-forward is safe only
@@ -157,7 +142,7 @@ class InMemoryClusterTransport:
         self.default_link = link if link is not None else LinkConfig()
         self.set_observer(observer if observer is not None else TransportObserver())
         self._link_overrides: dict[Link, LinkConfig] = {}
-        self._links: dict[Link, _LinkState] = {}
+        self._links: dict[Link, LinkState] = {}
         self._blocked: set[Link] = set()
         self._inboxes: dict[int, Callable[[object], None]] = {}
         self._heap: list[tuple] = []
@@ -165,6 +150,7 @@ class InMemoryClusterTransport:
         self._wakeup = trio.Event()
         self._sleeping_until = math.inf
         self._batch_time: float | None = None
+        self._wakeups = _Wakeups()
         self.delivered_items = 0
         # Follower pull with a request timeout (FetchSnapshot): when each requester last asked.
         self._asked_at: dict[Link, float] = {}
@@ -176,6 +162,9 @@ class InMemoryClusterTransport:
     def set_observer(self, observer: TransportObserver) -> None:
         """Who hears about sends, drops, deliveries (the trace, usually)."""
         self.observer = observer
+        # An observer that records no per-message events (``record_messages=False``)
+        # says so, and is then not called for every send and delivery at all.
+        self._observe_messages = getattr(observer, "record_messages", True)
         # Optional hook: observers that do not care about batches may leave it out.
         self._on_batch = getattr(observer, "on_batch", None) or (lambda: None)
 
@@ -257,11 +246,11 @@ class InMemoryClusterTransport:
     def blocked_links(self) -> list[Link]:
         return sorted(self._blocked)
 
-    def _link(self, src: int, dst: int) -> _LinkState:
+    def _link(self, src: int, dst: int) -> LinkState:
         state = self._links.get((src, dst))
         if state is None:
             # A generator per link, derived from the run seed: links never share a stream.
-            state = _LinkState(rng=random.Random(f"{self.seed}/link/{src}->{dst}"))
+            state = LinkState(rng=random.Random(f"{self.seed}/link/{src}->{dst}"))
             self._links[(src, dst)] = state
         return state
 
@@ -277,8 +266,9 @@ class InMemoryClusterTransport:
 
     def send(self, message: Message) -> None:
         """Put ``message`` on the wire now; it arrives later, once, twice, or never."""
-        if self.chunk_faults:
-            kind = type(message)
+        kind = type(message)
+        # Chunk faults act on stream messages only: a Raft message need not ask them.
+        if (kind is SnapshotRequest or kind is SnapshotChunk) and self.chunk_faults:
             if kind is SnapshotRequest:
                 self.chunk_faults.on_request(message)
             elif kind is SnapshotChunk:
@@ -334,7 +324,8 @@ class InMemoryClusterTransport:
         config = self._link_overrides.get(key, self.default_link)
         link = self._links.get(key) or self._link(src, dst)
         size = message.size
-        kind = message_kind(message)
+        msg_type = getattr(message, "msg_type", None)
+        kind = msg_type._value_ if msg_type is not None else message.kind
         link.sent += 1
         link.sent_bytes += size
         link.kind_messages[kind] += 1
@@ -349,7 +340,7 @@ class InMemoryClusterTransport:
 
         # The bytes occupy the link even if they are lost on the way.
         start = max(now, link.busy_until)
-        transmission = config.transmission_time(size)
+        transmission = config.transmission_time(size) if config.bandwidth is not None else 0.0
         read_timeout = self._read_timeout(message) if kind == "snapshot" else None
         hang_up = None  # why the receiver stops reading before the message is whole
         if read_timeout is not None and transmission > read_timeout:
@@ -399,15 +390,19 @@ class InMemoryClusterTransport:
             # A FIFO link: never overtake what was sent before.
             arrival = max(arrival, link.last_arrival)
             link.last_arrival = arrival
-        self._push(arrival, MESSAGE, dst, src, link, Delivered(message))
-        self.observer.on_send(message, arrival)
+        link.sequence += 1
+        heapq.heappush(self._heap, (arrival, MESSAGE, dst, src, link.sequence, Delivered(message)))
+        if arrival < self._sleeping_until:
+            self._wakeup.set()
+        if self._observe_messages:
+            self.observer.on_send(message, arrival)
         if duplicated:
             copy_arrival = max(arrival, link.busy_until + config.latency.sample(rng))
             link.duplicated += 1
             self._push(copy_arrival, MESSAGE, dst, src, link, Delivered(message))
             self.observer.on_duplicate(message, copy_arrival)
 
-    def _push(self, at: float, kind: int, dst: int, src: int, link: _LinkState, item) -> None:
+    def _push(self, at: float, kind: int, dst: int, src: int, link: LinkState, item) -> None:
         link.sequence += 1
         heapq.heappush(self._heap, (at, kind, dst, src, link.sequence, item))
         if at < self._sleeping_until:
@@ -442,10 +437,12 @@ class InMemoryClusterTransport:
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Deliver everything, in order, forever. Run it in the cluster's nursery."""
         _SERVING.set(_SERVING.get() + 1)
+        trio.lowlevel.add_instrument(self._wakeups)
         try:
             task_status.started()
             await self._serve()
         finally:
+            trio.lowlevel.remove_instrument(self._wakeups)
             _SERVING.set(_SERVING.get() - 1)
 
     async def _serve(self) -> None:
@@ -460,10 +457,12 @@ class InMemoryClusterTransport:
             # Let every other task finish what it does at this instant first.
             await trio.testing.wait_all_tasks_blocked()
             now = trio.current_time()
+            jumping = can_jump and _SERVING.get() == 1
             if heap and heap[0][0] <= now:
                 self._deliver_due(now)
-                if can_jump and _SERVING.get() == 1:
-                    self._fast_forward(clock)
+                if not jumping:
+                    continue
+            if jumping and self._fast_forward(clock):
                 continue
             self._wakeup = trio.Event()
             self._sleeping_until = heap[0][0] if heap else math.inf
@@ -471,26 +470,40 @@ class InMemoryClusterTransport:
                 await self._wakeup.wait()
             self._sleeping_until = math.inf
 
-    def _fast_forward(self, clock) -> None:
-        """Deliver later instants at once while no other task could act before them.
+    def _fast_forward(self, clock) -> bool:
+        """Move virtual time on ourselves while every other task waits.
 
-        Safe only because nothing else can happen in between: no task is
-        runnable (nobody was woken by what we delivered) and no task's timer is
-        due before (or at) the next delivery. Otherwise we return and let trio
-        run the others first, as it would have.
+        Deliver later instants at once while no other task could act before
+        them; when another task's deadline comes first, jump the clock to it
+        (as autojump would) and return ``True``: the caller's next
+        ``wait_all_tasks_blocked`` lets trio wake that task, with no sleep,
+        cancel scope or event of ours in between. Safe only because nothing
+        else can happen in between: no task is runnable (nobody was woken by
+        what we delivered). ``False``: nothing to jump to (all wait for good).
         """
         heap = self._heap
-        statistics = trio.lowlevel.current_statistics
-        while heap:
-            state = statistics()
-            if state.tasks_runnable:
-                return
-            now = trio.current_time()
-            next_at = heap[0][0]
-            if now + state.seconds_to_next_deadline <= next_at:
-                return
+        wakeups = self._wakeups
+        state = trio.lowlevel.current_statistics()
+        if state.tasks_runnable:
+            return True
+        now = trio.current_time()
+        # Until a task is woken, none runs, so none can change its deadline either:
+        # asking trio once is enough (its statistics cost more than a delivery).
+        task_at = now + state.seconds_to_next_deadline
+        wakeups.scheduled = False
+        while True:
+            next_at = heap[0][0] if heap else math.inf
+            if task_at <= next_at:
+                if math.isinf(task_at):
+                    return False
+                if task_at > now:
+                    clock.jump(task_at - now)
+                return True
             clock.jump(next_at - now)
-            self._deliver_due(trio.current_time())
+            now = trio.current_time()  # delivering takes no virtual time: it stays valid
+            self._deliver_due(now)
+            if wakeups.scheduled:  # what we delivered woke a task: let it run first
+                return True
 
     def _deliver_due(self, now: float) -> None:
         self._on_batch()
@@ -505,7 +518,7 @@ class InMemoryClusterTransport:
         heap = self._heap
         inboxes = self._inboxes
         links = self._links
-        on_deliver = self.observer.on_deliver
+        on_deliver = self.observer.on_deliver if self._observe_messages else None
         # Only Raft messages carrying snapshot data have a fate to report; most carry none.
         watch_fate = self.on_snapshot_fate is not None
         pop = heapq.heappop
@@ -521,7 +534,8 @@ class InMemoryClusterTransport:
                     self._embedded_snapshot_fate(message, False)
                     continue
                 link.delivered += 1
-                on_deliver(message)
+                if on_deliver is not None:
+                    on_deliver(message)
                 if watch_fate and getattr(message, "snapshot", None) is not None:
                     self._embedded_snapshot_fate(message, True)
             elif inbox is None:
@@ -541,40 +555,16 @@ class InMemoryClusterTransport:
     # -- observation -----------------------------------------------------------
 
     def statistics(self) -> TransportStatistics:
-        links = []
-        for key in sorted(self._links):
-            state = self._links[key]
-            links.append(
-                (
-                    key,
-                    LinkStatistics(
-                        messages_sent=state.sent,
-                        bytes_sent=state.sent_bytes,
-                        messages_delivered=state.delivered,
-                        messages_dropped=state.dropped,
-                        messages_duplicated=state.duplicated,
-                        by_kind=tuple(
-                            (kind, state.kind_messages[kind], state.kind_bytes[kind])
-                            for kind in sorted(state.kind_messages)
-                        ),
-                    ),
-                )
-            )
-        return TransportStatistics(
-            messages_sent=sum(s.messages_sent for _, s in links),
-            bytes_sent=sum(s.bytes_sent for _, s in links),
-            messages_delivered=sum(s.messages_delivered for _, s in links),
-            messages_dropped=sum(s.messages_dropped for _, s in links),
-            messages_duplicated=sum(s.messages_duplicated for _, s in links),
-            links=tuple(links),
-        )
+        return transport_statistics(self._links)
 
 
 def message_kind(message) -> str:
     """``append``, ``snapshot``, ``snapshot_chunk``...: how statistics and the trace name it."""
     msg_type = getattr(message, "msg_type", None)
     if msg_type is not None:  # a Raft message (the common case, so asked first)
-        return msg_type.value
+        # ``_value_`` is the plain attribute behind the enum's ``value`` property,
+        # which costs a descriptor call per message.
+        return msg_type._value_
     return message.kind
 
 

@@ -91,7 +91,7 @@ class Client:
             cluster.transport.schedule(
                 leader,
                 trio.current_time(),
-                attrs.evolve(command, ticket=ticket),
+                ClientCommand(command.data, command.conf_change, ticket),
                 kind=CLIENT,
                 order=(self.client_id, self._sequence),
             )

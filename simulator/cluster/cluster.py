@@ -194,7 +194,7 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
     def _spawn(self, node_id: int) -> None:
         runner = self.runners[node_id]
         runner.start()
-        self.transport.attach(node_id, lambda item: self._deliver(runner, item))
+        self.transport.attach(node_id, functools.partial(self._deliver, runner))
         # Nodes tick in step but not in unison: each gets its own phase.
         first_tick = trio.current_time() + self._tick_rngs[node_id].uniform(0, self.tick_interval)
         self.transport.schedule(node_id, first_tick, Tick(runner.incarnation))
@@ -202,12 +202,13 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
 
     def _deliver(self, runner: NodeRunner, item) -> None:
         """The node's inbox: the transport calls it for each item, in the total order."""
-        backlog = self._paused.get(runner.node_id)
-        if backlog is not None:
-            backlog.append(item)  # a paused node reacts when it resumes
-            return
+        if self._paused:
+            backlog = self._paused.get(runner.node_id)
+            if backlog is not None:
+                backlog.append(item)  # a paused node reacts when it resumes
+                return
         try:
-            if isinstance(item, Tick):
+            if type(item) is Tick:
                 if item.incarnation != runner.incarnation:
                     return  # a tick of this node's previous life
                 now = self.transport.current_time()

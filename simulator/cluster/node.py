@@ -20,6 +20,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from transports.in_memory import Delivered
 from transports.streaming import StreamTimer
 
 from ..checks.monitor import InvariantMonitor
@@ -219,7 +220,13 @@ class NodeRunner:
 
     def handle(self, item) -> None:
         node = self.node
-        if isinstance(item, Tick):
+        if type(item) is Delivered:  # a peer's message: nearly every item, so asked first
+            message = item.message
+            if self.snapshot_wait is not None and self.snapshot_wait.declines(message):
+                self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
+            else:
+                self.snapshots.receive(message)
+        elif isinstance(item, Tick):
             if self.snapshot_wait is None:  # a node without its state never campaigns
                 node.tick()  # the cluster already dropped ticks of an earlier life
         elif isinstance(item, ClientCommand):
@@ -235,10 +242,9 @@ class NodeRunner:
                 )
         elif isinstance(item, StreamTimer):
             self.snapshots.on_timer(item)
-        elif self.snapshot_wait is not None and self.snapshot_wait.declines(item.message):
-            self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
         else:
-            self.snapshots.receive(item.message)
+            raise TypeError(f"node {self.node_id}'s inbox got a {type(item).__name__}, expected a message, "
+                            "tick, client command, read, leader transfer, snapshot report or stream timer")
         self.process_ready()
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
@@ -287,15 +293,16 @@ class NodeRunner:
                 self._event("commit", index=ready.hard_state.commit)
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
+        send = self.send
         for message in ready.messages:
-            self.send(self.snapshots.outgoing(message))
-        if self.snapshot_wait is None:
-            for entry in ready.committed_entries:
+            # Only a message carrying a snapshot needs the snapshot handling's look.
+            send(message if message.snapshot is None else self.snapshots.outgoing(message))
+        committed_entries = ready.committed_entries
+        if committed_entries and self.snapshot_wait is None:
+            for entry in committed_entries:
                 self._apply(node, entry)
-        if ready.committed_entries and self.snapshot_wait is None:
-            self._event("apply", first=ready.committed_entries[0].index,
-                        last=ready.committed_entries[-1].index)
-        if ready.read_states or ready.committed_entries or ready.snapshot is not None:
+            self._event("apply", first=committed_entries[0].index, last=committed_entries[-1].index)
+        if ready.read_states or committed_entries or ready.snapshot is not None:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)

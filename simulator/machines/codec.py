@@ -51,6 +51,12 @@ class Writer:
         self.pending += 1 + _LEN.size + len(encoded)
         return self
 
+    def encoded(self, fields: bytes) -> Writer:
+        """Append fields another ``Writer`` encoded (its ``getvalue()``), as they are."""
+        self._parts.append(fields)
+        self.pending += len(fields)
+        return self
+
     def getvalue(self) -> bytes:
         return b"".join(self._parts)
 

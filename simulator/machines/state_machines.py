@@ -110,6 +110,12 @@ class WorkflowExecutor:
     workflows: dict[str, Workflow] = attrs.Factory(dict)
     applied_index: int = 0
     rejected_commands: int = 0
+    #: Each workflow's encoded fields, with the object they were made from. Every
+    #: compaction and every cross-replica state check encodes the whole state, and a
+    #: long run holds tens of thousands of workflows, nearly all unchanged since the
+    #: last snapshot: only new or changed ones are encoded again. Commands that change
+    #: a workflow drop its entry (the state is read-only outside of commands).
+    _encoded: dict[str, tuple[Workflow, bytes]] = attrs.field(factory=dict, init=False, repr=False)
 
     # Commands ------------------------------------------------------------------
 
@@ -165,6 +171,7 @@ class WorkflowExecutor:
                 return self._reject(f"step {step_name!r} of {workflow_id!r} is already {step.status}")
             step.status = COMPLETED if op == "complete" else FAILED
             step.output = detail
+            self._encoded.pop(workflow_id, None)
             return "ok"
         return self._reject(f"unknown workflow command {op!r}; expected start, complete or fail")
 
@@ -180,12 +187,15 @@ class WorkflowExecutor:
         writer = Writer()
         _SnapshotHeader.write(writer, self.SNAPSHOT_FORMAT, index)
         writer.int(self.rejected_commands).int(len(self.workflows))
-        for workflow_id in sorted(self.workflows):
-            workflow = self.workflows[workflow_id]
-            writer.text(workflow_id).bytes(workflow.payload).int(len(workflow.steps))
-            for step in workflow.steps:
-                writer.text(step.name).text(step.status).bytes(step.output)
-            yield from _pieces(writer)
+        encoded, workflows = self._encoded, self.workflows
+        for workflow_id in sorted(workflows):
+            workflow = workflows[workflow_id]
+            cached = encoded.get(workflow_id)
+            if cached is None or cached[0] is not workflow:
+                cached = encoded[workflow_id] = (workflow, _encode_workflow(workflow_id, workflow))
+            writer.encoded(cached[1])
+            if writer.pending >= SNAPSHOT_PIECE:  # _pieces, inline: this loop runs per workflow
+                yield writer.drain()
         if writer.pending:
             yield writer.drain()
 
@@ -208,9 +218,18 @@ class WorkflowExecutor:
             workflows[workflow_id] = Workflow(workflow_id, steps, payload)
         reader.expect_end()
         self.workflows, self.applied_index, self.rejected_commands = workflows, index, rejected
+        self._encoded.clear()
 
     def digest(self) -> str:
         return _digest(self)
+
+
+def _encode_workflow(workflow_id: str, workflow: Workflow) -> bytes:
+    """One workflow's fields in a workflow snapshot."""
+    writer = Writer().text(workflow_id).bytes(workflow.payload).int(len(workflow.steps))
+    for step in workflow.steps:
+        writer.text(step.name).text(step.status).bytes(step.output)
+    return writer.getvalue()
 
 
 # -- key-value store ----------------------------------------------------------------

@@ -29,6 +29,10 @@ from ..raft import Message
 
 SCENARIO, TRANSPORT, NODE = 0, 1, 2
 
+#: ``json.dumps(body, separators=(",", ":"))`` without building an encoder per record
+#: (dumps reuses one only for its default options); the same bytes, so the same hash.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False)
+
 #: ``node`` of events that belong to the whole cluster (faults, scenario steps).
 CLUSTER = 0
 
@@ -47,7 +51,7 @@ class TraceRecord:
     def to_json(self) -> str:
         body = {"t": self.time, "node": self.node, "seq": self.seq, "kind": self.kind}
         body.update(self.fields)
-        return json.dumps(body, separators=(",", ":"), sort_keys=False)
+        return _COMPACT_JSON.encode(body)
 
     @classmethod
     def from_json(cls, line: str) -> TraceRecord:
@@ -87,7 +91,7 @@ def message_fields(message) -> dict[str, object]:
     if type(message) is not Message:
         return _stream_fields(message)
     fields: dict[str, object] = {
-        "type": message.msg_type.value,
+        "type": message.msg_type._value_,  # the enum's value without its property call
         "from": message.from_,
         "to": message.to,
         "term": message.term,

@@ -267,7 +267,10 @@ class RaftLog:
         return []
 
     def has_next_entries(self) -> bool:
-        return self.committed + 1 > max(self.applied + 1, self.first_index())
+        # Asked after every input; usually everything committed is applied, which
+        # is known without looking at the first index.
+        committed = self.committed
+        return committed > self.applied and committed >= self.first_index()
 
     def snapshot(self, request_index: int, to: int) -> Snapshot:
         if self.unstable.snapshot is not None and self.unstable.snapshot.index >= request_index:

@@ -280,21 +280,30 @@ class RawNode:
             )
         raft = self.raft
         log = raft.raft_log
-        soft_state = self._soft_state()
-        hard_state = raft.hard_state
+        # Compared field by field and built only when changed: most Ready cycles
+        # (one per delivered message) change neither the soft nor the hard state.
+        soft, hard = self._previous_soft_state, self._previous_hard_state
+        soft_state = None
+        if raft.leader_id != soft.leader_id or raft.role is not soft.role:
+            soft_state = SoftState(raft.leader_id, raft.role)
+        hard_state = None
+        if raft.term != hard.term or raft.vote != hard.vote or log.committed != hard.commit:
+            hard_state = HardState(term=raft.term, vote=raft.vote, commit=log.committed)
         self._ready_number += 1
+        unstable = log.unstable
         ready = Ready(
-            number=self._ready_number,
-            soft_state=soft_state if soft_state != self._previous_soft_state else None,
-            snapshot=log.pending_snapshot(),
-            entries=tuple(log.unstable_entries()),
-            hard_state=hard_state if hard_state != self._previous_hard_state else None,
-            messages=tuple(raft.messages),
-            committed_entries=tuple(log.next_entries(raft.config.max_committed_size_per_ready)),
-            read_states=tuple(raft.read_states),
+            self._ready_number,
+            soft_state,
+            unstable.snapshot,
+            tuple(unstable.entries),
+            hard_state,
+            tuple(raft.messages),
+            tuple(log.next_entries(raft.config.max_committed_size_per_ready)) if log.has_next_entries() else (),
+            tuple(raft.read_states) if raft.read_states else (),
         )
         raft.messages.clear()
-        raft.read_states.clear()
+        if raft.read_states:
+            raft.read_states.clear()
         self._outstanding = ready
         return ready
 
@@ -365,14 +374,24 @@ def _has_valid_types(message: object) -> bool:
     if type(message) is not Message or type(message.msg_type) is not MessageType:
         return False
     m = message
-    for value in (m.to, m.from_, m.term, m.log_term, m.index, m.commit, m.reject_hint, m.request_snapshot):
-        if type(value) is not int or value < 0:
-            return False
-    if type(m.priority) is not int:  # any sign: raft-rs priorities are i64
+    # Written out, not looped over a tuple: this runs for every message received.
+    if not (
+        type(m.to) is int and m.to >= 0
+        and type(m.from_) is int and m.from_ >= 0
+        and type(m.term) is int and m.term >= 0
+        and type(m.log_term) is int and m.log_term >= 0
+        and type(m.index) is int and m.index >= 0
+        and type(m.commit) is int and m.commit >= 0
+        and type(m.reject_hint) is int and m.reject_hint >= 0
+        and type(m.request_snapshot) is int and m.request_snapshot >= 0
+        and type(m.priority) is int  # any sign: raft-rs priorities are i64
+        and type(m.reject) is bool
+        and isinstance(m.context, bytes)
+    ):
         return False
-    if type(message.reject) is not bool or not isinstance(message.context, bytes):
+    if not isinstance(m.entries, tuple):
         return False
-    if not isinstance(message.entries, tuple) or not all(
+    if m.entries and not all(
         isinstance(entry, Entry)
         and type(entry.term) is int
         and type(entry.index) is int
