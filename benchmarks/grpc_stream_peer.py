@@ -50,7 +50,6 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
 
     from transports.grpc.events import EventLog
     from transports.grpc.links import MAX_MESSAGE_BYTES
-    from transports.grpc.proto import snapshot_pb2_grpc
     from transports.grpc.services import SnapshotService, TrioBridge
     from transports.grpc.snapshot_serve import SnapshotServer
 
@@ -64,8 +63,8 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
         server = grpc.server(ThreadPoolExecutor(max_workers=4),
                              options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
-        snapshot_pb2_grpc.add_SnapshotTransferServicer_to_server(
-            SnapshotService(TrioBridge(trio.lowlevel.current_trio_token()), node), server)
+        server.add_generic_rpc_handlers((SnapshotService(TrioBridge(trio.lowlevel.current_trio_token()), node)
+                                         .handler(),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         print(json.dumps({"address": f"127.0.0.1:{port}", "metadata": {

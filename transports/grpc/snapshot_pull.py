@@ -21,7 +21,16 @@ Then, until every byte is verified::
 Nothing half-written is installed: Raft sees the snapshot only after
 ``commit`` published it complete and verified. Because the request always
 starts at the verified offset and asks for ``W`` chunks (``chunks in
-flight``), a cut costs at most ``W`` chunks sent again.
+flight``) and at most ``window_bytes`` of data (``max_bytes``), a cut costs
+at most ``W`` chunks sent again.
+
+Threads. grpcio's blocking iterator is read by one plain thread per call
+(:func:`_read_call`), which also parses each message; it hands every chunk
+to the trio thread with ``run_sync_soon`` and never waits for it, so the
+network, parsing and the trio side's checking and writing overlap, and no
+chunk costs a thread round trip. The trio side alone checks, writes and
+counts, so the store and the bookkeeping stay on one thread. A call's
+hand-off queue holds at most one window.
 
 A new offer for the same snapshot (a re-offer, or a new leader with the
 same snapshot id) only updates where to pull from; an offer of another
@@ -33,11 +42,14 @@ the replica hands them to Raft, which refuses stale terms.
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 
 import attrs
 import grpc
 import trio
+from google.protobuf.message import DecodeError
 
 from simulator.raft import Message
 from simulator.snapshots import SnapshotDigestError, SnapshotStore, SnapshotStoreError
@@ -45,13 +57,16 @@ from transports.streaming import IncomingTransfer, SnapshotChunk, SnapshotOffer,
 
 from . import events as ev
 from .proto import snapshot_pb2 as spb
-from .proto import snapshot_pb2_grpc
 
 #: Seconds without a chunk before a call is given up and asked again.
 IDLE_TIMEOUT = 15.0
 #: Back-off after a failed call: doubles from this, up to MAX_BACKOFF.
 FIRST_BACKOFF = 0.2
 MAX_BACKOFF = 3.0
+#: The method, called with raw replies (parsed by :func:`chunk_from_bytes`).
+TRANSFER_SNAPSHOT = "/raftsim.v1.SnapshotTransfer/TransferSnapshot"
+#: Chunk bytes asked for per call (``max_bytes``), whatever ``chunks_in_flight`` allows.
+WINDOW_BYTES = 32 * 1024 * 1024
 
 
 @attrs.define(eq=False)
@@ -66,13 +81,57 @@ class Pull:
     last_failure: str | None = None  # the named reason of the last failed call, if it failed
 
 
-def chunk_from_wire(chunk: spb.SnapshotChunk, me: int) -> SnapshotChunk:
+def chunk_from_wire(chunk: spb.SnapshotChunk, me: int, data=None) -> SnapshotChunk:
     return SnapshotChunk(
         from_=chunk.sender, to=me, snapshot_index=chunk.snapshot_index, snapshot_term=chunk.snapshot_term,
         snapshot_id=chunk.snapshot_id, offset=chunk.offset, total_size=chunk.total_size,
-        is_final=chunk.is_final, checksum=chunk.checksum, data=bytes(chunk.data),
+        is_final=chunk.is_final, checksum=chunk.checksum, data=chunk.data if data is None else data,
         checksum_version=chunk.checksum_version or 1,  # senders before the field used CRC-32
     )
+
+
+class GarbageChunk(ValueError):
+    """A reply on the snapshot stream that is not a ``SnapshotChunk``."""
+
+
+def chunk_from_bytes(raw: bytes, me: int) -> SnapshotChunk:
+    """Parse one encoded ``SnapshotChunk`` without copying its data.
+
+    protobuf copies a ``bytes`` field every time it is read, and a chunk's data
+    is most of the message; so when the message starts with field 1 (``data``,
+    which is how a raftsim sender encodes it) the data is taken as a view of
+    ``raw`` and only the small rest is parsed. Any other layout (a sender in
+    another language may order fields differently) is parsed whole; both give
+    what protobuf would, including "the last occurrence of a field wins".
+    """
+    try:
+        if raw[:1] == _DATA_TAG:
+            length, start = _read_varint(raw, 1)
+            end = start + length
+            if end <= len(raw):
+                header = spb.SnapshotChunk.FromString(raw[end:])
+                if not header.data:  # no second data field later in the message
+                    return chunk_from_wire(header, me, memoryview(raw)[start:end])
+        return chunk_from_wire(spb.SnapshotChunk.FromString(raw), me)
+    except (DecodeError, IndexError) as error:
+        raise GarbageChunk(f"{len(raw)} bytes that are not a SnapshotChunk: {error}") from None
+
+
+#: Field 1 (``data``), wire type 2 (length-delimited), as the first byte of a message.
+_DATA_TAG = b"\x0a"
+
+
+def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if shift > 63:
+            raise DecodeError("varint longer than 10 bytes")
+        byte = raw[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
 
 
 def _failure_name(code, details: str) -> str:
@@ -85,17 +144,52 @@ def _failure_name(code, details: str) -> str:
     return ev.STREAM_CUT
 
 
+def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChannel, me: int, max_chunks: int,
+               max_bytes: int) -> None:
+    """The reading thread of one call: each chunk, parsed (:func:`chunk_from_bytes`), goes to
+    ``send`` as it arrives; then ``None`` when the stream ended, or what ended it (the
+    ``grpc.RpcError``, or a :class:`GarbageChunk`). Stops after one window (``max_chunks``
+    chunks, or the chunk that reaches ``max_bytes``), whatever the sender does, so the
+    hand-off queue never holds more than that."""
+
+    def hand_over(item) -> None:
+        try:
+            send.send_nowait(item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the call was given up on the trio side
+
+    count = size = 0
+    item = None
+    try:
+        for raw in call:
+            chunk = chunk_from_bytes(raw, me)
+            count += 1
+            size += len(chunk.data)
+            token.run_sync_soon(hand_over, chunk)
+            if count >= max_chunks or size >= max_bytes:
+                break
+    except (grpc.RpcError, GarbageChunk) as error:
+        item = error
+    except trio.RunFinishedError:
+        return
+    try:
+        token.run_sync_soon(hand_over, item)
+    except trio.RunFinishedError:
+        pass
+
+
 class SnapshotPuller:
     """See the module docstring. ``deliver`` hands the verified offer to Raft (trio thread)."""
 
     def __init__(self, me: int, store: SnapshotStore, events: ev.EventLog, *, channel_to, deliver,
-                 chunks_in_flight: int = 4) -> None:
+                 chunks_in_flight: int = 4, window_bytes: int = WINDOW_BYTES) -> None:
         self.me = me
         self.store = store
         self.events = events
         self.channel_to = channel_to  # peer id -> grpc.Channel
         self.deliver = deliver
         self.chunks_in_flight = chunks_in_flight
+        self.window_bytes = window_bytes
         self.current: Pull | None = None
         self.finished: list[Pull] = []
         self._nursery: trio.Nursery | None = None
@@ -181,28 +275,43 @@ class SnapshotPuller:
         offer = transfer.offer
         request = spb.SnapshotRequest(snapshot_index=offer.index, snapshot_term=offer.term,
                                       offset=transfer.verified_offset, snapshot_id=offer.snapshot_id,
-                                      requester=self.me, max_chunks=self.chunks_in_flight)
+                                      requester=self.me, max_chunks=self.chunks_in_flight,
+                                      max_bytes=self.window_bytes)
         try:
-            stub = snapshot_pb2_grpc.SnapshotTransferStub(self.channel_to(offer.source))
-            call = stub.TransferSnapshot(request)
+            call = self.channel_to(offer.source).unary_stream(
+                TRANSFER_SNAPSHOT, request_serializer=spb.SnapshotRequest.SerializeToString,
+                response_deserializer=None)(request)  # raw bytes: see chunk_from_bytes
         except KeyError as error:
             self.events(ev.PEER_UNREACHABLE, str(error))
             return "no address"
-        received = 0
+        send, arrivals = trio.open_memory_channel(math.inf)  # bounded by the window: see _read_call
+        threading.Thread(target=_read_call, args=(call, trio.lowlevel.current_trio_token(), send,
+                                                  self.me, self.chunks_in_flight, self.window_bytes),
+                         name=f"node{self.me}-pull", daemon=True).start()
+        received = received_bytes = last_size = 0
         try:
-            while received < self.chunks_in_flight and not transfer.complete:
+            while not transfer.complete:
                 with trio.move_on_after(IDLE_TIMEOUT) as idle:
-                    wire = await trio.to_thread.run_sync(next, call, None, abandon_on_cancel=True)
+                    wire = await arrivals.receive()
                 if idle.cancelled_caught:
                     self.events(ev.STREAM_CUT, f"snapshot {offer.index} from node {offer.source}: no chunk "
                                                f"for {IDLE_TIMEOUT:g} s at offset {transfer.verified_offset}")
                     return "idle"
+                if isinstance(wire, grpc.RpcError):
+                    raise wire
+                if isinstance(wire, GarbageChunk):
+                    self.events(ev.GARBAGE, f"snapshot {offer.index} from node {offer.source}: {wire}")
+                    return ev.GARBAGE
                 if wire is None:
+                    if received >= self.chunks_in_flight or received_bytes + last_size > self.window_bytes:
+                        break  # the sender sent the whole window
                     self.events(ev.STREAM_CUT, f"snapshot {offer.index} from node {offer.source}: stream ended "
                                                f"at offset {transfer.verified_offset} of {offer.size}")
                     return "ended early"
                 received += 1
-                verdict, detail = transfer.check_chunk(chunk_from_wire(wire, self.me))
+                last_size = len(wire.data)
+                received_bytes += last_size
+                verdict, detail = transfer.check_chunk(wire)
                 if verdict is Verdict.REJECT:
                     name = ev.CHECKSUM_FAILED if "checksum" in detail else ev.CHUNK_REFUSED
                     self.events(name, f"snapshot {offer.index} from node {offer.source}: {detail}")
@@ -224,7 +333,7 @@ class SnapshotPuller:
                                                       f"{code.name.lower() if code else error}: {details}")
             return "failed"
         finally:
-            call.cancel()
+            call.cancel()  # ends the reading thread if it still waits for the stream
 
     def progress(self) -> list[Pull]:
         pulls = list(self.finished[-8:])
