@@ -1,7 +1,7 @@
 """Streaming a snapshot between two OS processes over gRPC on loopback, beside raw TCP and raw write+fsync.
 
     python benchmarks/grpc_streaming.py [--size 256MiB] [--chunks 1MiB,4MiB] [--stores memory,disk]
-                                        [--repeats 3] [--in-flight 4] [--json FILE]
+                                        [--repeats 3] [--in-flight 64] [--json FILE]
 
 For each store kind and chunk size, in the same run and interleaved
 repeat by repeat (medians reported):
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", default="1MiB,4MiB", help="chunk sizes, comma-separated")
     parser.add_argument("--stores", default="memory,disk", help="memory, disk or both")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--in-flight", type=int, default=4, help="chunks the receiver asks for per call")
+    parser.add_argument("--in-flight", type=int, default=64,
+                        help="chunks the receiver asks for per call (64: a node's default; its window is also at most 64 MiB)")
     parser.add_argument("--sync-every", type=int, default=1,
                         help="chunks per fsync of the receiving disk store (1: what a node does)")
     parser.add_argument("--dir", default=None, help="scratch folder on the disk to measure (default: a temp dir)")

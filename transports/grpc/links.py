@@ -44,6 +44,7 @@ def channel_options() -> list[tuple[str, int]]:
         # Reconnect quickly after a peer restarts (the default backoff grows to minutes).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
+        ("grpc.http2.lookahead_bytes", 16 * 1024 * 1024),
     ]
 
 
