@@ -193,13 +193,25 @@ def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChanne
 
 
 class _Writes:
-    """A run of consecutive verified chunks not yet given to the writer."""
+    """A run of consecutive verified chunks not yet written, and the one write in progress.
 
-    def __init__(self, writer) -> None:
+    A write (sha256 of the bytes, pwrite, fsync: most of a disk pull's time) runs on its
+    own thread while the trio side goes on taking and checking the next chunks; the next
+    write starts only when it is done, so writes stay in order, one at a time. The writer
+    is never used by two threads at once: the trio side touches it again (``commit``, or a
+    new offer dropping its partial data) only after :meth:`drain`, or under ``lock``, which
+    a write holds and which makes a write of a superseded pull do nothing.
+    """
+
+    def __init__(self, writer, pull: Pull, lock: threading.Lock) -> None:
         self.writer = writer
+        self.pull = pull
+        self.lock = lock
         self.offset = 0
         self.pieces: list = []
         self.size = 0
+        self._done: trio.Event | None = None
+        self._error: BaseException | None = None
 
     def add(self, offset: int, data) -> None:
         if not self.pieces:
@@ -207,11 +219,43 @@ class _Writes:
         self.pieces.append(data)
         self.size += len(data)
 
-    def flush(self) -> None:
-        if self.pieces:
-            data = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
-            self.pieces, self.size = [], 0
-            self.writer.write(self.offset, data)
+    async def flush(self) -> None:
+        """Start writing the run (after the write in progress, if any)."""
+        if not self.pieces:
+            return
+        await self.wait()
+        data = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        offset, self.pieces, self.size = self.offset, [], 0
+        done = self._done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def write() -> None:
+            try:
+                with self.lock:
+                    if self.pull.outcome == "in_progress":
+                        self.writer.write(offset, data)
+            except BaseException as error:  # noqa: BLE001 - raised on the trio side by wait()
+                self._error = error
+            try:
+                token.run_sync_soon(done.set)
+            except trio.RunFinishedError:
+                pass
+
+        threading.Thread(target=write, name="snapshot-write", daemon=True).start()
+
+    async def wait(self) -> None:
+        """Wait for the write in progress; raise what it raised."""
+        if self._done is not None:
+            await self._done.wait()
+            self._done = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    async def drain(self) -> None:
+        """Write what is left and wait for it: the writer's offset is the verified offset."""
+        await self.flush()
+        await self.wait()
 
 
 class SnapshotPuller:
@@ -227,6 +271,8 @@ class SnapshotPuller:
         self.chunks_in_flight = chunks_in_flight
         self.window_bytes = window_bytes
         self.current: Pull | None = None
+        #: Held by a write of verified chunks (:class:`_Writes`), taken to supersede a pull.
+        self.write_lock = threading.Lock()
         self.finished: list[Pull] = []
         self._nursery: trio.Nursery | None = None
 
@@ -255,8 +301,9 @@ class SnapshotPuller:
             if message.term < current.offer_message.term:
                 return  # from a leader of an earlier term: the current offer stands
             # Another snapshot, offered by the leader of this term or a later one: it decides.
-            current.scope.cancel()
-            current.outcome = "superseded"
+            with self.write_lock:  # waits for a write in progress; later ones do nothing
+                current.scope.cancel()
+                current.outcome = "superseded"
             self.finished.append(current)
         if self._nursery is None:
             return
@@ -308,13 +355,14 @@ class SnapshotPuller:
     async def _one_call(self, pull: Pull, writer) -> str | None:
         """One ``TransferSnapshot`` call; returns why it ended early, or ``None``.
 
-        Verified chunks are written in runs (:class:`_Writes`): the whole run is
-        flushed whenever no further chunk is waiting, and always before the call
-        returns; a cancelled call (superseded, shutting down) drops its run.
+        Verified chunks are written in runs (:class:`_Writes`), on a writing thread
+        beside the receiving: a run is started whenever no further chunk is waiting
+        (or it reached ``WRITE_BYTES``), and all are written before the call returns;
+        a cancelled call (superseded, shutting down) drops the run not yet started.
         """
-        writes = _Writes(writer)
+        writes = _Writes(writer, pull, self.write_lock)
         outcome = await self._receive(pull, writes)
-        writes.flush()
+        await writes.drain()
         return outcome
 
     async def _receive(self, pull: Pull, writes: _Writes) -> str | None:
@@ -370,7 +418,7 @@ class SnapshotPuller:
                     transfer.advance(len(wire.data), time.monotonic())  # what check_chunk expects next
                     writes.add(wire.offset, wire.data)
                     if not arrivals.statistics().current_buffer_used or writes.size >= WRITE_BYTES:
-                        writes.flush()
+                        await writes.flush()
             pull.last_failure = None
             return None
         except grpc.RpcError as error:
