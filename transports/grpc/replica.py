@@ -31,7 +31,6 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from simulator.machines.contracts import snapshot_chunks_of
 from simulator.raft import (
     INVALID_ID,
     ConfChange,
@@ -306,8 +305,9 @@ class Replica:
         applied = node.raft.raft_log.applied
         if applied <= self.storage.snapshot_metadata.index:
             return self.storage.snapshot_metadata.index
-        # The chunk contract: the chunks stream into the snapshot store as the machine makes them.
-        chunks = snapshot_chunks_of(self.state_machine, applied)
+        # The chunk contract (simulator/machines/contracts.py): the chunks (or one bytes object)
+        # stream into the snapshot store as the machine makes them; the store checks their type.
+        chunks = self.state_machine.snapshot_chunks(applied)
         snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
         compact_to = max(applied + 1 - self.keep_entries, self.storage.first_index())
         self.storage.compact(compact_to)

@@ -216,7 +216,7 @@ class NodeServer:
                 offer = pull.transfer.offer
                 status.transfers.append(cpb.TransferStatus(
                     peer=offer.source, incoming=True, snapshot_index=offer.index, snapshot_id=offer.snapshot_id,
-                    size=offer.size, verified_offset=pull.transfer.verified_offset,
+                    size=offer.size, verified_offset=pull.written,  # durable, not just checked
                     resumptions=pull.transfer.retries, outcome=pull.outcome, resumed_from=pull.resumed_from))
         return status
 

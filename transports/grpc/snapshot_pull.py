@@ -9,7 +9,7 @@ with the offer's identity, so a partial snapshot left by a cut stream *or a
 previous life of this process* (``kill -9``) is continued, not restarted.
 Then, until every byte is verified::
 
-    TransferSnapshot(index, term, offset=verified_offset, id, requester=me, max_chunks=W)
+    TransferSnapshot(index, term, offset=verified_offset, id, requester=me, max_chunks=W, max_bytes=B)
       ─▶ each chunk: IncomingTransfer.check_chunk (offset, size, final flag, checksum)
            ACCEPT     ─▶ advance; writer.write of the run of verified chunks waiting (appended,
                       fsynced, progress recorded) when no further chunk is waiting
@@ -89,6 +89,9 @@ class Pull:
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     outcome: str = "in_progress"
     last_failure: str | None = None  # the named reason of the last failed call, if it failed
+    #: Bytes written durably (the writer's offset): what a restart resumes from. The
+    #: transfer's ``verified_offset`` runs ahead of it by the run being written.
+    written: int = 0
 
 
 def chunk_from_wire(chunk: spb.SnapshotChunk, me: int, data=None) -> SnapshotChunk:
@@ -233,7 +236,7 @@ class _Writes:
             try:
                 with self.lock:
                     if self.pull.outcome == "in_progress":
-                        self.writer.write(offset, data)
+                        self.pull.written = self.writer.write(offset, data)
             except BaseException as error:  # noqa: BLE001 - raised on the trio side by wait()
                 self._error = error
             try:
@@ -316,7 +319,7 @@ class SnapshotPuller:
         now = time.monotonic()
         transfer = IncomingTransfer(me=self.me, offer=offer, verified_offset=writer.offset,
                                     started_at=now, last_progress_at=now)
-        pull = self.current = Pull(transfer, message, resumed_from=writer.offset)
+        pull = self.current = Pull(transfer, message, resumed_from=writer.offset, written=writer.offset)
         if writer.offset:
             self.events(ev.TRANSFER_RESUMED, f"snapshot {offer.index} from node {offer.source}: "
                                              f"{writer.offset} of {offer.size} bytes kept from before")
