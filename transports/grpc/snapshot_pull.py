@@ -68,15 +68,16 @@ MAX_BACKOFF = 3.0
 TRANSFER_SNAPSHOT = "/raftsim.v1.SnapshotTransfer/TransferSnapshot"
 #: Chunk bytes asked for per call (``max_bytes``), whatever ``chunks_in_flight`` allows.
 #: Each call costs a pipeline drain and refill (measured: one 512 MiB call streamed 1.7x
-#: faster than 32 MiB calls), so the window is large; memory stays bounded by QUEUED_CHUNKS.
+#: faster than 32 MiB calls), so the window is large; memory stays bounded by QUEUED_BYTES.
 WINDOW_BYTES = 64 * 1024 * 1024
 #: Verified chunk bytes written (and fsynced, by a disk store) in one ``SnapshotWriter.write``:
 #: consecutive chunks already waiting are written together, for fewer syscalls and fsyncs. A
 #: crash before the write re-sends at most this much, which is less than one window.
 WRITE_BYTES = 8 * 1024 * 1024
-#: Chunks the reading thread hands over before it waits for the trio side to take them: past
-#: that, HTTP/2 flow control holds the sender back instead of this process buffering a window.
-QUEUED_CHUNKS = 8
+#: Chunk bytes the reading thread hands over before it waits for the trio side to take them
+#: (always at least one chunk): past that, HTTP/2 flow control holds the sender back instead
+#: of this process buffering a window.
+QUEUED_BYTES = 8 * 1024 * 1024
 
 
 @attrs.define(eq=False)
@@ -157,14 +158,37 @@ def _failure_name(code, details: str) -> str:
     return ev.STREAM_CUT
 
 
-def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChannel, queued: threading.Semaphore,
+class _ByteBudget:
+    """Bytes handed over and not yet taken, shared by a reading thread and the trio side."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    def take(self, count: int, timeout: float) -> bool:
+        """Count ``count`` more bytes as handed over, once they fit (or nothing else waits);
+        ``False`` if they did not within ``timeout`` seconds."""
+        with self._changed:
+            fits = self._changed.wait_for(lambda: self.used == 0 or self.used + count <= self.limit, timeout)
+            if fits:
+                self.used += count
+            return fits
+
+    def give(self, count: int) -> None:
+        with self._changed:
+            self.used -= count
+            self._changed.notify_all()
+
+
+def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChannel, queued: _ByteBudget,
                given_up: threading.Event, me: int, max_chunks: int, max_bytes: int) -> None:
     """The reading thread of one call: each chunk, parsed (:func:`chunk_from_bytes`), goes to
     ``send`` as it arrives; then ``None`` when the stream ended, or what ended it (the
     ``grpc.RpcError``, or a :class:`GarbageChunk`). Stops after one window (``max_chunks``
     chunks, or the chunk that reaches ``max_bytes``), whatever the sender does, so the
-    hand-off queue never holds more than that; and waits while ``QUEUED_CHUNKS`` chunks are
-    handed over and not yet taken (the trio side releases ``queued`` for each it takes)."""
+    hand-off queue never holds more than that; and waits while ``QUEUED_BYTES`` are handed
+    over and not yet taken (the trio side gives back to ``queued`` what it takes)."""
 
     def hand_over(item) -> None:
         try:
@@ -177,7 +201,7 @@ def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChanne
     try:
         for raw in call:
             chunk = chunk_from_bytes(raw, me)
-            while not queued.acquire(timeout=0.5):
+            while not queued.take(len(chunk.data), timeout=0.5):
                 if given_up.is_set():
                     return  # nobody takes chunks any more
             count += 1
@@ -383,7 +407,7 @@ class SnapshotPuller:
             self.events(ev.PEER_UNREACHABLE, str(error))
             return "no address"
         send, arrivals = trio.open_memory_channel(math.inf)  # bounded by ``queued``: see _read_call
-        queued, given_up = threading.BoundedSemaphore(QUEUED_CHUNKS), threading.Event()
+        queued, given_up = _ByteBudget(QUEUED_BYTES), threading.Event()
         threading.Thread(target=_read_call, args=(call, trio.lowlevel.current_trio_token(), send, queued, given_up,
                                                   self.me, self.chunks_in_flight, self.window_bytes),
                          name=f"node{self.me}-pull", daemon=True).start()
@@ -399,7 +423,7 @@ class SnapshotPuller:
                 if isinstance(wire, grpc.RpcError):
                     raise wire
                 if isinstance(wire, SnapshotChunk):
-                    queued.release()
+                    queued.give(len(wire.data))
                 if isinstance(wire, GarbageChunk):
                     self.events(ev.GARBAGE, f"snapshot {offer.index} from node {offer.source}: {wire}")
                     return ev.GARBAGE
