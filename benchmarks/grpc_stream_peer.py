@@ -15,6 +15,12 @@ Roles (the first argument):
   ceiling of any gRPC design in Python: a server-streaming call of ready-made
   CHUNK-byte messages (no protobuf, store, checksum or trio), read by a plain
   loop; prints the seconds from the call to the last byte.
+- ``verify-floor SIZE CHUNK``: no network at all: the per-byte work a receiver
+  cannot skip, on SIZE bytes in CHUNK pieces, on one thread: each chunk's
+  CRC-32C, the running sha256 of the snapshot, and one copy into memory the
+  receiver keeps (what a memory store holds); prints the seconds. A pull can
+  be no faster than this unless that work runs beside the network on
+  another core.
 - ``raw-send ADDRESS SIZE PIECE [FILE]``: the baseline sender: SIZE bytes
   over one plain TCP connection, from memory (or read from FILE).
 - ``raw-receive SIZE PIECE [FILE]``: the baseline receiver: prints its
@@ -50,7 +56,6 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
 
     from transports.grpc.events import EventLog
     from transports.grpc.links import MAX_MESSAGE_BYTES
-    from transports.grpc.proto import snapshot_pb2_grpc
     from transports.grpc.services import SnapshotService, TrioBridge
     from transports.grpc.snapshot_serve import SnapshotServer
 
@@ -64,8 +69,8 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
         server = grpc.server(ThreadPoolExecutor(max_workers=4),
                              options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
-        snapshot_pb2_grpc.add_SnapshotTransferServicer_to_server(
-            SnapshotService(TrioBridge(trio.lowlevel.current_trio_token()), node), server)
+        server.add_generic_rpc_handlers((SnapshotService(TrioBridge(trio.lowlevel.current_trio_token()), node)
+                                         .handler(),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         print(json.dumps({"address": f"127.0.0.1:{port}", "metadata": {
@@ -148,6 +153,23 @@ def bare_pull(address: str, size: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss": peak_rss()}), flush=True)
 
 
+def verify_floor(size: int, chunk: int) -> None:
+    import hashlib
+
+    from simulator.snapshots.checksums import chunk_checksum
+
+    block = next(snapshot_blocks(chunk, chunk))
+    kept, hasher = [], hashlib.sha256()
+    started = time.perf_counter()
+    for offset in range(0, size, chunk):
+        data = memoryview(block)[: min(chunk, size - offset)]
+        chunk_checksum(data)
+        hasher.update(data)
+        kept.append(bytes(data))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "kept": sum(map(len, kept)), "peak_rss": peak_rss()}), flush=True)
+
+
 def raw_send(address: str, size: int, piece: int, source: str | None) -> None:
     host, _, port = address.rpartition(":")
     block = memoryview(next(snapshot_blocks(piece, piece)))
@@ -207,9 +229,12 @@ if __name__ == "__main__":
         bare_serve(int(rest[0]), int(rest[1]))
     elif role == "bare-pull":
         bare_pull(rest[0], int(rest[1]))
+    elif role == "verify-floor":
+        verify_floor(int(rest[0]), int(rest[1]))
     elif role == "raw-send":
         raw_send(rest[0], int(rest[1]), int(rest[2]), rest[3] if len(rest) > 3 else None)
     elif role == "raw-receive":
         raw_receive(int(rest[0]), int(rest[1]), rest[2] if len(rest) > 2 else None)
     else:
-        raise SystemExit(f"role must be serve, pull, raw-send or raw-receive, got {role!r}; MIB={MIB}")
+        raise SystemExit(f"role must be serve, pull, bare-serve, bare-pull, verify-floor, raw-send or raw-receive, "
+                         f"got {role!r}; MIB={MIB}")

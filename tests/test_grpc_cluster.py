@@ -35,7 +35,7 @@ from transports.grpc.proto import control_pb2, raft_pb2, snapshot_pb2, snapshot_
 #: The seed's size: a snapshot of 100 MB and more.
 SEED_STATE_BYTES = 100 * MIB + 1
 CHUNK = MIB
-CHUNKS_IN_FLIGHT = 4  # the node's default --chunks-in-flight
+CHUNKS_IN_FLIGHT = 64  # the node's default --chunks-in-flight (1 MiB chunks: also its 64 MiB window)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real node processes for the gRPC tests: start, kill -9, restart, wait on conditions, a TCP proxy.
+"""Real node processes for the gRPC tests: start, kill -9, restart, wait on conditions, a TCP proxy
+(the project's fault proxy, driven from these synchronous tests).
 
 Not a test module (it holds none); the ``test_grpc_*`` modules import it.
 Everything runs on 127.0.0.1 with ports picked free at run time; every wait
@@ -18,8 +19,10 @@ import time
 from pathlib import Path
 
 import grpc
+import trio
 
 from transports.grpc import ClusterClient
+from transports.proxy import open_fault_proxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
@@ -156,90 +159,59 @@ class Cluster:
 
 
 class Proxy:
-    """A TCP proxy in front of one node: forwards both ways, and on demand cuts every
-    connection or holds the bytes coming back from the node after a budget."""
+    """A TCP proxy in front of one node, for these synchronous tests: the project's fault
+    proxy (:meth:`transports.proxy.FaultProxy.forward`, one link) run by trio on a thread of
+    its own. On demand it cuts every connection or holds the bytes coming back from the node
+    after a budget; a cut keeps the hold (new connections are held as the old ones were)."""
+
+    LINK = (0, 1)  # the one link this proxy carries: whoever connects -> the node
 
     def __init__(self, upstream: str) -> None:
-        host, _, port = upstream.rpartition(":")
-        self.upstream = (host, int(port))
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
-        self.budget: int | None = None  # bytes from the node still allowed through; None: no limit
-        self.forwarded = 0
-        self.cuts = 0
-        self._lock = threading.Condition()
-        self._sockets: list[socket.socket] = []
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        ready = threading.Event()
+        self._token = None
+        self._stop = None
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+        async def run() -> None:
+            async with open_fault_proxy() as proxy:
+                self._proxy = proxy
+                self.address = await proxy.forward(*self.LINK, upstream)
+                self._token, self._stop = trio.lowlevel.current_trio_token(), trio.Event()
+                ready.set()
+                await self._stop.wait()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, metered: bool) -> None:
-        try:
-            while True:
-                if metered:
-                    with self._lock:
-                        self._lock.wait_for(lambda: self.budget is None or self.budget > 0 or self._closed)
-                        allowed = 256 * 1024 if self.budget is None else min(self.budget, 256 * 1024)
-                else:
-                    allowed = 256 * 1024
-                data = source.recv(allowed)
-                if not data:
-                    break
-                sink.sendall(data)
-                if metered:
-                    with self._lock:
-                        self.forwarded += len(data)
-                        if self.budget is not None:
-                            self.budget -= len(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        self._thread = threading.Thread(target=trio.run, args=(run,), daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise RuntimeError(f"the fault proxy in front of {upstream} did not start")
+
+    def _call(self, fn, *args):
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    @property
+    def budget(self) -> int | None:
+        """Bytes from the node still allowed through; ``None``: no limit."""
+        return self._call(lambda: self._proxy.table.link(*self.LINK).back_allowance)
 
     def hold_after(self, count: int | None) -> None:
-        with self._lock:
-            self.budget = count
-            self._lock.notify_all()
+        table = self._proxy.table
+        self._call(lambda: table.release(*self.LINK) if count is None else table.hold_back_after(*self.LINK, count))
 
     def cut(self) -> None:
         """Close every open connection, as a network failure would (new ones are accepted)."""
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-            self.cuts += 1
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        def cut() -> None:
+            table = self._proxy.table
+            budget = table.link(*self.LINK).back_allowance
+            table.cut(*self.LINK)
+            if budget is not None:
+                table.hold_back_after(*self.LINK, budget)
+        self._call(cut)
 
     def close(self) -> None:
-        self._closed = True
-        self.hold_after(None)
-        self.listener.close()
-        self.cut()
+        try:
+            self._call(self._stop.set)
+        except trio.RunFinishedError:
+            pass
+        self._thread.join(30)
 
 
 def load_state(cluster: Cluster, total_bytes: int, value_bytes: int = MIB, prefix: str = "k") -> dict[str, bytes]:

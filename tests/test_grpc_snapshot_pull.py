@@ -161,3 +161,48 @@ async def test_only_an_offer_of_the_same_or_a_later_term_supersedes_a_running_pu
     finally:
         release.set()
         channel.close()
+
+
+def test_chunks_in_another_field_order_or_with_a_repeated_data_field_parse_as_protobuf_says():
+    from transports.grpc.snapshot_pull import GarbageChunk, chunk_from_bytes
+
+    message = spb.SnapshotChunk(data=b"abc", offset=8, total_size=11, checksum=5, checksum_version=2,
+                                snapshot_id=SNAPSHOT_ID, sender=1)
+    header = spb.SnapshotChunk(offset=8, total_size=11, checksum=5, checksum_version=2, snapshot_id=SNAPSHOT_ID,
+                               sender=1).SerializeToString()
+    data_last = header + spb.SnapshotChunk(data=b"abc").SerializeToString()  # not our layout: parsed whole
+    twice = spb.SnapshotChunk(data=b"old").SerializeToString() + data_last  # the last data field wins
+    for raw, data in ((message.SerializeToString(), b"abc"), (data_last, b"abc"), (twice, b"abc")):
+        chunk = chunk_from_bytes(raw, me=2)
+        assert bytes(chunk.data) == data and (chunk.offset, chunk.total_size, chunk.to) == (8, 11, 2)
+    with pytest.raises(GarbageChunk, match="not a SnapshotChunk"):
+        chunk_from_bytes(b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", me=2)
+    with pytest.raises(GarbageChunk, match="not a SnapshotChunk"):
+        chunk_from_bytes(b"\xff\xfe garbage", me=2)
+
+
+async def test_a_sender_that_answers_garbage_is_named_and_the_pull_does_not_crash(tmp_path):
+    def garbage(request, context):
+        yield b"\xff\xfe garbage"
+
+    server = grpc.server(ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("raftsim.v1.SnapshotTransfer", {
+        "TransferSnapshot": grpc.unary_stream_rpc_method_handler(garbage)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    store = DiskSnapshotStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=lambda m: None)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(puller.run)
+            await trio.testing.wait_all_tasks_blocked()
+            puller.on_offer(offer())
+            with trio.fail_after(30):
+                while puller.events.counts["garbage from peer"] < 2:  # named, and asked again
+                    await trio.sleep(0.01)
+            assert puller.current is not None and puller.current.transfer.verified_offset == 0
+            nursery.cancel_scope.cancel()
+    finally:
+        channel.close()
+        server.stop(0)

@@ -102,3 +102,32 @@ def test_requests_that_cannot_be_served_are_refused_by_name(server, request_, co
     with pytest.raises(StreamRefused, match=message.replace("[", r"\[").replace("]", r"\]")) as refused:
         server.open(request_)
     assert refused.value.code is code
+
+
+def test_a_batch_is_encoded_so_protobuf_reads_the_same_chunks(server):
+    from transports.grpc.snapshot_pull import chunk_from_bytes
+    from transports.grpc.snapshot_serve import encode_chunk
+
+    stream = server.open(spb.SnapshotRequest(snapshot_index=7, requester=4, max_chunks=10))
+    batch = server.next_batch(stream, max_bytes=3 * CHUNK)
+    assert len(batch) == 3
+    for number, (data, header) in enumerate(batch):
+        wire = encode_chunk(data, header)
+        parsed = spb.SnapshotChunk.FromString(wire)  # what any protobuf client reads
+        assert parsed.data == DATA[number * CHUNK:(number + 1) * CHUNK] and parsed.offset == number * CHUNK
+        assert parsed.digest == server.store.snapshot_metadata(7).digest and parsed.sender == 1
+        fast = chunk_from_bytes(wire, me=4)  # the receiver's parse, without copying the data
+        assert isinstance(fast.data, memoryview) and bytes(fast.data) == parsed.data
+        assert (fast.offset, fast.checksum, fast.snapshot_id) == (parsed.offset, parsed.checksum, parsed.snapshot_id)
+
+
+def test_max_bytes_ends_a_call_before_a_chunk_would_pass_it_but_sends_at_least_one(server):
+    chunks = serve_bytes(server, 0, max_bytes=3 * CHUNK + 10)
+    assert [c.offset for c in chunks] == [0, CHUNK, 2 * CHUNK]
+    assert [c.offset for c in serve_bytes(server, 3 * CHUNK, max_bytes=1)] == [3 * CHUNK]
+    assert len(serve_bytes(server, 4 * CHUNK, max_bytes=0)) == 36  # 0: no limit in bytes
+
+
+def serve_bytes(server, offset, max_bytes):
+    stream = server.open(spb.SnapshotRequest(snapshot_index=7, offset=offset, requester=4, max_bytes=max_bytes))
+    return [c for c in iter(lambda: server.next_chunk(stream), None)]

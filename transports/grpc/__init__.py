@@ -15,7 +15,7 @@ virtual one:
   by ``SnapshotTransfer.TransferSnapshot`` (``proto/snapshot.proto``) with
   the simulator's chunk bookkeeping (:mod:`transports.streaming.protocol`):
   the receiver pulls from its last verified offset, checks each chunk's
-  checksum and the whole snapshot's sha256, and installs nothing half-written
+  checksum and the whole snapshot's digest (BLAKE3, named in it), and installs nothing half-written
   (:mod:`.snapshot_pull`, :mod:`.snapshot_serve`, :mod:`.snapshot_modes`);
 - a control service (``proto/control.proto``): status, proposals with a
   leader hint, membership changes, compaction (:mod:`.services`,

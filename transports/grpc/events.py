@@ -11,7 +11,7 @@ reads one line and a test reads one counter (through the control service's
 ``stream cut``         a snapshot stream ended before its chunks did
 ``checksum failed``    a chunk whose checksum did not match its data
 ``chunk refused``      any other chunk the bookkeeping refused (gap...)
-``digest failed``      a complete snapshot whose sha256 did not match
+``digest failed``      a complete snapshot whose digest did not match
 ``transfer resumed``   a receiver asked again from its verified offset
 ``snapshot installed`` a snapshot passed its digest and went to Raft
 ``role changed``       follower/candidate/leader, with term and leader

@@ -39,7 +39,7 @@ from simulator.snapshots import DiskSnapshotStore
 from .events import PORT_IN_USE
 from .server import PortInUseError
 from .storage import RaftLogCorruptError
-from .transport import GrpcClusterTransport, NodeConfig, NodeSettings, parse_address
+from .transport import CHUNKS_IN_FLIGHT, GrpcClusterTransport, NodeConfig, NodeSettings, parse_address
 
 DEFAULT_STATE_MACHINE = "simulator:KeyValueStore"
 _UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2, "mb": 1000**2}
@@ -86,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, required=True, help="Raft state and snapshots live here")
     parser.add_argument("--mode", choices=("embedded", "streaming"), default="streaming")
     parser.add_argument("--chunk-size", type=parse_size, default=1024 * 1024, help="streaming chunk size")
-    parser.add_argument("--chunks-in-flight", type=int, default=4, help="chunks asked for per stream call")
+    parser.add_argument("--chunks-in-flight", type=int, default=CHUNKS_IN_FLIGHT,
+                        help="chunks asked for per stream call (also at most 64 MiB of them)")
     parser.add_argument("--store", default="disk", help="disk (DATA_DIR/snapshots) or s3://bucket/prefix")
     parser.add_argument("--join", action="store_true", help="start outside the cluster; wait to be added")
     parser.add_argument("--state-machine", default=DEFAULT_STATE_MACHINE, help="MODULE:CLASS to replicate")

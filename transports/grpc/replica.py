@@ -305,11 +305,14 @@ class Replica:
         applied = node.raft.raft_log.applied
         if applied <= self.storage.snapshot_metadata.index:
             return self.storage.snapshot_metadata.index
-        data = self.state_machine.create_snapshot(applied)
-        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, data)
+        # The chunk contract (simulator/machines/contracts.py): the chunks (or one bytes object)
+        # stream into the snapshot store as the machine makes them; the store checks their type.
+        chunks = self.state_machine.snapshot_chunks(applied)
+        snapshot = self.storage.create_snapshot(applied, node.raft.conf_state, chunks)
         compact_to = max(applied + 1 - self.keep_entries, self.storage.first_index())
         self.storage.compact(compact_to)
-        self.events(ev.SNAPSHOT_CREATED, f"index {applied}, {len(data)} bytes, id {snapshot.metadata.snapshot_id}")
+        self.events(ev.SNAPSHOT_CREATED, f"index {applied}, {snapshot.metadata.size} bytes, "
+                                         f"id {snapshot.metadata.snapshot_id}")
         return applied
 
     # -- observation -----------------------------------------------------------------------

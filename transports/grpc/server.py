@@ -39,7 +39,7 @@ from simulator.snapshots import DiskSnapshotStore
 from . import events as ev
 from .links import MAX_MESSAGE_BYTES, PeerLinks
 from .proto import control_pb2 as cpb
-from .proto import control_pb2_grpc, snapshot_pb2_grpc
+from .proto import control_pb2_grpc
 from .replica import NotLeaderError, Replica
 from .services import ControlService, RaftService, SnapshotService, TrioBridge
 from .snapshot_modes import EmbeddedSnapshots, StreamingSnapshots
@@ -125,7 +125,7 @@ class NodeServer:
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
         server.add_generic_rpc_handlers((RaftService(bridge, self).handler(),))
-        snapshot_pb2_grpc.add_SnapshotTransferServicer_to_server(SnapshotService(bridge, self), server)
+        server.add_generic_rpc_handlers((SnapshotService(bridge, self).handler(),))
         control_pb2_grpc.add_ControlServicer_to_server(ControlService(bridge, self), server)
         try:
             self.port = server.add_insecure_port(self.address)
@@ -216,7 +216,7 @@ class NodeServer:
                 offer = pull.transfer.offer
                 status.transfers.append(cpb.TransferStatus(
                     peer=offer.source, incoming=True, snapshot_index=offer.index, snapshot_id=offer.snapshot_id,
-                    size=offer.size, verified_offset=pull.transfer.verified_offset,
+                    size=offer.size, verified_offset=pull.written,  # durable, not just checked
                     resumptions=pull.transfer.retries, outcome=pull.outcome, resumed_from=pull.resumed_from))
         return status
 

@@ -22,6 +22,9 @@ answers ``UNAVAILABLE`` instead of raising.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
 import grpc
 import trio
 
@@ -33,8 +36,9 @@ from simulator.snapshots import (
 
 from . import events as ev
 from .proto import control_pb2 as cpb
-from .proto import control_pb2_grpc, raft_pb2, snapshot_pb2_grpc
-from .snapshot_serve import StreamRefused
+from .proto import control_pb2_grpc, raft_pb2
+from .proto import snapshot_pb2 as spb
+from .snapshot_serve import StreamRefused, encode_chunk
 from .wire import WireError, message_from_wire, parse_batch
 
 
@@ -55,6 +59,35 @@ class TrioBridge:
             return trio.from_thread.run(fn, *args, trio_token=self.token)
         except (trio.RunFinishedError, trio.Cancelled):
             context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
+
+    def submit(self, fn, *args) -> Future:
+        """Run ``fn(*args)`` on the trio thread without waiting for it: its outcome arrives in
+        the returned future (``RunFinishedError`` there if the trio side is gone)."""
+        future: Future = Future()
+
+        def job() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting gRPC thread
+                future.set_exception(error)
+
+        try:
+            self.token.run_sync_soon(job)
+        except trio.RunFinishedError as error:
+            future.set_exception(error)
+        return future
+
+    def result(self, context, future: Future):
+        """Wait for a submitted job while the call lives; abort ``UNAVAILABLE`` if the trio side
+        is gone (a job queued as trio finishes never runs, so the wait is in slices)."""
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except FutureTimeout:
+                if not context.is_active():
+                    context.abort(grpc.StatusCode.CANCELLED, "the call ended")
+            except (trio.RunFinishedError, trio.Cancelled):
+                context.abort(grpc.StatusCode.UNAVAILABLE, "node is shutting down")
 
 
 class RaftService:
@@ -89,8 +122,15 @@ class RaftService:
         })
 
 
-class SnapshotService(snapshot_pb2_grpc.SnapshotTransferServicer):
-    """``raftsim.v1.SnapshotTransfer``: stream a held snapshot from an offset."""
+class SnapshotService:
+    """``raftsim.v1.SnapshotTransfer``: stream a held snapshot from an offset.
+
+    The handler asks the trio thread for a batch of encoded chunks and, before
+    sending it, for the next one: reading runs one batch ahead of the network
+    and the thread hop is paid per batch, not per chunk. The replies are the
+    encoded bytes themselves (:func:`~.snapshot_serve.encode_chunk`), so the
+    method is registered with no response serializer (:meth:`handler`).
+    """
 
     def __init__(self, bridge: TrioBridge, node) -> None:
         self.bridge = bridge
@@ -105,17 +145,26 @@ class SnapshotService(snapshot_pb2_grpc.SnapshotTransferServicer):
             stream = self.bridge.run_sync(context, server.open, request)
         except StreamRefused as refused:
             context.abort(refused.code, str(refused))
+        ahead = self.bridge.submit(server.next_batch, stream)
         while context.is_active():
             try:
-                chunk = self.bridge.run_sync(context, server.next_chunk, stream)
+                batch = self.bridge.result(context, ahead)
             except (SnapshotStoreError, ObjectStoreError, OSError, ValueError) as error:  # the store failed
                 self.bridge.run_sync(context, self.node.events, ev.STREAM_CUT,
                                      f"serving snapshot {stream.snapshot.index}: {type(error).__name__}: {error}")
                 code = grpc.StatusCode.DATA_LOSS if isinstance(error, SnapshotCorruptError) else grpc.StatusCode.UNAVAILABLE
                 context.abort(code, str(error).splitlines()[0])
-            if chunk is None:
+            if not batch:
                 return
-            yield chunk
+            ahead = self.bridge.submit(server.next_batch, stream)
+            for data, header in batch:
+                yield encode_chunk(data, header)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler("raftsim.v1.SnapshotTransfer", {
+            "TransferSnapshot": grpc.unary_stream_rpc_method_handler(
+                self.TransferSnapshot, request_deserializer=spb.SnapshotRequest.FromString),  # bytes out
+        })
 
 
 class ControlService(control_pb2_grpc.ControlServicer):

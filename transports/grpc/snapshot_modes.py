@@ -34,8 +34,11 @@ from . import events as ev
 
 
 def _restore(replica, source):
+    """A fresh machine restored through the chunk contract (``restore_from_snapshot(chunks)``,
+    :mod:`simulator.machines.contracts`): embedded bytes go in as one chunk, never as the
+    ``bytes`` object itself (iterating that gives integers to a machine that expects chunks)."""
     machine = replica.make_state_machine()
-    machine.restore_from_snapshot(source)
+    machine.restore_from_snapshot((bytes(source),) if isinstance(source, (bytes, bytearray, memoryview)) else source)
     return machine
 
 

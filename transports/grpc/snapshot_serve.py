@@ -20,11 +20,21 @@ call and asks again from its new verified offset when they are in, so after
 a cut at most that many chunks were sent for nothing. ``max_chunks=0`` (what
 a client built from the seed's four fields sends) means "to the end".
 
-All of this runs on the trio thread (the gRPC thread asks for one chunk at
-a time through ``trio.from_thread``), so the store is only ever used from
-one thread, as its contract says. Reading a chunk from a disk store is a
-page-cache read; the store hashes as it streams and raises
-``SnapshotCorruptError`` before the last chunk if the data went bad on disk.
+``max_bytes`` (a later addition) bounds the same window in bytes: the call
+ends before a chunk that would take it past ``max_bytes`` (but always sends
+one), so a receiver can ask for a large window of small chunks without
+holding a large window of big ones.
+
+All of this runs on the trio thread, so the store is only ever used from
+one thread, as its contract says. The gRPC thread does not ask for one
+chunk at a time (a thread round trip per chunk was most of the cost of a
+stream): it asks for a *batch* of up to ``BATCH_BYTES``, already encoded
+for the wire (:meth:`SnapshotServer.next_batch`), and asks for the next
+batch before it sends this one, so reading runs ahead of the network by
+one batch (see :class:`~.services.SnapshotService`). Reading a chunk from
+a disk store is a page-cache read; the store hashes as it streams and
+raises ``SnapshotCorruptError`` before the last chunk if the data went bad
+on disk.
 
 Which snapshot a request names: the one with ``snapshot_id`` if given,
 else the one at ``snapshot_index`` (with ``snapshot_term`` if non-zero),
@@ -45,8 +55,10 @@ from transports.streaming import OutgoingTransfer, SnapshotRequest, TransferRegi
 from . import events as ev
 from .proto import snapshot_pb2 as spb
 
-#: Window used for an unbounded request (max_chunks=0): "everything".
-UNBOUNDED = 1 << 40
+#: Window used for an unbounded request (max_chunks=0 or max_bytes=0): "everything".
+UNBOUNDED = 1 << 62
+#: Chunk bytes read and encoded per hand-off from the trio thread to the gRPC thread.
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 class StreamRefused(Exception):
@@ -66,6 +78,9 @@ class OpenStream:
     chunks: object  # iterator of bytes from the store
     remaining: int
     requester: int
+    #: Chunk bytes the call may still send (``max_bytes``); at least one chunk is always sent.
+    remaining_bytes: int = UNBOUNDED
+    sent_any: bool = False
 
 
 class SnapshotServer:
@@ -135,7 +150,8 @@ class SnapshotServer:
         if problem is not None:  # the checks above make this unreachable; never serve past it
             raise StreamRefused(grpc.StatusCode.INVALID_ARGUMENT, problem)
         self.last_activity[requester] = now
-        stream = OpenStream(transfer, snapshot, self._reader(key, snapshot, request.offset), window, requester)
+        stream = OpenStream(transfer, snapshot, self._reader(key, snapshot, request.offset), window, requester,
+                            remaining_bytes=request.max_bytes or UNBOUNDED)
         self.streams[key] = stream  # a call still running for this transfer stops at its next chunk
         return stream
 
@@ -152,10 +168,40 @@ class SnapshotServer:
         return chunks
 
     def next_chunk(self, stream: OpenStream) -> spb.SnapshotChunk | None:
-        """The next chunk of ``stream`` as it goes on the wire, or ``None`` when it is done."""
+        """The next chunk of ``stream`` as a message, or ``None`` when it is done."""
+        chunk = self._next(stream)
+        if chunk is None:
+            return None
+        return spb.SnapshotChunk(data=chunk.data, **self._header_fields(stream, chunk))
+
+    def next_batch(self, stream: OpenStream, max_bytes: int = BATCH_BYTES) -> list[tuple[bytes, bytes]]:
+        """The next chunks of ``stream``, at least one and about ``max_bytes`` of data, each as
+        its data and its encoded header, to be joined by :func:`encode_chunk` (off the trio
+        thread: it is a copy of the data); ``[]`` when the stream is done."""
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        while size < max_bytes:
+            chunk = self._next(stream)
+            if chunk is None:
+                break
+            batch.append((chunk.data, spb.SnapshotChunk(**self._header_fields(stream, chunk)).SerializeToString()))
+            size += len(chunk.data)
+        return batch
+
+    def _header_fields(self, stream: OpenStream, chunk) -> dict:
+        return dict(offset=chunk.offset, total_size=chunk.total_size, is_final=chunk.is_final,
+                    checksum=chunk.checksum, checksum_version=chunk.checksum_version,
+                    snapshot_id=chunk.snapshot_id, snapshot_index=chunk.snapshot_index,
+                    snapshot_term=chunk.snapshot_term, sender=self.me, digest=stream.snapshot.digest)
+
+    def _next(self, stream: OpenStream):
+        """Read, wrap and count the next chunk of ``stream``; ``None`` when the call is done."""
         transfer = stream.transfer
         if stream.remaining <= 0 or transfer.final_sent:
             return None
+        if stream.sent_any and min(transfer.chunk_size, transfer.total_size - transfer.next_offset) \
+                > stream.remaining_bytes:
+            return None  # the next chunk would take the call past the receiver's max_bytes
         if self.streams.get((stream.requester, transfer.snapshot_id)) is not stream:
             return None  # superseded by a newer request: two calls must not share one reader
         if transfer.total_size == 0:
@@ -165,18 +211,16 @@ class SnapshotServer:
             if data is None:
                 return None
         transfer.on_ack(transfer.next_offset, time.monotonic())  # window is enforced per call
-        chunk = transfer.make_chunk(bytes(data))
+        chunk = transfer.make_chunk(data if isinstance(data, bytes) else bytes(data))
         key = (stream.requester, chunk.snapshot_id)
         self.readers[key] = (chunk.offset + len(chunk.data), stream.chunks)
         stream.remaining -= 1
+        stream.remaining_bytes -= len(chunk.data)
+        stream.sent_any = True
         now = time.monotonic()
         self.registry.sent(stream.requester, chunk.snapshot_id, chunk.offset, len(chunk.data), now)
         self.last_activity[stream.requester] = now
-        return spb.SnapshotChunk(
-            data=chunk.data, offset=chunk.offset, total_size=chunk.total_size, is_final=chunk.is_final,
-            checksum=chunk.checksum, checksum_version=chunk.checksum_version, snapshot_id=chunk.snapshot_id, snapshot_index=chunk.snapshot_index,
-            snapshot_term=chunk.snapshot_term, sender=self.me, digest=stream.snapshot.digest,
-        )
+        return chunk
 
     def offered(self, peer: int) -> None:
         now = time.monotonic()
@@ -185,3 +229,25 @@ class SnapshotServer:
 
     def idle_for(self, peer: int) -> float:
         return time.monotonic() - self.last_activity.get(peer, time.monotonic())
+
+
+def encode_chunk(data: bytes, header: bytes) -> bytes:
+    """An encoded ``SnapshotChunk`` header (without data) with ``data`` put first as field 1:
+    the bytes a parser reads as ``SnapshotChunk(data=data, ...)`` (protobuf allows fields in
+    any order), made with one copy of ``data`` instead of three (into the message, out of it,
+    and into the wire). Data first lets a receiver take it without parsing it
+    (:func:`~.snapshot_pull.chunk_from_bytes`)."""
+    return b"".join((_DATA_TAG, _varint(len(data)), data, header))
+
+
+#: Field 1 (``data``), wire type 2 (length-delimited).
+_DATA_TAG = bytes([(1 << 3) | 2])
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

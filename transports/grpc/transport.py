@@ -26,8 +26,9 @@ from simulator.snapshots import SnapshotStore
 from ..modes import MIB, Embedded, Streaming
 from .server import NodeServer
 
-#: Chunks a receiver asks for per call: after a cut, at most this many are sent again.
-CHUNKS_IN_FLIGHT = 4
+#: Chunks a receiver asks for per call (and at most snapshot_pull.WINDOW_BYTES of them):
+#: after a cut, at most this many are sent again.
+CHUNKS_IN_FLIGHT = 64
 
 
 def parse_address(text: str) -> str:

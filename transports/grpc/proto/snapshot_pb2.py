@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$transports/grpc/proto/snapshot.proto\x12\nraftsim.v1\"\x8c\x01\n\x0fSnapshotRequest\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04\x12\x15\n\rsnapshot_term\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x13\n\x0bsnapshot_id\x18\x04 \x01(\t\x12\x11\n\trequester\x18\x05 \x01(\x04\x12\x12\n\nmax_chunks\x18\x06 \x01(\r\"\xe3\x01\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\r\x12\x13\n\x0bsnapshot_id\x18\x06 \x01(\t\x12\x16\n\x0esnapshot_index\x18\x07 \x01(\x04\x12\x15\n\rsnapshot_term\x18\x08 \x01(\x04\x12\x0e\n\x06sender\x18\t \x01(\x04\x12\x0e\n\x06\x64igest\x18\n \x01(\t\x12\x18\n\x10\x63hecksum_version\x18\x0b \x01(\r2`\n\x10SnapshotTransfer\x12L\n\x10TransferSnapshot\x12\x1b.raftsim.v1.SnapshotRequest\x1a\x19.raftsim.v1.SnapshotChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$transports/grpc/proto/snapshot.proto\x12\nraftsim.v1\"\x9f\x01\n\x0fSnapshotRequest\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04\x12\x15\n\rsnapshot_term\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x13\n\x0bsnapshot_id\x18\x04 \x01(\t\x12\x11\n\trequester\x18\x05 \x01(\x04\x12\x12\n\nmax_chunks\x18\x06 \x01(\r\x12\x11\n\tmax_bytes\x18\x07 \x01(\x04\"\xe3\x01\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x10\n\x08is_final\x18\x04 \x01(\x08\x12\x10\n\x08\x63hecksum\x18\x05 \x01(\r\x12\x13\n\x0bsnapshot_id\x18\x06 \x01(\t\x12\x16\n\x0esnapshot_index\x18\x07 \x01(\x04\x12\x15\n\rsnapshot_term\x18\x08 \x01(\x04\x12\x0e\n\x06sender\x18\t \x01(\x04\x12\x0e\n\x06\x64igest\x18\n \x01(\t\x12\x18\n\x10\x63hecksum_version\x18\x0b \x01(\r2`\n\x10SnapshotTransfer\x12L\n\x10TransferSnapshot\x12\x1b.raftsim.v1.SnapshotRequest\x1a\x19.raftsim.v1.SnapshotChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'transports.grpc.proto.snaps
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SNAPSHOTREQUEST']._serialized_start=53
-  _globals['_SNAPSHOTREQUEST']._serialized_end=193
-  _globals['_SNAPSHOTCHUNK']._serialized_start=196
-  _globals['_SNAPSHOTCHUNK']._serialized_end=423
-  _globals['_SNAPSHOTTRANSFER']._serialized_start=425
-  _globals['_SNAPSHOTTRANSFER']._serialized_end=521
+  _globals['_SNAPSHOTREQUEST']._serialized_end=212
+  _globals['_SNAPSHOTCHUNK']._serialized_start=215
+  _globals['_SNAPSHOTCHUNK']._serialized_end=442
+  _globals['_SNAPSHOTTRANSFER']._serialized_start=444
+  _globals['_SNAPSHOTTRANSFER']._serialized_end=540
 # @@protoc_insertion_point(module_scope)

@@ -5,20 +5,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SnapshotRequest(_message.Message):
-    __slots__ = ("snapshot_index", "snapshot_term", "offset", "snapshot_id", "requester", "max_chunks")
+    __slots__ = ("snapshot_index", "snapshot_term", "offset", "snapshot_id", "requester", "max_chunks", "max_bytes")
     SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TERM_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     snapshot_index: int
     snapshot_term: int
     offset: int
     snapshot_id: str
     requester: int
     max_chunks: int
-    def __init__(self, snapshot_index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., offset: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., requester: _Optional[int] = ..., max_chunks: _Optional[int] = ...) -> None: ...
+    max_bytes: int
+    def __init__(self, snapshot_index: _Optional[int] = ..., snapshot_term: _Optional[int] = ..., offset: _Optional[int] = ..., snapshot_id: _Optional[str] = ..., requester: _Optional[int] = ..., max_chunks: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
 
 class SnapshotChunk(_message.Message):
     __slots__ = ("data", "offset", "total_size", "is_final", "checksum", "snapshot_id", "snapshot_index", "snapshot_term", "sender", "digest", "checksum_version")
