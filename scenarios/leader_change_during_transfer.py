@@ -73,6 +73,11 @@ async def scenario(sim):
     elif sim.mode == "streaming":
         cluster.fail_chunk(sim.params["k"], "crash_sender", to=newcomer)
         await cluster.add_node(timeout=60)
+        if cluster.is_up(leader):
+            # A policy that moves the snapshot in fewer pieces (KRaft's one response, Zeebe's
+            # one file) never reaches chunk k: the story's premise does not happen.
+            sim.say(f"n{leader} never sent a chunk {sim.params['k']}: under this policy the snapshot "
+                    f"crossed in fewer pieces, so the planned crash did not happen")
     else:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cluster.add_node)
@@ -104,7 +109,8 @@ async def scenario(sim):
         sim.check(transfers[0].from_ == new_leader and transfers[0].resent_bytes <= chunk_size,
                   f"n{new_leader} finished the same transfer, re-sending at most one chunk")
 
-    cluster.restart(leader)
+    if not cluster.is_up(leader):
+        cluster.restart(leader)
     await cluster.check_liveness(within=30)
     sim.check(len({cluster.state_machine(n).digest() for n in cluster.node_ids}) == 1,
               f"all {len(cluster.node_ids)} nodes, the restarted n{leader} too, hold the same state")

@@ -35,7 +35,11 @@ from transports.grpc.proto import control_pb2, raft_pb2, snapshot_pb2, snapshot_
 #: The seed's size: a snapshot of 100 MB and more.
 SEED_STATE_BYTES = 100 * MIB + 1
 CHUNK = MIB
-CHUNKS_IN_FLIGHT = 64  # the node's default --chunks-in-flight (1 MiB chunks: also its 64 MiB window)
+#: The window the resume tests run with: small beside the snapshot, so that "a cut re-sends at
+#: most one chunk per chunk in flight" can fail (the node's default window, 64 chunks or 64 MiB,
+#: is larger than the 40 MiB snapshot of the leader-change test).
+CHUNKS_IN_FLIGHT = 4
+SMALL_WINDOW = ("--chunks-in-flight", str(CHUNKS_IN_FLIGHT))
 
 
 @pytest.fixture
@@ -53,6 +57,11 @@ def cluster_factory(tmp_path):
 
 
 def compact_all(cluster: Cluster) -> int:
+    """Compact every node once all of them applied the leader's commit: on a loaded machine a
+    follower may lag by an entry, and its snapshot would then be a different one."""
+    commit = cluster.status(cluster.leader()).commit
+    wait_until(lambda: all(cluster.status(i).applied >= commit for i in sorted(cluster.addresses)),
+               "every node to apply what the leader committed")
     indexes = [cluster.client.stub(cluster.addresses[i]).Compact(control_pb2.CompactRequest()).snapshot_index
                for i in sorted(cluster.addresses)]
     return min(indexes)
@@ -102,7 +111,7 @@ def test_snapshot_transfer_over_grpc(cluster_factory):
 @pytest.mark.slow
 def test_snapshot_transfer_resumability(cluster_factory):
     """The stream is cut and the receiver killed with -9 mid-transfer; it resumes from its offset."""
-    cluster = cluster_factory(3)
+    cluster = cluster_factory(3, extra=SMALL_WINDOW)
     cluster.leader()
     load_state(cluster, SEED_STATE_BYTES)
     compact_all(cluster)
@@ -153,10 +162,12 @@ def test_snapshot_transfer_resumability(cluster_factory):
 def test_a_new_leader_with_the_same_snapshot_continues_the_transfer(cluster_factory):
     """The sender (the leader) is killed with -9 mid-transfer; the next leader holds the same
     snapshot (same id: same state at the same index) and the receiver continues from its offset."""
-    cluster = cluster_factory(3)
+    cluster = cluster_factory(3, extra=SMALL_WINDOW)
     cluster.leader()
     load_state(cluster, 40 * MIB)
     compact_all(cluster)
+    # The premise: every node holds the same snapshot, so the next leader can continue the transfer.
+    assert len({cluster.status(i).snapshot_index for i in (1, 2, 3)}) == 1
     proxies = {i: Proxy(address) for i, address in cluster.addresses.items()}
     try:
         for proxy in proxies.values():

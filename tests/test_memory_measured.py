@@ -64,7 +64,10 @@ def test_embedded_catch_up_holds_the_whole_snapshot_once_and_no_extra_copy():
     measured = run(functools.partial(catch_up, measure_from_compaction=True), Embedded())
     # Measured from the leader's compaction: its snapshot, then the newcomer's restored state.
     assert measured["peak"] >= measured["snapshot"], measured  # the whole snapshot is in memory at once
-    assert measured["peak"] <= 2 * measured["snapshot"] + SLACK, measured  # and no further copy
+    # Beyond the snapshot and the restored state, one more copy and no further: the leader's
+    # machine keeps each workflow's encoding from the compaction, so the next compaction
+    # encodes only what changed (issue 21: re-encoding everything made long runs quadratic).
+    assert measured["peak"] <= 3 * measured["snapshot"] + SLACK, measured
     assert measured["said_peak"] == measured["snapshot"], measured
 
 

@@ -253,10 +253,14 @@ class SqliteRaftStorage(MemStorageWithSnapshot):
         actual = self.digests.digest_of(snapshot.data, like=meta.digest)
         if meta.digest and actual != meta.digest:
             raise ValueError(f"snapshot {meta.index} data digest is {actual}, metadata says {meta.digest}")
+        # The store hashes in its own (default) algorithm; a leader of an older version may have
+        # named another one (sha256). The bytes were checked against the leader's digest above, so
+        # the snapshot is recorded under the digest the store holds for the very same bytes.
+        stored = actual if actual.partition(":")[0] == self.digests.default else self.digests.digest_of(snapshot.data)
         store = self.data_store
-        if not (store.has_snapshot(meta.index) and store.snapshot_metadata(meta.index).digest == actual):
+        if not (store.has_snapshot(meta.index) and store.snapshot_metadata(meta.index).digest == stored):
             store.save_snapshot(meta.index, snapshot.data, term=meta.term, snapshot_id=meta.snapshot_id or None)
-        self.apply_snapshot_from_store(attrs.evolve(snapshot, metadata=attrs.evolve(meta, digest=actual)))
+        self.apply_snapshot_from_store(attrs.evolve(snapshot, metadata=attrs.evolve(meta, digest=stored)))
 
     # -- peers learned from membership changes ------------------------------------------------
 
