@@ -189,6 +189,13 @@ def draw_program(rng: random.Random, config: SwarmConfig, *, max_steps: int = 12
     return Program(tuple(_draw_step(rng, rng.choice(kinds), config) for _ in range(length)), liveness_within=30.0)
 
 
+def _insert_drawn(rng: random.Random, config: SwarmConfig, steps: list, kinds, most: int) -> None:
+    """Insert 1 to ``most`` steps of each kind in ``kinds`` at drawn places of ``steps``."""
+    for kind in kinds:
+        for _ in range(rng.randint(1, most)):
+            steps.insert(rng.randint(0, len(steps)), _draw_step(rng, kind, config))
+
+
 def with_clock_faults(rng: random.Random, config: SwarmConfig, program: Program) -> tuple[SwarmConfig, Program]:
     """Switch each clock fault kind on with probability 1/2 and insert 1 to
     ``MAX_CLOCK_STEPS`` steps of each one switched on at drawn places of ``program``."""
@@ -196,9 +203,7 @@ def with_clock_faults(rng: random.Random, config: SwarmConfig, program: Program)
     if not kinds:
         return config, program
     steps = list(program.steps)
-    for kind in kinds:
-        for _ in range(rng.randint(1, MAX_CLOCK_STEPS)):
-            steps.insert(rng.randint(0, len(steps)), _draw_step(rng, kind, config))
+    _insert_drawn(rng, config, steps, kinds, MAX_CLOCK_STEPS)
     return (attrs.evolve(config, steps=(*config.steps, *kinds)),
             Program(tuple(steps), liveness_within=program.liveness_within))
 
@@ -211,9 +216,7 @@ def with_disk_faults(rng: random.Random, config: SwarmConfig, program: Program) 
     if not kinds:
         return config, program
     steps = list(program.steps)
-    for kind in kinds:
-        for _ in range(rng.randint(1, MAX_DISK_STEPS)):
-            steps.insert(rng.randint(0, len(steps)), _draw_step(rng, kind, config))
+    _insert_drawn(rng, config, steps, kinds, MAX_DISK_STEPS)
     for place in reversed(range(len(steps))):
         if isinstance(steps[place], FillDisk):
             steps.insert(rng.randint(place + 1, len(steps)), FreeDisk(node=steps[place].node))
