@@ -14,7 +14,7 @@ limit, and the leader only offers it. Compare the catch-up times with
 ``raftsim compare distant_leader_catch_up --policies raftsim,tikv,cockroachdb``.
 """
 
-from simulator import LivenessError, Param, ProposalTimeoutError, load_state
+from simulator import Param, load_state
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=50_000_000)}
@@ -37,12 +37,7 @@ async def scenario(sim):
     sim.say(f"every node holds the same {size / 2**20:.1f} MiB snapshot; n{newcomer} joins {wan / 1e6:g} MB/s "
             f"away from the leader n{leader}, 50 MB/s from the others")
     started = cluster.now()
-    try:
-        await cluster.add_node(promote=False, timeout=within)
-        caught_up = True
-    except (LivenessError, ProposalTimeoutError) as stuck:
-        caught_up = False
-        sim.say(f"after {within:g} s n{newcomer} has still not caught up ({type(stuck).__name__})")
+    caught_up = await sim.join_within(within)
     transfers = [t for t in cluster.transfers() if t.to == newcomer]
     senders = sorted({t.from_ for t in transfers})
     sim.say(f"n{newcomer} caught up in {cluster.now() - started:.1f} s; the snapshot was sent by "

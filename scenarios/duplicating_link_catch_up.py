@@ -16,7 +16,7 @@ without one. Try
 ``raftsim compare duplicating_link_catch_up --policies raftsim,openraft``.
 """
 
-from simulator import LivenessError, Param, ProposalTimeoutError, load_state
+from simulator import Param, load_state
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=20_000_000)}
@@ -36,12 +36,7 @@ async def scenario(sim):
     sim.say(f"n{leader} holds {size / 2**20:.1f} MiB of state; n{newcomer} joins, and the links deliver "
             f"{duplicate:.0%} of the messages twice")
     started = cluster.now()
-    try:
-        await cluster.add_node(promote=False, timeout=within)
-        caught_up = True
-    except (LivenessError, ProposalTimeoutError) as stuck:
-        caught_up = False
-        sim.say(f"after {within:g} s n{newcomer} has still not caught up ({type(stuck).__name__})")
+    caught_up = await sim.join_within(within)
     transfers = [t for t in cluster.transfers() if t.to == newcomer]
     sent = sum(t.bytes_sent for t in transfers)
     resent = sum(t.resent_bytes for t in transfers)

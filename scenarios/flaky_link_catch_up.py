@@ -18,7 +18,7 @@ and camunda#11496, which asks for resumption). Try
 
 import trio
 
-from simulator import LivenessError, Param, ProposalTimeoutError, load_state
+from simulator import Param, load_state
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=4_000_000)}
@@ -47,14 +47,9 @@ async def scenario(sim):
                 await trio.sleep(outage)
                 cluster.heal()
 
-    caught_up = True
     async with trio.open_nursery() as nursery:
         nursery.start_soon(flaky_link)
-        try:
-            await cluster.add_node(promote=False, timeout=within)
-        except (LivenessError, ProposalTimeoutError) as stuck:
-            caught_up = False
-            sim.say(f"after {within:g} s n{newcomer} has still not caught up ({type(stuck).__name__})")
+        caught_up = await sim.join_within(within)
         nursery.cancel_scope.cancel()
     cluster.heal()
     transfers = [t for t in cluster.transfers() if t.to == newcomer]

@@ -17,7 +17,7 @@ starts the transfer over at the first chunk. Try
 ``raftsim compare slow_link_catch_up --policies all``.
 """
 
-from simulator import LivenessError, Param, ProposalTimeoutError, load_state
+from simulator import Param, load_state
 from transports import Constant, LinkConfig
 
 CLUSTER = {"nodes": 3, "link": LinkConfig(latency=Constant(0.001), bandwidth=2_000_000)}
@@ -34,12 +34,7 @@ async def scenario(sim):
             f"2 MB/s link, so the snapshot needs about {size / 2_000_000:.1f} s on the wire")
     started = cluster.now()
     newcomer = max(cluster.node_ids) + 1
-    try:
-        await cluster.add_node(promote=False, timeout=within)
-        caught_up = True
-    except (LivenessError, ProposalTimeoutError) as stuck:  # the point of the story: say so, then check
-        caught_up = False
-        sim.say(f"after {within:g} s n{newcomer} has still not caught up ({type(stuck).__name__})")
+    caught_up = await sim.join_within(within)
     transfers = [t for t in cluster.transfers() if t.to == newcomer]
     sent = sum(t.bytes_sent for t in transfers)
     sim.say(f"{len(transfers)} transfer(s) to n{newcomer} sent {sent / 2**20:.1f} MiB in "

@@ -8,6 +8,7 @@ import trio
 
 from transports import Streaming
 
+from ..cluster.client import LivenessError, ProposalTimeoutError
 from ..cluster.cluster import Cluster
 from ..machines.state_machines import WorkflowExecutor
 from ..observe.trace import CLUSTER, SCENARIO
@@ -92,3 +93,18 @@ class Sim:
         with trio.fail_after(timeout):
             while not any(t.to == to and t.bytes_done >= wanted for t in self.cluster.transfers()):
                 await trio.sleep(0.001)
+
+    async def join_within(self, within: float) -> bool:
+        """Add a node as a learner and wait up to ``within`` virtual seconds for it to catch up.
+
+        For the catch-up stories whose point may be that it never does (a policy that
+        starts over on a flaky link): instead of raising, it says so and returns ``False``,
+        so the story can still report the transfers and check the outcome.
+        """
+        newcomer = max(self.cluster.node_ids) + 1
+        try:
+            await self.cluster.add_node(promote=False, timeout=within)
+        except (LivenessError, ProposalTimeoutError) as stuck:
+            self.say(f"after {within:g} s n{newcomer} has still not caught up ({type(stuck).__name__})")
+            return False
+        return True
