@@ -37,6 +37,18 @@ kernel copies that into the page cache several times faster than distinct
 bytes that come from another file (``perf``: most of a join's CPU is that
 copy, ``copy_folio_from_iter_atomic``).
 
+Page supply. A buffered write grows the page cache, and on a virtual machine
+with free page reporting (``virtio_balloon``: free guest memory goes back to
+the host about 2 s after it is freed) each page it grows into costs a host
+fault the first time, unless it was freed a moment ago: the same 1 GiB
+write+fsync took 3.3-4.9 s into such fresh pages and 0.6 s into just-freed
+ones (``benchmarks/page_cache_floor.py``). The headline baseline (the raw
+write before the join) gets whichever pages the machine has at that moment,
+for instance ones a previous run has just freed. So two more references are
+taken after the join: the raw write again with nothing freed since the join
+(the page supply the join itself had), and once more right after deleting
+the other files (just-freed pages: the disk with no fault tax).
+
 Run: ``python benchmarks/large_join.py [--size 10GiB] [--chunk 1MiB] [--sync-every 1] [--repeat 3] [--dir DIR]
 [--json out.json]`` (``--repeat``: each run in a fresh process with its own raw baseline; medians).
 Needs about twice ``--size`` of free disk in ``--dir``; everything is removed at the end.
@@ -231,8 +243,14 @@ def measure(size: int, chunk: int, sync_every: int, folder: Path) -> dict:
                 newcomer = await cluster.add_node(promote=False, timeout=24 * 3600)
                 await cluster.wait_caught_up([newcomer], timeout=24 * 3600)
             phases.active = False
-            raw_path.unlink()
-            copy_path.unlink()
+            # Two more references, after the join (see "Page supply" in the module docstring):
+            # the same raw write again, nothing freed since the join (the join's own page
+            # supply), then once more right after deleting the files above, into just-freed pages.
+            after_path = folder / "raw-after.bin"
+            result["raw_after_join_seconds"] = raw_write_fsync(size, chunk, folder, keep=after_path)
+            for path in (raw_path, copy_path, after_path):
+                path.unlink()
+            result["raw_recycled_seconds"] = raw_write_fsync(size, chunk, folder)
             if cluster.state_machine(newcomer).digest() != cluster.state_machine(leader).digest():
                 raise RuntimeError("the new node's state differs from the leader's")
             stored = cluster.store(newcomer).snapshot_metadata(snapshot.index)
@@ -268,6 +286,8 @@ def one_run(size: int, chunk: int, sync_every: int, parent: Path | None) -> dict
         budget=budget,
         join_raw_ratio=ratio(row["join"]["seconds"], raw), create_raw_ratio=ratio(row["create"]["seconds"], raw),
         join_copy_ratio=ratio(row["join"]["seconds"], row["raw_copy_seconds"]),
+        join_raw_after_ratio=ratio(row["join"]["seconds"], row["raw_after_join_seconds"]),
+        join_recycled_ratio=ratio(row["join"]["seconds"], row["raw_recycled_seconds"]),
         within_budget={phase: row[phase]["traced_peak"] <= budget and row[phase]["rss_extra"] <= budget
                        for phase in ("create", "join")},
         load_average_before=load_before, load_average_after=os.getloadavg(),
@@ -284,6 +304,10 @@ def print_run(row: dict, title: str) -> None:
             ["raw write+fsync (baseline)", f"{raw:.1f}", "", "1.00", "", "", ""],
             ["copy of the snapshot file", f"{row['raw_copy_seconds']:.1f}", "", f"{row['raw_copy_seconds'] / raw:.2f}",
              "", "", ""],
+            ["raw write+fsync after the join", f"{row['raw_after_join_seconds']:.1f}", "",
+             f"{row['raw_after_join_seconds'] / raw:.2f}", "", "", ""],
+            ["  and into just-freed pages", f"{row['raw_recycled_seconds']:.1f}", "",
+             f"{row['raw_recycled_seconds'] / raw:.2f}", "", "", ""],
             ["create (leader)", f"{row['create']['seconds']:.1f}", f"{row['create']['cpu_seconds']:.1f}",
              f"{row['create_raw_ratio']:.2f}",
              mib(row["create"]["traced_peak"]), mib(row["create"]["rss_extra"]),
@@ -299,7 +323,9 @@ def print_run(row: dict, title: str) -> None:
         ],
         f"Whole run {row['wall_seconds']:.1f} s. Snapshot bytes each node counted as held at most: leader "
         f"{mib(row['leader_held_peak'])}, receiver {mib(row['receiver_held_peak'])}. Join peaks cover leader "
-        f"and receiver together (one process). Join / copy of the snapshot file: {row['join_copy_ratio']:.2f}. "
+        f"and receiver together (one process). Join / copy of the snapshot file: {row['join_copy_ratio']:.2f}; "
+        f"/ raw after the join: {row['join_raw_after_ratio']:.2f}; / raw into just-freed pages: "
+        f"{row['join_recycled_ratio']:.2f}. "
         f"Load average before {row['load_average_before'][0]:.1f}, after {row['load_average_after'][0]:.1f}.",
     )
 
@@ -334,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     print_run(middle, f"{title}: the median of {args.repeat} runs")
     print("each run (join s / raw s = ratio, load before): " + "; ".join(
         f"{row['join']['seconds']:.1f} / {row['raw_write_fsync_seconds']:.1f} = {row['join_raw_ratio']:.2f}, "
-        f"/ copy {row['raw_copy_seconds']:.1f} = {row['join_copy_ratio']:.2f} "
+        f"/ copy {row['raw_copy_seconds']:.1f} = {row['join_copy_ratio']:.2f}, "
+        f"/ raw after {row['raw_after_join_seconds']:.1f} = {row['join_raw_after_ratio']:.2f}, "
+        f"/ just-freed {row['raw_recycled_seconds']:.1f} = {row['join_recycled_ratio']:.2f} "
         f"({row['load_average_before'][0]:.1f})" for row in runs))
     summary = {
         "repeat": args.repeat,
@@ -343,6 +371,10 @@ def main(argv: list[str] | None = None) -> None:
         "median_raw_write_fsync_seconds": statistics.median(row["raw_write_fsync_seconds"] for row in runs),
         "median_join_copy_ratio": statistics.median(row["join_copy_ratio"] for row in runs),
         "median_raw_copy_seconds": statistics.median(row["raw_copy_seconds"] for row in runs),
+        "median_raw_after_join_seconds": statistics.median(row["raw_after_join_seconds"] for row in runs),
+        "median_raw_recycled_seconds": statistics.median(row["raw_recycled_seconds"] for row in runs),
+        "median_join_raw_after_ratio": statistics.median(row["join_raw_after_ratio"] for row in runs),
+        "median_join_recycled_ratio": statistics.median(row["join_recycled_ratio"] for row in runs),
         "median_run": middle,
         "runs": runs,
     }

@@ -167,6 +167,8 @@ def test_large_join_benchmark_at_smoke_size(tmp_path):
         results["join"]["seconds"])
     assert phases["restore"] > 0 and phases["persist"] > 0
     assert_ratio(results["join_raw_ratio"], results["join"]["seconds"], results["raw_write_fsync_seconds"])
+    assert_ratio(results["join_raw_after_ratio"], results["join"]["seconds"], results["raw_after_join_seconds"])
+    assert_ratio(results["join_recycled_ratio"], results["join"]["seconds"], results["raw_recycled_seconds"])
     for phase in ("create", "join"):
         assert results["within_budget"][phase] == (
             results[phase]["traced_peak"] <= results["budget"] and results[phase]["rss_extra"] <= results["budget"])
@@ -204,3 +206,28 @@ def test_disk_read_back_benchmark_at_smoke_size(tmp_path):
         row = results[operation]
         assert_ratio(row["wall_ratio"], row["wall_s"], row["baseline_wall_s"])
         assert_ratio(row["cpu_ratio"], row["cpu_s"], row["baseline_cpu_s"])
+
+
+def test_page_cache_floor_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "page_cache_floor.py", "--size", "4MiB", "--chunk", "256KiB",
+                            "--settle", "0", "--dir", str(tmp_path))
+    seconds, ratios = results["seconds"], results["ratio_to_write_recycled"]
+    assert set(seconds) == {"anon_fresh", "anon_recycled", "write_fresh", "write_recycled", "write_direct",
+                            "write_drop_behind", "first_read", "second_read"}
+    for name, value in seconds.items():
+        if value is None:  # only O_DIRECT may be refused, and then the JSON says why
+            assert name == "write_direct" and "O_DIRECT" in results["notes"]["write_direct"]
+        else:
+            assert value > 0
+            assert_ratio(ratios[name], value, seconds["write_recycled"])
+    assert not list(tmp_path.glob("raftsim-page-floor-*")), "the files are removed"
+
+
+def test_page_cache_floor_refuses_a_chunk_o_direct_cannot_write(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "page_cache_floor.py"), "--chunk", "1000", "--dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "--chunk must be a positive multiple of the page size" in completed.stderr
+    assert "Traceback" not in completed.stderr
