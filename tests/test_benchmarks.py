@@ -169,6 +169,8 @@ def test_large_join_benchmark_at_smoke_size(tmp_path):
     assert_ratio(results["join_raw_ratio"], results["join"]["seconds"], results["raw_write_fsync_seconds"])
     assert_ratio(results["join_raw_after_ratio"], results["join"]["seconds"], results["raw_after_join_seconds"])
     assert_ratio(results["join_recycled_ratio"], results["join"]["seconds"], results["raw_recycled_seconds"])
+    assert results["floor_seconds"] == pytest.approx(
+        results["raw_recycled_seconds"] + 4 * results["verified_read_pass_seconds"])
     for phase in ("create", "join"):
         assert results["within_budget"][phase] == (
             results[phase]["traced_peak"] <= results["budget"] and results[phase]["rss_extra"] <= results["budget"])
@@ -231,3 +233,11 @@ def test_page_cache_floor_refuses_a_chunk_o_direct_cannot_write(tmp_path):
     assert completed.returncode == 2
     assert "--chunk must be a positive multiple of the page size" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_large_join_benchmark_can_join_into_just_freed_pages(tmp_path):
+    results = run_benchmark(tmp_path, "large_join.py", "--size", "8MiB", "--sync-every", "2",
+                            "--just-freed-join", "--dir", str(tmp_path))
+    assert results["just_freed_join"] is True and results["snapshot_size"] == 8 * MIB
+    assert_ratio(results["join_raw_ratio"], results["join"]["seconds"], results["raw_write_fsync_seconds"])
+    assert not list(tmp_path.glob("raftsim-large-join-*")), "disk stores are cleaned up"
