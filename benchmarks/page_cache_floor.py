@@ -16,7 +16,8 @@ the alternatives cost, in one run:
   after a quiet pause (what a join's receiver meets);
 - ``write_recycled``: the same, right after deleting the previous file, so
   the page cache grows into the pages it just gave back;
-- ``write_direct``: the same bytes with ``O_DIRECT`` (no page cache at all);
+- ``write_direct``: the same bytes with ``O_DIRECT`` (no page cache at all),
+  and ``read_direct``: reading them back the same way, into one buffer;
 - ``write_drop_behind``: fsync + ``POSIX_FADV_DONTNEED`` every 64 chunks, so
   the writes recycle their own pages; then ``first_read`` and
   ``second_read`` of that file (each page dropped once read): what a
@@ -87,6 +88,20 @@ def write_file(path: Path, size: int, chunk: int, *, flags: int = 0, drop_behind
     return time.perf_counter() - started
 
 
+def read_direct(path: Path, chunk: int) -> float:
+    """Seconds to read ``path`` with ``O_DIRECT`` into one page-aligned buffer (no page cache)."""
+    buffer = _chunk_buffer(chunk)
+    started = time.perf_counter()
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        position = 0
+        while count := os.preadv(descriptor, [buffer], position):
+            position += count
+    finally:
+        os.close(descriptor)
+    return time.perf_counter() - started
+
+
 def read_dropping(path: Path, chunk: int) -> float:
     """Seconds to read ``path`` chunk by chunk, dropping each chunk's pages once read."""
     started = time.perf_counter()
@@ -114,8 +129,9 @@ def measure(size: int, chunk: int, settle: float, folder: Path) -> dict:
     time.sleep(settle)
     try:
         figures["write_direct"] = write_file(folder / "direct.bin", size, chunk, flags=os.O_DIRECT)
+        figures["read_direct"] = read_direct(folder / "direct.bin", chunk)
     except (OSError, AttributeError) as error:  # tmpfs and some file systems refuse O_DIRECT
-        figures["write_direct"] = None
+        figures["write_direct"] = figures["read_direct"] = None
         notes["write_direct"] = f"O_DIRECT refused here: {error}"
     time.sleep(settle)
     figures["write_drop_behind"] = write_file(folder / "dropped.bin", size, chunk, drop_behind=True)
@@ -136,6 +152,7 @@ LABELS = {
     "write_fresh": "write+fsync, after a pause (fresh pages)",
     "write_recycled": "write+fsync, just freed (baseline)",
     "write_direct": "write+fsync, O_DIRECT",
+    "read_direct": "  then read it, O_DIRECT",
     "write_drop_behind": "write+fsync+drop every 64 chunks",
     "first_read": "  then its first read (dropping)",
     "second_read": "  then its second read (dropping)",

@@ -215,10 +215,10 @@ def test_page_cache_floor_benchmark_at_smoke_size(tmp_path):
                             "--settle", "0", "--dir", str(tmp_path))
     seconds, ratios = results["seconds"], results["ratio_to_write_recycled"]
     assert set(seconds) == {"anon_fresh", "anon_recycled", "write_fresh", "write_recycled", "write_direct",
-                            "write_drop_behind", "first_read", "second_read"}
+                            "read_direct", "write_drop_behind", "first_read", "second_read"}
     for name, value in seconds.items():
         if value is None:  # only O_DIRECT may be refused, and then the JSON says why
-            assert name == "write_direct" and "O_DIRECT" in results["notes"]["write_direct"]
+            assert name in ("write_direct", "read_direct") and "O_DIRECT" in results["notes"]["write_direct"]
         else:
             assert value > 0
             assert_ratio(ratios[name], value, seconds["write_recycled"])
