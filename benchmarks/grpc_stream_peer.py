@@ -59,7 +59,7 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
     import trio
 
     from transports.grpc.events import EventLog
-    from transports.grpc.links import MAX_MESSAGE_BYTES
+    from transports.grpc.links import server_options
     from transports.grpc.services import SnapshotService, TrioBridge
     from transports.grpc.snapshot_serve import SnapshotServer
 
@@ -70,9 +70,7 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
     async def main() -> None:
         events = EventLog(1)
         node = SimpleNamespace(node_id=1, events=events, snapshot_server=SnapshotServer(1, store, events))
-        server = grpc.server(ThreadPoolExecutor(max_workers=4),
-                             options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        server = grpc.server(ThreadPoolExecutor(max_workers=4), options=server_options())  # a node's
         server.add_generic_rpc_handlers((SnapshotService(TrioBridge(trio.lowlevel.current_trio_token()), node)
                                          .handler(),))
         port = server.add_insecure_port("127.0.0.1:0")
@@ -131,6 +129,9 @@ BARE_OPTIONS = {
     "lookahead": "grpc.http2.lookahead_bytes",
     "bdp": "grpc.http2.bdp_probe",
     "write_buffer": "grpc.http2.write_buffer_size",
+    "read_chunk": "grpc.experimental.tcp_read_chunk_size",
+    "min_read_chunk": "grpc.experimental.tcp_min_read_chunk_size",
+    "max_read_chunk": "grpc.experimental.tcp_max_read_chunk_size",
 }
 
 
