@@ -7,6 +7,9 @@ Roles (the first argument):
   ``SnapshotTransfer`` service (``transports.grpc``: ``SnapshotServer``
   behind ``SnapshotService``, bridged to a trio thread as in a node
   process); prints ``{"address", "metadata"}`` and serves until stdin closes.
+  The pulling roles also print the CPU seconds of their whole process
+  (every thread, user and system) from the call to the end: the receiver's
+  cost per byte, which decides its speed when the cores are shared.
 - ``pull KIND CHUNK DIR ADDRESS METADATA_JSON IN_FLIGHT [SYNC_EVERY]``: pull that snapshot
   with the node's own ``SnapshotPuller`` into a KIND store (checksums per
   chunk, durable progress, digest at commit) and print the seconds from the
@@ -104,23 +107,23 @@ def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_fli
     channel = grpc.insecure_channel(address, options=channel_options())
     grpc.channel_ready_future(channel).result(timeout=30)
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         done = trio.Event()
         puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel,
                                 deliver=lambda message: done.set(), chunks_in_flight=in_flight)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(puller.run)
             await trio.sleep(0.01)  # the puller's nursery is open
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             puller.on_offer(offer)
             await done.wait()
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             nursery.cancel_scope.cancel()
-        return seconds
+        return seconds, cpu
 
-    seconds = trio.run(main)
+    seconds, cpu = trio.run(main)
     assert store.has_snapshot(fields["index"]), "the pull ended without a verified snapshot"
-    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss()}), flush=True)
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak_rss()}), flush=True)
 
 
 #: grpcio options the bare rows can set on both ends (``--bare-options``): name -> channel arg.
@@ -216,7 +219,7 @@ def bare_pull(address: str, size: int, streams: int = 1, channels: int = 1, spec
                 handed.put(message)
         received[number] = count
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if consumer is not None:
         consumer.start()
     with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
@@ -224,9 +227,9 @@ def bare_pull(address: str, size: int, streams: int = 1, channels: int = 1, spec
     if consumer is not None:
         handed.put(None)
         consumer.join()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert sum(received) == size, f"{sum(received)} bytes received, {size} expected"
-    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss()}), flush=True)
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak_rss()}), flush=True)
 
 
 def verify_floor(size: int, chunk: int) -> None:

@@ -81,8 +81,8 @@ def grpc_pull(kind: str, size: int, chunk: int, folder: Path, in_flight: int, sy
     finally:
         served = _last_json(server)
     shutil.rmtree(folder, ignore_errors=True)
-    return {"seconds": pulled["seconds"], "receiver_peak_rss": pulled["peak_rss"],
-            "sender_peak_rss": served["peak_rss"]}
+    return {"seconds": pulled["seconds"], "receiver_cpu_seconds": pulled["cpu_seconds"],
+            "receiver_peak_rss": pulled["peak_rss"], "sender_peak_rss": served["peak_rss"]}
 
 
 def bare_grpc(size: int, chunk: int, streams: int = 1, channels: int = 1, options: str = "",
@@ -93,7 +93,7 @@ def bare_grpc(size: int, chunk: int, streams: int = 1, channels: int = 1, option
         pulled = _last_json(_child("bare-pull", address, size, streams, channels, options, int(verify)))
     finally:
         _last_json(server)
-    return {"seconds": pulled["seconds"]}
+    return {"seconds": pulled["seconds"], "receiver_cpu_seconds": pulled["cpu_seconds"]}
 
 
 @attrs.frozen
@@ -138,21 +138,26 @@ def bare_variants(size: int, chunks: list[int], repeats: int) -> tuple[list[dict
     repeat (interleaved, medians): the ceiling a gRPC design can reach here."""
     results, rows = [], []
     for chunk in chunks:
-        tcp, seconds = [], {variant.label: [] for variant in BARE_VARIANTS}
+        tcp, seconds, cpu = [], {variant.label: [] for variant in BARE_VARIANTS}, {v.label: [] for v in BARE_VARIANTS}
         for _ in range(repeats):
             tcp.append(raw_tcp(size, chunk, None)["seconds"])
             for variant in BARE_VARIANTS:
-                seconds[variant.label].append(bare_grpc(size, variant.message or chunk, variant.streams,
-                                                        variant.channels, variant.options, variant.verify)["seconds"])
+                pulled = bare_grpc(size, variant.message or chunk, variant.streams, variant.channels,
+                                   variant.options, variant.verify)
+                seconds[variant.label].append(pulled["seconds"])
+                cpu[variant.label].append(pulled["receiver_cpu_seconds"])
         baseline = statistics.median(tcp)
         for variant in BARE_VARIANTS:
             median = statistics.median(seconds[variant.label])
+            receiver_cpu = statistics.median(cpu[variant.label])
             results.append({"chunk_size": chunk, "variant": variant.label, **attrs.asdict(variant),
                             "seconds": median, "mb_per_s": size / median / 1e6,
+                            "receiver_cpu_seconds": receiver_cpu, "all_receiver_cpu_seconds": cpu[variant.label],
                             "raw_tcp_seconds": baseline, "raw_tcp_mb_per_s": size / baseline / 1e6,
                             "ratio_to_raw_tcp": ratio(baseline, median), "all_seconds": seconds[variant.label],
                             "all_raw_tcp_seconds": tcp, "load_average": os.getloadavg()})
             rows.append([f"{size_label(chunk)} chunks", variant.label, f"{size / median / 1e6:,.0f}",
+                         f"{receiver_cpu:.2f}",
                          f"{size / baseline / 1e6:,.0f}", f"{ratio(baseline, median):.2f}x",
                          " ".join(f"{value:.2f}" for value in os.getloadavg())])
     return results, rows
@@ -205,10 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     rows, results = [], []
     for kind in stores:
         for chunk in chunks:
-            pulled, tcp, disk, bare, floor = [], [], [], [], []
+            pulled, tcp, disk, bare, bare_cpu, floor = [], [], [], [], [], []
             for _ in range(args.repeats):
                 pulled.append(grpc_pull(kind, size, chunk, scratch / "grpc", args.in_flight, args.sync_every))
-                bare.append(bare_grpc(size, chunk)["seconds"])
+                plain = bare_grpc(size, chunk)
+                bare.append(plain["seconds"])
+                bare_cpu.append(plain["receiver_cpu_seconds"])
                 tcp.append(raw_tcp(size, chunk, None)["seconds"])
                 disk.append(raw_tcp(size, chunk, scratch / "raw")["seconds"])
                 floor.append(verify_floor(size, chunk)["seconds"])
@@ -220,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 "grpc_seconds": seconds, "grpc_mb_per_s": size / seconds / 1e6,
                 "bare_grpcio_seconds": statistics.median(bare),
                 "bare_grpcio_mb_per_s": size / statistics.median(bare) / 1e6,
+                "receiver_cpu_seconds": statistics.median(p["receiver_cpu_seconds"] for p in pulled),
+                "bare_grpcio_receiver_cpu_seconds": statistics.median(bare_cpu),
                 "raw_tcp_seconds": statistics.median(tcp), "raw_tcp_mb_per_s": size / statistics.median(tcp) / 1e6,
                 "raw_write_fsync_seconds": statistics.median(disk),
                 "raw_write_fsync_mb_per_s": size / statistics.median(disk) / 1e6,
@@ -240,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(entry)
             rows.append([f"{kind}, {size_label(chunk)} chunks", f"{entry['grpc_mb_per_s']:,.0f}",
                          f"{entry['bare_grpcio_mb_per_s']:,.0f} ({entry['ratio_to_bare_grpcio']:.2f}x)",
+                         f"{entry['receiver_cpu_seconds']:.2f} / {entry['bare_grpcio_receiver_cpu_seconds']:.2f}",
                          f"{entry['verify_floor_mb_per_s']:,.0f}",
                          f"{entry['raw_tcp_mb_per_s']:,.0f}", f"{entry['raw_write_fsync_mb_per_s']:,.0f}",
                          f"{entry['ratio_to_baseline']:.2f}x (target {entry['target_ratio']}x)",
@@ -247,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(scratch, ignore_errors=True) if args.dir is None else None
     print_table(f"Snapshot streaming between two processes over gRPC on loopback, {size_label(size)}, "
                 f"median of {args.repeats}",
-                ["store, chunk", "gRPC MB/s", "bare grpcio MB/s (gRPC / bare)", "verification floor MB/s",
+                ["store, chunk", "gRPC MB/s", "bare grpcio MB/s (gRPC / bare)", "receiver CPU s (gRPC / bare)",
+                 "verification floor MB/s",
                  "raw TCP MB/s", "raw write+fsync MB/s", "ratio to baseline",
                  "peak RSS sender / receiver"], rows,
                 note="memory rows compare with raw TCP memory to memory; disk rows with raw write+fsync")
@@ -256,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         variants, variant_rows = bare_variants(size, chunks, args.repeats)
         print_table(f"grpcio alone between two processes on loopback, {size_label(size)}, median of "
                     f"{args.repeats}, beside raw TCP in the same repeats: the ceiling of a gRPC design here",
-                    ["chunks", "bare grpcio variant", "MB/s", "raw TCP MB/s", "ratio to raw TCP", "load average"],
+                    ["chunks", "bare grpcio variant", "MB/s", "receiver CPU s", "raw TCP MB/s", "ratio to raw TCP",
+                     "load average"],
                     variant_rows, note="streams: concurrent calls of equal ranges, one reading thread each; "
                                        "channels: separate TCP connections; receiver work: CRC-32C per message on "
                                        "its reading thread, the store's digest and a kept copy on one consumer")
