@@ -166,6 +166,20 @@ def test_rejections_are_counted_per_reason():
     assert transfer.rejections == Counter({"gap": 2, "bad checksum": 1, "wrong snapshot": 1})
 
 
+def test_a_checksum_the_caller_matched_is_not_computed_again_but_every_other_check_runs():
+    # A receiver that compared checksums on its reading thread says so; the protocol trusts
+    # that comparison (so a wrong checksum passes here, which shows it is not recomputed) ...
+    transfer = incoming(verified=4)
+    assert transfer.check_chunk(chunk_at(4, DATA[4:8], checksum=0), checksum_matched=True) == (Verdict.ACCEPT, "ok")
+    # ... and still refuses on position, size, identity and the final flag.
+    assert transfer.check_chunk(chunk_at(8, DATA[8:]), checksum_matched=True)[0] is Verdict.REJECT  # a gap
+    assert transfer.check_chunk(chunk_at(4, DATA[4:8], snapshot_id="other"), checksum_matched=True)[0] is Verdict.REJECT
+    assert transfer.check_chunk(chunk_at(4, DATA[4:8], final=True), checksum_matched=True)[0] is Verdict.REJECT
+    assert transfer.rejections == Counter({"gap": 1, "wrong snapshot": 1, "bad final flag": 1})
+    # Without the word of the caller, the same chunk is refused for its checksum.
+    assert transfer.check_chunk(chunk_at(4, DATA[4:8], checksum=0))[0] is Verdict.REJECT
+
+
 def test_a_zero_byte_snapshot_accepts_one_empty_final_chunk():
     transfer = incoming(size=0)
 

@@ -37,6 +37,14 @@ BATCH_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
 
 
+def server_options() -> list[tuple[str, int]]:
+    """A node's gRPC server: the message limits, and the HTTP/2 settings of :func:`channel_options`."""
+    return [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+
+
 def channel_options() -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

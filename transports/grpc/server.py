@@ -37,7 +37,7 @@ from simulator.raft import (
 from simulator.snapshots import DiskSnapshotStore
 
 from . import events as ev
-from .links import MAX_MESSAGE_BYTES, PeerLinks
+from .links import PeerLinks, server_options
 from .proto import control_pb2 as cpb
 from .proto import control_pb2_grpc
 from .replica import NotLeaderError, Replica
@@ -121,9 +121,7 @@ class NodeServer:
     def _grpc_server(self, bridge: TrioBridge) -> grpc.Server:
         self._check_port_free()
         server = grpc.server(ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"node{self.node_id}-grpc"),
-                             options=[("grpc.so_reuseport", 0),
-                                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+                             options=[("grpc.so_reuseport", 0), *server_options()])
         server.add_generic_rpc_handlers((RaftService(bridge, self).handler(),))
         server.add_generic_rpc_handlers((SnapshotService(bridge, self).handler(),))
         control_pb2_grpc.add_ControlServicer_to_server(ControlService(bridge, self), server)

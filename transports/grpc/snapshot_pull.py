@@ -26,11 +26,14 @@ flight``) and at most ``window_bytes`` of data (``max_bytes``), a cut costs
 at most ``W`` chunks sent again.
 
 Threads. grpcio's blocking iterator is read by one plain thread per call
-(:func:`_read_call`), which also parses each message; it hands every chunk
-to the trio thread with ``run_sync_soon`` and never waits for it, so the
-network, parsing and the trio side's checking and writing overlap, and no
-chunk costs a thread round trip. The trio side alone checks, writes and
-counts, so the store and the bookkeeping stay on one thread. A call's
+(:func:`_read_call`), which also parses each message and compares its
+CRC-32C with its data (the library releases the GIL for it); it hands every
+chunk to the trio thread with ``run_sync_soon`` and never waits for it, so
+the network, parsing and checksums and the trio side's checking and writing
+overlap, and no chunk costs a thread round trip. The trio side alone decides
+(offsets, sizes, final flag; a checksum the reading thread found wrong is
+computed again there, to be counted and named), writes and counts, so the
+store and the bookkeeping stay on one thread. A call's
 hand-off queue holds at most one window.
 
 A new offer for the same snapshot (a re-offer, or a new leader with the
@@ -55,6 +58,7 @@ from google.protobuf.message import DecodeError
 from simulator.raft import Message
 from simulator.snapshots import SnapshotDigestError, SnapshotStore, SnapshotStoreError
 from transports.streaming import IncomingTransfer, SnapshotChunk, SnapshotOffer, Verdict
+from transports.streaming.messages import checksum_mismatch
 
 from . import events as ev
 from .proto import snapshot_pb2 as spb
@@ -184,7 +188,8 @@ class _ByteBudget:
 def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChannel, queued: _ByteBudget,
                given_up: threading.Event, me: int, max_chunks: int, max_bytes: int) -> None:
     """The reading thread of one call: each chunk, parsed (:func:`chunk_from_bytes`), goes to
-    ``send`` as it arrives; then ``None`` when the stream ended, or what ended it (the
+    ``send`` as it arrives, with whether its checksum matched its data (checked here, beside the
+    network); then ``None`` when the stream ended, or what ended it (the
     ``grpc.RpcError``, or a :class:`GarbageChunk`). Stops after one window (``max_chunks``
     chunks, or the chunk that reaches ``max_bytes``), whatever the sender does, so the
     hand-off queue never holds more than that; and waits while ``QUEUED_BYTES`` are handed
@@ -201,12 +206,17 @@ def _read_call(call, token: trio.lowlevel.TrioToken, send: trio.MemorySendChanne
     try:
         for raw in call:
             chunk = chunk_from_bytes(raw, me)
+            # Checked here, beside the network, not on the trio thread that checks everything
+            # else (measured, memory to memory, 256 MiB: faster in each of 4 interleaved pairs,
+            # 1.10-1.39x, median 406 against 362 MB/s);
+            # a mismatch is left for the trio side to find again, count and name.
+            matched = checksum_mismatch(chunk.data, chunk.checksum, chunk.checksum_version) is None
             while not queued.take(len(chunk.data), timeout=0.5):
                 if given_up.is_set():
                     return  # nobody takes chunks any more
             count += 1
             size += len(chunk.data)
-            token.run_sync_soon(hand_over, chunk)
+            token.run_sync_soon(hand_over, (chunk, matched))
             if count >= max_chunks or size >= max_bytes:
                 break
     except (grpc.RpcError, GarbageChunk) as error:
@@ -422,7 +432,9 @@ class SnapshotPuller:
                     return "idle"
                 if isinstance(wire, grpc.RpcError):
                     raise wire
-                if isinstance(wire, SnapshotChunk):
+                matched = False
+                if isinstance(wire, tuple):
+                    wire, matched = wire
                     queued.give(len(wire.data))
                 if isinstance(wire, GarbageChunk):
                     self.events(ev.GARBAGE, f"snapshot {offer.index} from node {offer.source}: {wire}")
@@ -436,7 +448,7 @@ class SnapshotPuller:
                 received += 1
                 last_size = len(wire.data)
                 received_bytes += last_size
-                verdict, detail = transfer.check_chunk(wire)
+                verdict, detail = transfer.check_chunk(wire, checksum_matched=matched)
                 if verdict is Verdict.REJECT:
                     name = ev.CHECKSUM_FAILED if "checksum" in detail else ev.CHUNK_REFUSED
                     self.events(name, f"snapshot {offer.index} from node {offer.source}: {detail}")

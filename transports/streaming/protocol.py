@@ -120,7 +120,14 @@ class IncomingTransfer:
         """A new leader holds the same snapshot: continue the same transfer from it."""
         self.offer = attrs.evolve(self.offer, source=source)
 
-    def check_chunk(self, chunk: SnapshotChunk) -> tuple[Verdict, str]:
+    def check_chunk(self, chunk: SnapshotChunk, *, checksum_matched: bool = False) -> tuple[Verdict, str]:
+        """Whether ``chunk`` is the next verified piece of the offer (``ACCEPT``), one already
+        verified (``DUPLICATE``), or refused (``REJECT``, counted under its reason).
+
+        ``checksum_matched=True``: the caller already compared the chunk's checksum with its
+        data and they matched (a receiver may check on its reading thread, off the loop that
+        calls this), so it is not computed twice; every other check still runs here.
+        """
         offer = self.offer
         expected = self.verified_offset
         size = len(chunk.data)
@@ -151,7 +158,7 @@ class IncomingTransfer:
                 "bad final flag",
                 f"is_final={chunk.is_final} on a chunk ending at {chunk.offset + size} of {offer.size}",
             )
-        mismatch = checksum_mismatch(chunk.data, chunk.checksum, chunk.checksum_version)
+        mismatch = None if checksum_matched else checksum_mismatch(chunk.data, chunk.checksum, chunk.checksum_version)
         if mismatch is not None:
             return self._reject("bad checksum", f"chunk at offset {chunk.offset} {mismatch}")
         return Verdict.ACCEPT, "ok"
