@@ -127,7 +127,6 @@ class InMemoryClusterTransport:
         snapshot_mode=None,
     ) -> None:
         self.seed = seed
-        #: How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it.
         self.snapshot_mode = snapshot_mode
         self.chunk_faults = ChunkFaults()
         #: ``on_crash(node, restart_after, reason)``: carries out crash_* chunk faults.
@@ -148,7 +147,9 @@ class InMemoryClusterTransport:
         self._heap: list[tuple] = []
         self._local_sequence: Counter = Counter()
         self._wakeup = trio.Event()
-        self._sleeping_until = math.inf
+        # When the serving task sleeps, until when; -inf while it is awake: it looks at the
+        # heap before it sleeps again, so an item pushed meanwhile needs no wake-up call.
+        self._sleeping_until = -math.inf
         self._batch_time: float | None = None
         self._wakeups = _Wakeups()
         self.delivered_items = 0
@@ -156,8 +157,15 @@ class InMemoryClusterTransport:
         self._asked_at: dict[Link, float] = {}
 
     @property
-    def _request_timeout(self) -> float | None:
-        return getattr(self.snapshot_mode, "request_timeout", None)
+    def snapshot_mode(self):
+        """How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it."""
+        return self._snapshot_mode
+
+    @snapshot_mode.setter
+    def snapshot_mode(self, mode) -> None:
+        self._snapshot_mode = mode
+        # Looked at for every message sent: read once here, not per message.
+        self._request_timeout = getattr(mode, "request_timeout", None)
 
     def set_observer(self, observer: TransportObserver) -> None:
         """Who hears about sends, drops, deliveries (the trace, usually)."""
@@ -468,7 +476,7 @@ class InMemoryClusterTransport:
             self._sleeping_until = heap[0][0] if heap else math.inf
             with trio.move_on_at(self._sleeping_until):
                 await self._wakeup.wait()
-            self._sleeping_until = math.inf
+            self._sleeping_until = -math.inf
 
     def _fast_forward(self, clock) -> bool:
         """Move virtual time on ourselves while every other task waits.

@@ -274,7 +274,8 @@ class NodeRunner:
             self._event("snapshot_requested", index=node.raft.pending_request_snapshot,
                         reason=self.snapshot_wait.reason)
             self.process_ready()
-        self.snapshots.serve_snapshot_requests()
+        if self.snapshots.requests_seen:  # asked after every item: look at the flag here
+            self.snapshots.serve_snapshot_requests()
 
     def _handle_ready(self, node: RawNode, ready: Ready) -> None:
         storage = self.storage
@@ -306,7 +307,8 @@ class NodeRunner:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)
-        self._maybe_compact(node)
+        if committed_entries or ready.snapshot is not None:  # only these move the applied index
+            self._maybe_compact(node)
         self.snapshots.hold_memory(0)
 
     def _role_changed(self, node: RawNode) -> None:
