@@ -37,6 +37,7 @@ import random
 import sys
 import time
 
+import trio
 from benchlib import print_table, ratio, write_json
 
 from simulator import Cluster, CompactionPolicy, WorkflowExecutor, run
@@ -55,15 +56,45 @@ TARGET_HOUR_SECONDS = 20.0
 #: CPU seconds of the last measured run: on a shared machine, messages per CPU
 #: second hold still where messages per wall second follow the load.
 LAST_CPU_SECONDS = [0.0]
+#: Virtual seconds per slice of the hour: each slice's rate shows whether the
+#: cost per message grows as the run's state grows (it should stay flat).
+HOUR_SLICE = 600.0
+#: The last measured run's slices (empty unless ``slice_seconds`` was given).
+LAST_SLICES: list[dict] = []
 
 
 def command(number: int) -> bytes:
     return WorkflowExecutor.start(f"wf-{number}", ["a", "b"], b"p" * 64)
 
 
-def cluster_speed(nodes: int, virtual_seconds: float, record_messages: bool) -> tuple[float, float, int]:
-    """(messages per wall second, virtual seconds per wall second, messages delivered)."""
+def cluster_speed(
+    nodes: int, virtual_seconds: float, record_messages: bool, slice_seconds: float | None = None
+) -> tuple[float, float, int]:
+    """(messages per wall second, virtual seconds per wall second, messages delivered).
+
+    With ``slice_seconds``, ``LAST_SLICES`` gets the rates of each slice of that many
+    virtual seconds (a sampling task wakes once per slice; it sends nothing).
+    """
     measured = {}
+    LAST_SLICES.clear()
+
+    def reading(cluster) -> tuple:
+        return (cluster.now(), cluster.transport.statistics().messages_delivered, time.perf_counter(),
+                time.process_time())
+
+    def close_slice(cluster) -> None:
+        now, mark = reading(cluster), measured["mark"]
+        delivered, wall, cpu = now[1] - mark[1], now[2] - mark[2], now[3] - mark[3]
+        if delivered:
+            LAST_SLICES.append({"from": round(mark[0]), "to": round(now[0]), "delivered": delivered,
+                                "messages_per_second": delivered / wall, "messages_per_cpu_second": delivered / cpu})
+        measured["mark"] = now
+
+    async def sample(cluster) -> None:
+        measured["mark"] = reading(cluster)
+        while True:
+            await trio.sleep(slice_seconds)
+            close_slice(cluster)
 
     async def main() -> None:
         async with Cluster.open(
@@ -75,7 +106,13 @@ def cluster_speed(nodes: int, virtual_seconds: float, record_messages: bool) -> 
         ) as cluster:
             started, cpu_started = time.perf_counter(), time.process_time()
             virtual_start = cluster.now()
-            await steady_load(cluster, duration=virtual_seconds, interval=TICK, command=command)
+            async with trio.open_nursery() as nursery:
+                if slice_seconds is not None:
+                    nursery.start_soon(sample, cluster)
+                await steady_load(cluster, duration=virtual_seconds, interval=TICK, command=command)
+                if slice_seconds is not None:
+                    close_slice(cluster)  # the last, maybe shorter, slice
+                nursery.cancel_scope.cancel()
             wall = time.perf_counter() - started
             measured["cpu"] = time.process_time() - cpu_started
             delivered = cluster.transport.statistics().messages_delivered
@@ -271,13 +308,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.hour:
         for record_messages in (False, True):
             started = time.perf_counter()
-            _, _, count = cluster_speed(5, 3600.0, record_messages)
+            _, _, count = cluster_speed(5, 3600.0, record_messages, slice_seconds=HOUR_SLICE)
             wall = time.perf_counter() - started
             trace = "with messages" if record_messages else "events only"
             hour[trace] = {"wall_seconds": wall, "cpu_seconds": LAST_CPU_SECONDS[0], "delivered": count,
-                           "target_met": wall < TARGET_HOUR_SECONDS, "load_average": os.getloadavg()}
+                           "target_met": wall < TARGET_HOUR_SECONDS, "load_average": os.getloadavg(),
+                           "slices": list(LAST_SLICES)}
             print(f"one hour of 5-node life, trace {trace}: {wall:.1f} wall s ({LAST_CPU_SECONDS[0]:.1f} CPU s), "
                   f"{count:,} messages; under {TARGET_HOUR_SECONDS:g} s: {'yes' if wall < TARGET_HOUR_SECONDS else 'NO'}")
+            print("  msgs / CPU s per slice of " + f"{HOUR_SLICE:g} virtual s: "
+                  + ", ".join(f"{piece['messages_per_cpu_second']:,.0f}" for piece in LAST_SLICES))
     write_json(args.json, "simulator_speed", ["benchmarks/simulator_speed.py", *argv],
                {"speed": rows, "hour": hour, "load_average": os.getloadavg()})
 
