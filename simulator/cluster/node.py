@@ -290,8 +290,8 @@ class NodeRunner:
             storage.set_hard_state(ready.hard_state)
             # The monitor sees every hard state: a commit index going back is a violation.
             self.monitor.committed(self.node_id, node, ready.hard_state.commit)
-            if ready.hard_state.commit > previous_commit:
-                self._event("commit", index=ready.hard_state.commit)
+            if ready.hard_state.commit > previous_commit:  # nearly every Ready: straight to the trace
+                self.trace.node_event(self.node_id, "commit", index=ready.hard_state.commit)
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
         send = self.send
@@ -302,7 +302,8 @@ class NodeRunner:
         if committed_entries and self.snapshot_wait is None:
             for entry in committed_entries:
                 self._apply(node, entry)
-            self._event("apply", first=committed_entries[0].index, last=committed_entries[-1].index)
+            self.trace.node_event(self.node_id, "apply", first=committed_entries[0].index,
+                                  last=committed_entries[-1].index)
         if ready.read_states or committed_entries or ready.snapshot is not None:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
