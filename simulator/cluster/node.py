@@ -245,7 +245,7 @@ class NodeRunner:
         else:
             raise TypeError(f"node {self.node_id}'s inbox got a {type(item).__name__}, expected a message, "
                             "tick, client command, read, leader transfer, snapshot report or stream timer")
-        self.process_ready()
+        self._process_ready(node if node is self.raw_node else self.node)  # still up, still this life
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
         ticket = command.ticket
@@ -267,7 +267,10 @@ class NodeRunner:
         self.waiting[ticket.index] = ticket
 
     def process_ready(self) -> None:
-        node = self.node
+        """Run the Ready loop until the core has nothing more to hand out."""
+        self._process_ready(self.node)
+
+    def _process_ready(self, node: RawNode) -> None:
         while node.has_ready():
             self._handle_ready(node, node.ready())
         if self.snapshot_wait is not None and self.snapshot_wait.ask(node):
@@ -310,7 +313,9 @@ class NodeRunner:
         self.monitor.advanced(self.node_id, node)
         if committed_entries or ready.snapshot is not None:  # only these move the applied index
             self._maybe_compact(node)
-        self.snapshots.hold_memory(0)
+        snapshots = self.snapshots
+        if storage.snapshot_data_size != snapshots.memory.current:  # hold_memory(0), asked inline
+            snapshots.hold_memory(0)
 
     def _role_changed(self, node: RawNode) -> None:
         raft = node.raft

@@ -100,7 +100,7 @@ class NodeSnapshots:
                 self.hold_memory(len(message.snapshot.data))
         # The in-memory transport carries the sending core's own Message objects: their
         # field types were never lost to a wire, so only the receiver's checks run.
-        self.runner.node.step_typed(message)
+        self.runner.raw_node.step_typed(message)  # the runner checked it is up
 
     def on_timer(self, timer: StreamTimer) -> None:
         if self.endpoint is not None:
