@@ -114,6 +114,28 @@ def test_simulator_speed_benchmark_at_smoke_size(tmp_path):
     # Same seed, same workload: the trace level must not change what is delivered.
     assert row["events_only"]["delivered"] == row["with_messages"]["delivered"]
     assert isinstance(row["target_met"], bool)
+    # The like-for-like baseline does the cluster's Raft-level work: about as many
+    # messages in the same virtual time (the harness delivers about a third more).
+    fair = row["like_for_like"]
+    assert abs(fair["delivered"] - row["events_only"]["delivered"]) <= 0.05 * fair["delivered"]
+    for name in ("events_only", "with_messages"):
+        figures = row[name]
+        assert_ratio(figures["ratio_like_for_like"], figures["messages_per_second"], fair["messages_per_second"])
+        assert_ratio(figures["cpu_ratio_like_for_like"], figures["messages_per_cpu_second"],
+                     fair["messages_per_cpu_second"])
+
+
+def test_simulator_speed_slices_cover_the_run_without_changing_it():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import simulator_speed
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    plain = simulator_speed.cluster_speed(3, 20.0, False)
+    sliced = simulator_speed.cluster_speed(3, 20.0, False, slice_seconds=6.0)
+    slices = simulator_speed.LAST_SLICES
+    assert sliced[2] == plain[2] == sum(piece["delivered"] for piece in slices)
+    assert [(piece["from"], piece["to"]) for piece in slices] == [(0, 6), (6, 12), (12, 18), (18, 20)]
 
 
 def test_snapshot_transfer_benchmark_at_smoke_size(tmp_path):

@@ -32,7 +32,10 @@ from simulator import (
 from simulator.raft.reasons import (
     CONF_CHANGE_INVALID,
     CONF_CHANGE_REFUSED_AT_APPLY,
+    LOCAL_FROM_NETWORK,
     MALFORMED,
+    MISADDRESSED,
+    UNKNOWN_SENDER,
 )
 from simulator.testing import Network
 
@@ -235,3 +238,25 @@ def test_forwarded_requests_and_local_messages_still_carry_no_term():
     net = elected()
     net.node(1).step(Message(MT.PROPOSE, to=1, from_=2, entries=(Entry(term=0, index=0, data=b"forwarded"),)))
     assert net.node(1).statistics().rejected(MALFORMED) == 0
+
+
+# -- step_typed: the in-memory transport's path skips only the type check ---------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (Message(MT.HUP, to=1, from_=2, term=1), LOCAL_FROM_NETWORK),
+        (Message(MT.HEARTBEAT_RESPONSE, to=3, from_=2, term=1), MISADDRESSED),
+        (Message(MT.HEARTBEAT_RESPONSE, to=1, from_=9, term=1), UNKNOWN_SENDER),
+    ],
+    ids=["local_kind", "misaddressed", "unknown_sender"],
+)
+def test_step_typed_still_refuses_what_depends_on_the_receiver(message, reason):
+    net = elected()
+    leader = net.node(1)
+    before = leader.raft.term, leader.raft.role
+    leader.step_typed(message)
+    assert leader.statistics().rejected(reason) == 1
+    assert (leader.raft.term, leader.raft.role) == before
+

@@ -540,3 +540,51 @@ def test_a_workflow_snapshot_after_changes_matches_one_encoded_from_scratch():
     assert statuses(restored, "wf-b") == {"x": "pending", "y": "pending"}
     applied(restored, *later)
     assert restored.create_snapshot(restored.applied_index) == after
+
+
+def _pieces_written_one_by_one(executor: WorkflowExecutor) -> list[bytes]:
+    """The workflow snapshot format, written field by field with no cache: the pieces a
+    snapshot must yield (one ends after the workflow that takes it to SNAPSHOT_PIECE bytes)."""
+    piece_size = simulator.machines.state_machines.SNAPSHOT_PIECE
+    writer = Writer().text(WorkflowExecutor.SNAPSHOT_FORMAT).int(executor.applied_index)
+    writer.int(executor.rejected_commands).int(len(executor.workflows))
+    pieces = []
+    for workflow_id in sorted(executor.workflows):
+        workflow = executor.workflows[workflow_id]
+        writer.text(workflow_id).bytes(workflow.payload).int(len(workflow.steps))
+        for step in workflow.steps:
+            writer.text(step.name).text(step.status).bytes(step.output)
+        if writer.pending >= piece_size:
+            pieces.append(writer.drain())
+    if writer.pending:
+        pieces.append(writer.drain())
+    return pieces
+
+
+def test_a_large_workflow_snapshot_keeps_the_bytes_and_pieces_of_one_written_field_by_field():
+    # Snapshots between rounds of commands reuse what did not change: new workflows land
+    # between old ones in id order, changed ones are encoded again, and the pieces end
+    # where writing the fields one by one would end them, so stores see the same chunks.
+    executor = WorkflowExecutor()
+    rounds = [
+        [start(f"wf-{n}", ["a", "b"], b"p" * (n % 700)) for n in range(0, 3000, 2)],
+        [start(f"wf-{n}", ["a"], b"q" * 300) for n in range(1, 3000, 2)]
+        + [complete(f"wf-{n}", "a", b"o" * 90) for n in range(0, 3000, 7)],
+        [fail(f"wf-{n}", "b", "boom") for n in range(0, 3000, 4)] + [start("wf-1", ["dup"])],
+        [complete("wf-none", "a")],  # only the header changes: a rejected command
+    ]
+    snapshots = []
+    for commands in rounds:
+        applied(executor, *commands)
+        pieces = list(executor.snapshot_chunks(executor.applied_index))
+        assert pieces == _pieces_written_one_by_one(executor)
+        snapshots.append(b"".join(pieces))
+    assert len(pieces) > 3 and len(set(snapshots)) == len(snapshots)
+    assert executor.digest() == executor.digest()
+    # A state replaced outside commands (a restore, or a test building one) is encoded afresh.
+    restored = WorkflowExecutor()
+    restored.restore_from_snapshot([snapshots[1]])
+    assert restored.create_snapshot(restored.applied_index) == snapshots[1]
+    del executor.workflows["wf-5"]
+    assert list(executor.snapshot_chunks(executor.applied_index)) == _pieces_written_one_by_one(executor)
+    assert WorkflowExecutor().create_snapshot(0) == b"".join(_pieces_written_one_by_one(WorkflowExecutor()))

@@ -37,66 +37,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-import attrs
 import trio
 import trio.testing
 
 from .chunk_faults import ChunkFault, ChunkFaults
+from .deliveries import CLIENT, MESSAGE, TIMER, Delivered, ReadTimedOut, TransportObserver
 from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
-from .links import MIN_LATENCY, LinkConfig
+from .links import MIN_LATENCY, Constant, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
 
 if TYPE_CHECKING:
     from simulator.raft import Message
-
-#: Delivery kinds, in the order they are handed out within one instant.
-TIMER, CLIENT, MESSAGE = 0, 1, 2
-
-
-
-class Delivered:
-    """A message arriving at its destination's inbox.
-
-    One is made for every message sent, so it is a bare slotted class: an
-    attrs frozen class spent more time in ``__init__`` than the heap push.
-    """
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: Message) -> None:
-        self.message = message
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Delivered and other.message == self.message
-
-    __hash__ = None  # type: ignore[assignment]  # mutable slot: not a dict key
-
-    def __repr__(self) -> str:
-        return f"Delivered(message={self.message!r})"
-
-
-@attrs.frozen
-class ReadTimedOut:
-    """A message its receiver stopped reading before it was whole (``Embedded(read_timeout=...)``,
-    or a pulled response past its request timeout)."""
-
-    message: Message
-    reason: str
-
-
-class TransportObserver:
-    """Hooks the transport calls as it moves messages; the trace implements them."""
-
-    def on_send(self, message: Message, arrival: float) -> None: ...
-
-    def on_drop(self, message: Message, reason: str) -> None: ...
-
-    def on_duplicate(self, message: Message, arrival: float) -> None: ...
-
-    def on_deliver(self, message: Message) -> None: ...
-
-    def on_batch(self) -> None:
-        """Called before and after each batch of deliveries at one instant."""
 
 
 class _Wakeups(trio.abc.Instrument):
@@ -127,7 +78,6 @@ class InMemoryClusterTransport:
         snapshot_mode=None,
     ) -> None:
         self.seed = seed
-        #: How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it.
         self.snapshot_mode = snapshot_mode
         self.chunk_faults = ChunkFaults()
         #: ``on_crash(node, restart_after, reason)``: carries out crash_* chunk faults.
@@ -148,16 +98,26 @@ class InMemoryClusterTransport:
         self._heap: list[tuple] = []
         self._local_sequence: Counter = Counter()
         self._wakeup = trio.Event()
-        self._sleeping_until = math.inf
+        # When the serving task sleeps, until when; -inf while it is awake: it looks at the
+        # heap before it sleeps again, so an item pushed meanwhile needs no wake-up call.
+        self._sleeping_until = -math.inf
         self._batch_time: float | None = None
+        self._perfect_link: LinkConfig | None = None
         self._wakeups = _Wakeups()
         self.delivered_items = 0
         # Follower pull with a request timeout (FetchSnapshot): when each requester last asked.
         self._asked_at: dict[Link, float] = {}
 
     @property
-    def _request_timeout(self) -> float | None:
-        return getattr(self.snapshot_mode, "request_timeout", None)
+    def snapshot_mode(self):
+        """How snapshots travel (``Embedded()`` or ``Streaming(...)``); nodes read it."""
+        return self._snapshot_mode
+
+    @snapshot_mode.setter
+    def snapshot_mode(self, mode) -> None:
+        self._snapshot_mode = mode
+        # Looked at for every message sent: read once here, not per message.
+        self._request_timeout = getattr(mode, "request_timeout", None)
 
     def set_observer(self, observer: TransportObserver) -> None:
         """Who hears about sends, drops, deliveries (the trace, usually)."""
@@ -330,6 +290,27 @@ class InMemoryClusterTransport:
         link.sent_bytes += size
         link.kind_messages[kind] += 1
         link.kind_bytes[kind] += size
+        if (
+            (config is self._perfect_link or self._is_perfect(config))
+            and msg_type is not None and kind != "snapshot" and fault is None and key not in self._blocked
+        ):
+            # The common case, a Raft message without snapshot data on a perfect link: what
+            # the general path below does for it, without its draws, timeouts and branches.
+            start = link.busy_until
+            if now > start:
+                start = now
+            link.busy_until = start
+            arrival = start + config.latency.seconds + extra_delay
+            if arrival < link.last_arrival:
+                arrival = link.last_arrival  # FIFO
+            link.last_arrival = arrival
+            link.sequence += 1
+            heapq.heappush(self._heap, (arrival, MESSAGE, dst, src, link.sequence, Delivered(message)))
+            if arrival < self._sleeping_until:
+                self._wakeup.set()
+            if self._observe_messages:
+                self.observer.on_send(message, arrival)
+            return
         # Draw only what this link's settings need: a perfect link with constant
         # latency (the common case) costs no random numbers at all.
         rng = link.rng
@@ -402,6 +383,15 @@ class InMemoryClusterTransport:
             self._push(copy_arrival, MESSAGE, dst, src, link, Delivered(message))
             self.observer.on_duplicate(message, copy_arrival)
 
+    def _is_perfect(self, config: LinkConfig) -> bool:
+        """Constant latency, unlimited bandwidth, nothing lost, duplicated or held back
+        (the last such config seen is remembered: links nearly always share one)."""
+        perfect = (type(config.latency) is Constant and config.bandwidth is None
+                   and not config.loss and not config.duplicate and not config.reorder)
+        if perfect:
+            self._perfect_link = config
+        return perfect
+
     def _push(self, at: float, kind: int, dst: int, src: int, link: LinkState, item) -> None:
         link.sequence += 1
         heapq.heappush(self._heap, (at, kind, dst, src, link.sequence, item))
@@ -468,7 +458,7 @@ class InMemoryClusterTransport:
             self._sleeping_until = heap[0][0] if heap else math.inf
             with trio.move_on_at(self._sleeping_until):
                 await self._wakeup.wait()
-            self._sleeping_until = math.inf
+            self._sleeping_until = -math.inf
 
     def _fast_forward(self, clock) -> bool:
         """Move virtual time on ourselves while every other task waits.
@@ -500,7 +490,10 @@ class InMemoryClusterTransport:
                     clock.jump(task_at - now)
                 return True
             clock.jump(next_at - now)
-            now = trio.current_time()  # delivering takes no virtual time: it stays valid
+            # The clock itself (what trio.current_time() asks, minus two calls); read back,
+            # not assumed to be next_at: the jump's float sum may differ in the last bit.
+            # Delivering takes no virtual time: it stays valid.
+            now = clock.current_time()
             self._deliver_due(now)
             if wakeups.scheduled:  # what we delivered woke a task: let it run first
                 return True

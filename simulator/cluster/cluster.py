@@ -55,6 +55,7 @@ from .clocks import ClockFaultsMixin, NodeClocks
 from .delegation import nearest_holder
 from .node import CompactionPolicy, LeaderTransfer, NodeFailStop, NodeRunner, SnapshotReport, Tick
 from .reads import ReadsMixin
+from .long_lived import survivors_frozen
 from .snapshot_handling import NodeSnapshots
 
 
@@ -133,17 +134,18 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
         """
         cls._check_options(nodes, options)
         try:
-            async with trio.open_nursery() as nursery:
-                cluster = cls(nodes=nodes, **options)
-                await nursery.start(cluster.transport.serve)
-                nursery.start_soon(cluster._run_actions)
-                for node_id in sorted(cluster.runners):
-                    cluster._spawn(node_id)
-                try:
-                    yield cluster
-                finally:
-                    cluster.trace.flush()
-                    nursery.cancel_scope.cancel()
+            with survivors_frozen():  # long runs: full collections traverse only new objects
+                async with trio.open_nursery() as nursery:
+                    cluster = cls(nodes=nodes, **options)
+                    await nursery.start(cluster.transport.serve)
+                    nursery.start_soon(cluster._run_actions)
+                    for node_id in sorted(cluster.runners):
+                        cluster._spawn(node_id)
+                    try:
+                        yield cluster
+                    finally:
+                        cluster.trace.flush()
+                        nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             # A safety violation in a node is the story; otherwise the one error
             # that is not the cancellation of the other tasks.

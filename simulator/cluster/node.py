@@ -245,7 +245,7 @@ class NodeRunner:
         else:
             raise TypeError(f"node {self.node_id}'s inbox got a {type(item).__name__}, expected a message, "
                             "tick, client command, read, leader transfer, snapshot report or stream timer")
-        self.process_ready()
+        self._process_ready(node if node is self.raw_node else self.node)  # still up, still this life
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
         ticket = command.ticket
@@ -267,14 +267,18 @@ class NodeRunner:
         self.waiting[ticket.index] = ticket
 
     def process_ready(self) -> None:
-        node = self.node
+        """Run the Ready loop until the core has nothing more to hand out."""
+        self._process_ready(self.node)
+
+    def _process_ready(self, node: RawNode) -> None:
         while node.has_ready():
             self._handle_ready(node, node.ready())
         if self.snapshot_wait is not None and self.snapshot_wait.ask(node):
             self._event("snapshot_requested", index=node.raft.pending_request_snapshot,
                         reason=self.snapshot_wait.reason)
             self.process_ready()
-        self.snapshots.serve_snapshot_requests()
+        if self.snapshots.requests_seen:  # asked after every item: look at the flag here
+            self.snapshots.serve_snapshot_requests()
 
     def _handle_ready(self, node: RawNode, ready: Ready) -> None:
         storage = self.storage
@@ -289,8 +293,8 @@ class NodeRunner:
             storage.set_hard_state(ready.hard_state)
             # The monitor sees every hard state: a commit index going back is a violation.
             self.monitor.committed(self.node_id, node, ready.hard_state.commit)
-            if ready.hard_state.commit > previous_commit:
-                self._event("commit", index=ready.hard_state.commit)
+            if ready.hard_state.commit > previous_commit:  # nearly every Ready: straight to the trace
+                self.trace.node_event(self.node_id, "commit", index=ready.hard_state.commit)
         if ready.entries:
             self.monitor.appended(self.node_id, node, ready.entries)
         send = self.send
@@ -301,13 +305,17 @@ class NodeRunner:
         if committed_entries and self.snapshot_wait is None:
             for entry in committed_entries:
                 self._apply(node, entry)
-            self._event("apply", first=committed_entries[0].index, last=committed_entries[-1].index)
+            self.trace.node_event(self.node_id, "apply", first=committed_entries[0].index,
+                                  last=committed_entries[-1].index)
         if ready.read_states or committed_entries or ready.snapshot is not None:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
         self.monitor.advanced(self.node_id, node)
-        self._maybe_compact(node)
-        self.snapshots.hold_memory(0)
+        if committed_entries or ready.snapshot is not None:  # only these move the applied index
+            self._maybe_compact(node)
+        snapshots = self.snapshots
+        if storage.snapshot_data_size != snapshots.memory.current:  # hold_memory(0), asked inline
+            snapshots.hold_memory(0)
 
     def _role_changed(self, node: RawNode) -> None:
         raft = node.raft

@@ -71,6 +71,11 @@ class NodeSnapshots:
         #: of the leader (delegated snapshots), or ``None``; the cluster sets it.
         self.find_delegate = None
         self.memory = SnapshotMemory()
+        #: Whether a follower may have asked this node for a snapshot: only a message with
+        #: ``request_snapshot`` sets a progress's ``pending_request_snapshot`` (a new
+        #: leader's progresses start without one), so until one arrives there is nothing
+        #: for :meth:`serve_snapshot_requests` to look at on every Ready.
+        self.requests_seen = False
         self.endpoint = (
             mode.endpoint_class(runner.node_id, mode, store, self, registry)
             if isinstance(mode, Streaming)
@@ -85,13 +90,17 @@ class NodeSnapshots:
             if self.endpoint is not None:
                 self.endpoint.on_stream_message(message)
             return
+        if message.request_snapshot:
+            self.requests_seen = True
         if message.msg_type is MessageType.SNAPSHOT and message.snapshot is not None:
             if message.snapshot.data is None and self.endpoint is not None:
                 self.endpoint.on_offer(message)
                 return
             if message.snapshot.data is not None:
                 self.hold_memory(len(message.snapshot.data))
-        self.runner.node.step(message)
+        # The in-memory transport carries the sending core's own Message objects: their
+        # field types were never lost to a wire, so only the receiver's checks run.
+        self.runner.raw_node.step_typed(message)  # the runner checked it is up
 
     def on_timer(self, timer: StreamTimer) -> None:
         if self.endpoint is not None:
@@ -198,10 +207,15 @@ class NodeSnapshots:
         our newest snapshot does not reach (Raft waits, ``snapshot_temporarily_unavailable``):
         make one as soon as we applied that far, rather than at the next compaction, which
         may never come if no one proposes."""
+        if not self.requests_seen:
+            return
         raft = self.runner.node.raft
         if raft.role is not Role.LEADER:
             return
         wanted = max((progress.pending_request_snapshot for progress in raft.prs.progress.values()), default=0)
+        if not wanted:
+            self.requests_seen = False  # all served (or dropped): none until the next request
+            return
         if self.runner.storage.snapshot_metadata.index < wanted <= raft.raft_log.applied:
             self.runner.compact()
 

@@ -18,6 +18,10 @@ import struct
 _INT = struct.Struct(">Q")
 _LEN = struct.Struct(">I")
 TAG_INT, TAG_BYTES, TAG_TEXT = b"i", b"b", b"t"
+#: The tags as ``bytes[i]`` gives them, for the fast paths of :class:`Reader`.
+_INT_TAG, _BYTES_TAG, _TEXT_TAG = TAG_INT[0], TAG_BYTES[0], TAG_TEXT[0]
+_INT_FIELD = 1 + _INT.size
+_LEN_FIELD = 1 + _LEN.size
 
 
 class DecodeError(ValueError):
@@ -162,16 +166,44 @@ class Reader:
         self._buffer, self._position = b"", 0
         return b"".join(parts)
 
+    # Fast paths: a whole, well-tagged field inside the current chunk (every field of a
+    # command, nearly every field of a snapshot) is read with one unpack and one slice.
+    # Anything else (a field across chunks, the end of data, a wrong tag, bad UTF-8)
+    # goes the careful way below, from the same position, for the same errors.
+
     def int(self) -> int:
+        buffer, position = self._buffer, self._position
+        if len(buffer) - position >= _INT_FIELD and buffer[position] == _INT_TAG:
+            self._position = position + _INT_FIELD
+            return _INT.unpack_from(buffer, position + 1)[0]
         self._tag(TAG_INT, "an integer")
         return _INT.unpack(self._take(_INT.size, "integer"))[0]
 
     def bytes(self) -> bytes:
+        buffer, position = self._buffer, self._position
+        if len(buffer) - position >= _LEN_FIELD and buffer[position] == _BYTES_TAG:
+            start = position + _LEN_FIELD
+            end = start + _LEN.unpack_from(buffer, position + 1)[0]
+            if end <= len(buffer):
+                self._position = end
+                return buffer[start:end]
         self._tag(TAG_BYTES, "bytes")
         (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
         return self._take(length, "bytes")
 
     def text(self) -> str:
+        buffer, position = self._buffer, self._position
+        if len(buffer) - position >= _LEN_FIELD and buffer[position] == _TEXT_TAG:
+            start = position + _LEN_FIELD
+            end = start + _LEN.unpack_from(buffer, position + 1)[0]
+            if end <= len(buffer):
+                try:
+                    value = buffer[start:end].decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # the careful way names the bad byte
+                else:
+                    self._position = end
+                    return value
         self._tag(TAG_TEXT, "text")
         (length,) = _LEN.unpack(self._take(_LEN.size, "length"))
         start = self.offset

@@ -162,6 +162,13 @@ class RawNode:
         if not _has_valid_types(message):
             self.raft.rejections[MALFORMED] += 1
             return
+        self.step_typed(message)
+
+    def step_typed(self, message: Message) -> None:
+        """:meth:`step` for a message whose field types hold by construction: one another
+        ``RawNode`` of this process built, handed over by an in-process transport. The
+        type check belongs where bytes or user input become messages (a decoder,
+        :meth:`step`); everything that depends on the receiver is still checked here."""
         if message.is_local:
             # Local kinds come from tick()/report_*(); from the network they are forged.
             self.raft.rejections[LOCAL_FROM_NETWORK] += 1
