@@ -56,3 +56,22 @@ def test_an_open_cluster_freezes_survivors_and_hands_them_back_when_it_closes():
 
     assert run(main) > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_program_that_froze_objects_itself_keeps_its_freeze():
+    gc.collect()
+    gc.freeze()  # a pre-forking server's own freeze
+    try:
+        mine = gc.get_freeze_count()
+        assert mine > 0
+
+        async def main() -> bool:
+            async with Cluster.open(nodes=3, seed=1) as cluster:
+                await cluster.wait_for_leader()
+                gc.collect()
+                return any(callback.__name__ == "_freeze_survivors" for callback in gc.callbacks)
+
+        assert run(main) is False  # stays out of the way while open ...
+        assert gc.get_freeze_count() >= mine  # ... and does not undo the program's freeze when closed
+    finally:
+        gc.unfreeze()

@@ -15,6 +15,11 @@ the last open cluster closes, when they are handed back to the collector
 (``gc.unfreeze()``). Collection never decides behaviour in the simulator
 (nothing reacts to finalizers or weak references dying), so runs replay the
 same with or without this.
+
+A program that froze objects itself (a pre-forking server calls
+``gc.freeze()`` so children share pages) owns the permanent generation: if
+anything is frozen when the first cluster opens, this stays out of the way,
+because ``gc.unfreeze()`` cannot tell our objects from the program's.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ def _freeze_survivors(phase: str, info: dict) -> None:
 def survivors_frozen() -> Iterator[None]:
     """While inside (nested or not), objects surviving a full collection are frozen."""
     global _open
+    if _open == 0 and gc.get_freeze_count() > 0:
+        yield  # someone else's freeze: never undo it (the run is only slower)
+        return
     _open += 1
     if _open == 1:
         gc.callbacks.append(_freeze_survivors)
