@@ -98,7 +98,7 @@ class Workflow:
         return RUNNING
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, getstate_setstate=False)
 class WorkflowExecutor:
     """The seed's workflow executor: start workflows, complete or fail their steps.
 
@@ -123,6 +123,19 @@ class WorkflowExecutor:
     _fields: list[bytes] = attrs.field(factory=list, init=False, repr=False)
     _touched: set[str] = attrs.field(factory=set, init=False, repr=False)
     _cached_for: dict | None = attrs.field(default=None, init=False, repr=False)
+
+    # Pickling ------------------------------------------------------------------
+    # pysyncobj snapshots a machine by pickling it. Only the replicated state goes
+    # into a pickle: the encoding cache is derived from it, would add its own bytes to
+    # every snapshot pysyncobj sends, and holds a set whose order follows the string
+    # hash seed, which would make the same run's bytes differ between processes.
+
+    def __getstate__(self) -> dict:
+        return {"workflows": self.workflows, "applied_index": self.applied_index,
+                "rejected_commands": self.rejected_commands}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["workflows"], state["applied_index"], state["rejected_commands"])
 
     # Commands ------------------------------------------------------------------
 
