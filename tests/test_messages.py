@@ -15,6 +15,7 @@ from simulator.raft.messages import (
     EntryType,
     HardState,
     Message,
+    MessageKinds,
     MessageType,
     Snapshot,
     SnapshotMetadata,
@@ -399,3 +400,12 @@ def test_snapshot_has_data_unless_data_is_none():
 def test_values_are_immutable():
     with pytest.raises(AttributeError):
         Entry(term=1, index=1).term = 2  # type: ignore[misc]
+
+
+def test_message_kinds_hold_every_message_type_member_itself():
+    # The core compares kinds by identity through MessageKinds: a member missing
+    # there (added to MessageType only) or a copy of one would misroute messages.
+    listed = {name: value for name, value in vars(MessageKinds).items() if not name.startswith("_")}
+    assert sorted(listed) == sorted(member.name for member in MessageType)
+    for member in MessageType:
+        assert listed[member.name] is member

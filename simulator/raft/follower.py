@@ -9,7 +9,7 @@ log with a newer snapshot — and answers so the leader can go on.
 
 from __future__ import annotations
 
-from .messages import Message, MessageType, Snapshot
+from .messages import Message, MessageKinds, Snapshot
 from .reasons import (
     APPEND_CONFLICTS_COMMITTED,
     APPEND_MISMATCH,
@@ -18,7 +18,7 @@ from .reasons import (
     SNAPSHOT_NOT_NEWER,
 )
 
-MT = MessageType
+MT = MessageKinds
 
 
 class FollowerLog:

@@ -34,7 +34,7 @@ from .messages import (
     HardState,
     TERMLESS_MESSAGES,
     Message,
-    MessageType,
+    MessageKinds,
 )
 from .progress import ProgressTracker, VoteResult
 from .read_only import ReadIndexHandling, ReadOnly, ReadState
@@ -52,7 +52,7 @@ from .replication import LeaderReplication
 from .role import Role
 from .storage import Storage
 
-MT = MessageType
+MT = MessageKinds
 
 
 class CampaignKind(enum.Enum):

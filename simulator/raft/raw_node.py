@@ -35,6 +35,7 @@ from .messages import (
     EntryType,
     HardState,
     Message,
+    MessageKinds,
     MessageType,
     Snapshot,
 )
@@ -44,7 +45,7 @@ from .read_only import LEASE_CONTEXT, ReadState
 from .reasons import LOCAL_FROM_NETWORK, MALFORMED, MISADDRESSED, UNKNOWN_SENDER
 from .storage import Storage
 
-MT = MessageType
+MT = MessageKinds
 
 
 class SnapshotStatus(enum.Enum):

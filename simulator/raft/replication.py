@@ -22,7 +22,7 @@ from .errors import (
     SnapshotTemporarilyUnavailableError,
 )
 from .membership import decode_conf_change
-from .messages import INVALID_ID, Entry, Message, MessageType
+from .messages import INVALID_ID, Entry, Message, MessageKinds
 from .progress import ProgressState
 from .reasons import (
     CONF_CHANGE_DROPPED,
@@ -36,7 +36,7 @@ from .reasons import (
     WRONG_ROLE,
 )
 
-MT = MessageType
+MT = MessageKinds
 
 
 class LeaderReplication:
