@@ -20,6 +20,8 @@ from simulator.raft.messages import (
     Snapshot,
     SnapshotMetadata,
 )
+from simulator.raft.progress import ProgressState, ProgressStates
+from simulator.raft.role import Role, Roles
 
 #: What ``eval`` needs to rebuild any value from its repr.
 NAMESPACE = {
@@ -402,10 +404,15 @@ def test_values_are_immutable():
         Entry(term=1, index=1).term = 2  # type: ignore[misc]
 
 
-def test_message_kinds_hold_every_message_type_member_itself():
-    # The core compares kinds by identity through MessageKinds: a member missing
-    # there (added to MessageType only) or a copy of one would misroute messages.
-    listed = {name: value for name, value in vars(MessageKinds).items() if not name.startswith("_")}
-    assert sorted(listed) == sorted(member.name for member in MessageType)
-    for member in MessageType:
+@pytest.mark.parametrize(
+    ("namespace", "enum_type"),
+    [(MessageKinds, MessageType), (Roles, Role), (ProgressStates, ProgressState)],
+)
+def test_member_namespaces_hold_every_enum_member_itself(namespace, enum_type):
+    # The core compares kinds, roles and progress states by identity through these
+    # plain classes: a member missing there (added to the enum only) or a copy of
+    # one would misroute messages.
+    listed = {name: value for name, value in vars(namespace).items() if not name.startswith("_")}
+    assert sorted(listed) == sorted(member.name for member in enum_type)
+    for member in enum_type:
         assert listed[member.name] is member
