@@ -64,7 +64,7 @@ class FollowerLog:
             if conflict and conflict <= log.committed:
                 self._reject(APPEND_CONFLICTS_COMMITTED)
                 return
-            last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+            last_new = log.append_after_match(m.index, m.commit, m.entries, conflict)
             self._respond_append(m, index=last_new)
             return
         self._reject(APPEND_MISMATCH)

@@ -196,8 +196,15 @@ class RaftLog:
         """
         if not self.match_term(index, log_term):
             return None
+        return self.append_after_match(index, committed, entries, self.find_conflict(entries))
+
+    def append_after_match(
+        self, index: int, committed: int, entries: tuple[Entry, ...], conflict: int
+    ) -> int:
+        """:meth:`maybe_append` for a caller that has already found (``index``, its term)
+        matching and ``conflict`` = ``find_conflict(entries)``: the follower does both
+        before deciding, and this spares a second pass per append."""
         last_new = index + len(entries)
-        conflict = self.find_conflict(entries)
         if conflict:
             self.append(list(entries[conflict - (index + 1) :]))
         self.commit_to(min(committed, last_new))
