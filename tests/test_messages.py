@@ -15,10 +15,13 @@ from simulator.raft.messages import (
     EntryType,
     HardState,
     Message,
+    MessageKinds,
     MessageType,
     Snapshot,
     SnapshotMetadata,
 )
+from simulator.raft.progress import ProgressState, ProgressStates
+from simulator.raft.role import Role, Roles
 
 #: What ``eval`` needs to rebuild any value from its repr.
 NAMESPACE = {
@@ -399,3 +402,17 @@ def test_snapshot_has_data_unless_data_is_none():
 def test_values_are_immutable():
     with pytest.raises(AttributeError):
         Entry(term=1, index=1).term = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "enum_type"),
+    [(MessageKinds, MessageType), (Roles, Role), (ProgressStates, ProgressState)],
+)
+def test_member_namespaces_hold_every_enum_member_itself(namespace, enum_type):
+    # The core compares kinds, roles and progress states by identity through these
+    # plain classes: a member missing there (added to the enum only) or a copy of
+    # one would misroute messages.
+    listed = {name: value for name, value in vars(namespace).items() if not name.startswith("_")}
+    assert sorted(listed) == sorted(member.name for member in enum_type)
+    for member in enum_type:
+        assert listed[member.name] is member

@@ -44,7 +44,7 @@ from .messages import (
     SnapshotMetadata,
 )
 from .progress import ProgressState
-from .raft import Role
+from .role import Role
 from .raw_node import (
     PeerProgress,
     RaftStatistics,

@@ -9,7 +9,7 @@ log with a newer snapshot — and answers so the leader can go on.
 
 from __future__ import annotations
 
-from .messages import Message, MessageType, Snapshot
+from .messages import Message, MessageKinds, Snapshot
 from .reasons import (
     APPEND_CONFLICTS_COMMITTED,
     APPEND_MISMATCH,
@@ -18,7 +18,7 @@ from .reasons import (
     SNAPSHOT_NOT_NEWER,
 )
 
-MT = MessageType
+MT = MessageKinds
 
 
 class FollowerLog:
@@ -64,7 +64,7 @@ class FollowerLog:
             if conflict and conflict <= log.committed:
                 self._reject(APPEND_CONFLICTS_COMMITTED)
                 return
-            last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+            last_new = log.append_after_match(m.index, m.commit, m.entries, conflict)
             self._respond_append(m, index=last_new)
             return
         self._reject(APPEND_MISMATCH)

@@ -111,14 +111,32 @@ class RaftLog:
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index``; 0 past the end; ``CompactedError`` before the start."""
-        dummy = self.first_index() - 1
+        # Several calls per message: first_index, last_index and Unstable.maybe_term
+        # written out here, in the same order and with the same outcomes.
+        unstable = self.unstable
+        snapshot = unstable.snapshot
+        entries = unstable.entries
+        offset = unstable.offset
+        if snapshot is not None:
+            dummy = snapshot.metadata.index
+        else:
+            dummy = self.storage.first_index() - 1
         if index < dummy:
             raise CompactedError(f"term of index {index} requested, first index is {dummy + 1}")
-        if index > self.last_index():
+        if entries:
+            if index > offset + len(entries) - 1:
+                return 0
+            if index >= offset:
+                return entries[index - offset].term
+        elif snapshot is not None:
+            if index > snapshot.metadata.index:
+                return 0
+            if index >= offset:
+                return entries[index - offset].term  # as maybe_term: only reachable if offset lags
+        elif index > self.storage.last_index():
             return 0
-        maybe = self.unstable.maybe_term(index)
-        if maybe is not None:
-            return maybe
+        if index < offset and snapshot is not None and snapshot.metadata.index == index:
+            return snapshot.metadata.term
         return self.storage.term(index)
 
     def term_or_zero(self, index: int) -> int:
@@ -178,8 +196,15 @@ class RaftLog:
         """
         if not self.match_term(index, log_term):
             return None
+        return self.append_after_match(index, committed, entries, self.find_conflict(entries))
+
+    def append_after_match(
+        self, index: int, committed: int, entries: tuple[Entry, ...], conflict: int
+    ) -> int:
+        """:meth:`maybe_append` for a caller that has already found (``index``, its term)
+        matching and ``conflict`` = ``find_conflict(entries)``: the follower does both
+        before deciding, and this spares a second pass per append."""
         last_new = index + len(entries)
-        conflict = self.find_conflict(entries)
         if conflict:
             self.append(list(entries[conflict - (index + 1) :]))
         self.commit_to(min(committed, last_new))
@@ -249,9 +274,10 @@ class RaftLog:
         return limit_size(result, max_size)
 
     def entries(self, low: int, max_size: int | None = None) -> list[Entry]:
-        if low > self.last_index():
+        last = self.last_index()
+        if low > last:
             return []
-        return self.slice(low, self.last_index() + 1, max_size)
+        return self.slice(low, last + 1, max_size)
 
     def all_entries(self) -> list[Entry]:
         return self.entries(self.first_index())

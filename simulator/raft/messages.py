@@ -296,6 +296,36 @@ for _member in MessageType:
     _member.is_response = _member in RESPONSE_MESSAGES
 del _member
 
+class MessageKinds:
+    """:class:`MessageType`'s members as plain class attributes, for the per-message paths.
+
+    On Python 3.11 ``MessageType.APPEND`` is looked up through ``EnumType``'s
+    ``__getattr__`` hook, about 0.1 µs, and the core reads a dozen kinds per
+    message; a plain class attribute costs a fifth of that. The members are the
+    same objects (``MessageKinds.APPEND is MessageType.APPEND``).
+    """
+
+    HUP = MessageType.HUP
+    BEAT = MessageType.BEAT
+    CHECK_QUORUM = MessageType.CHECK_QUORUM
+    SNAP_STATUS = MessageType.SNAP_STATUS
+    UNREACHABLE = MessageType.UNREACHABLE
+    PROPOSE = MessageType.PROPOSE
+    APPEND = MessageType.APPEND
+    APPEND_RESPONSE = MessageType.APPEND_RESPONSE
+    REQUEST_VOTE = MessageType.REQUEST_VOTE
+    REQUEST_VOTE_RESPONSE = MessageType.REQUEST_VOTE_RESPONSE
+    REQUEST_PRE_VOTE = MessageType.REQUEST_PRE_VOTE
+    REQUEST_PRE_VOTE_RESPONSE = MessageType.REQUEST_PRE_VOTE_RESPONSE
+    SNAPSHOT = MessageType.SNAPSHOT
+    HEARTBEAT = MessageType.HEARTBEAT
+    HEARTBEAT_RESPONSE = MessageType.HEARTBEAT_RESPONSE
+    TRANSFER_LEADER = MessageType.TRANSFER_LEADER
+    TIMEOUT_NOW = MessageType.TIMEOUT_NOW
+    READ_INDEX = MessageType.READ_INDEX
+    READ_INDEX_RESPONSE = MessageType.READ_INDEX_RESPONSE
+
+
 #: Fixed per-message overhead used by :attr:`Message.size` (header fields as a wire would carry them).
 MESSAGE_HEADER_BYTES = 64
 

@@ -29,6 +29,15 @@ class ProgressState(_ReprEnum):
     SNAPSHOT = "snapshot"
 
 
+class ProgressStates:
+    """:class:`ProgressState`'s members as plain class attributes, read several times
+    per message (see ``messages.MessageKinds`` for why: enum class reads are slow on 3.11)."""
+
+    PROBE = ProgressState.PROBE
+    REPLICATE = ProgressState.REPLICATE
+    SNAPSHOT = ProgressState.SNAPSHOT
+
+
 @attrs.define(eq=False)
 class Inflights:
     """Last indexes of appends sent but not acknowledged, oldest first, at most ``capacity``."""
@@ -67,7 +76,7 @@ class Progress:
     match_index: int
     next_index: int
     inflights: Inflights
-    state: ProgressState = ProgressState.PROBE
+    state: ProgressState = ProgressStates.PROBE
     paused: bool = False
     pending_snapshot: int = 0
     recent_active: bool = False
@@ -85,20 +94,20 @@ class Progress:
 
     def become_probe(self) -> None:
         # After a snapshot, probe right after it: the follower has at least that.
-        if self.state is ProgressState.SNAPSHOT:
+        if self.state is ProgressStates.SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(ProgressStates.PROBE)
             self.next_index = max(self.match_index + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(ProgressStates.PROBE)
             self.next_index = self.match_index + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.REPLICATE)
+        self._reset_state(ProgressStates.REPLICATE)
         self.next_index = self.match_index + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset_state(ProgressState.SNAPSHOT)
+        self._reset_state(ProgressStates.SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
     def snapshot_failure(self) -> None:
@@ -122,7 +131,7 @@ class Progress:
         Returns False for a stale rejection (one that does not answer the
         latest probe), which must be ignored.
         """
-        if self.state is ProgressState.REPLICATE:
+        if self.state is ProgressStates.REPLICATE:
             if rejected <= self.match_index:
                 return False
             self.next_index = self.match_index + 1
@@ -134,9 +143,9 @@ class Progress:
         return True
 
     def is_paused(self) -> bool:
-        if self.state is ProgressState.PROBE:
+        if self.state is ProgressStates.PROBE:
             return self.paused
-        if self.state is ProgressState.REPLICATE:
+        if self.state is ProgressStates.REPLICATE:
             return self.inflights.full()
         return True
 

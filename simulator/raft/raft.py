@@ -34,7 +34,7 @@ from .messages import (
     HardState,
     TERMLESS_MESSAGES,
     Message,
-    MessageType,
+    MessageKinds,
 )
 from .progress import ProgressTracker, VoteResult
 from .read_only import ReadIndexHandling, ReadOnly, ReadState
@@ -49,10 +49,10 @@ from .reasons import (
     WRONG_ROLE,
 )
 from .replication import LeaderReplication
-from .role import Role
+from .role import Roles
 from .storage import Storage
 
-MT = MessageType
+MT = MessageKinds
 
 
 class CampaignKind(enum.Enum):
@@ -78,7 +78,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
         self.events: Counter[str] = Counter()
         self.term = 0
         self.vote = INVALID_ID
-        self.role = Role.FOLLOWER
+        self.role = Roles.FOLLOWER
         self.leader_id = INVALID_ID
         self.lead_transferee: int | None = None
         self.pending_conf_index = 0
@@ -167,29 +167,29 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
     def become_follower(self, term: int, leader_id: int) -> None:
         self._reset(term)
         self.leader_id = leader_id
-        self.role = Role.FOLLOWER
+        self.role = Roles.FOLLOWER
 
     def become_pre_candidate(self) -> None:
-        if self.role is Role.LEADER:
+        if self.role is Roles.LEADER:
             raise AssertionError("a leader cannot become a pre-candidate")
         # Neither the term nor the vote change: that is the point of pre-vote.
-        self.role = Role.PRE_CANDIDATE
+        self.role = Roles.PRE_CANDIDATE
         self.prs.reset_votes()
         self.leader_id = INVALID_ID
 
     def become_candidate(self) -> None:
-        if self.role is Role.LEADER:
+        if self.role is Roles.LEADER:
             raise AssertionError("a leader cannot become a candidate")
         self._reset(self.term + 1)
         self.vote = self.id
-        self.role = Role.CANDIDATE
+        self.role = Roles.CANDIDATE
 
     def become_leader(self) -> None:
-        if self.role is Role.FOLLOWER:
+        if self.role is Roles.FOLLOWER:
             raise AssertionError("a follower cannot become leader without an election")
         self._reset(self.term)
         self.leader_id = self.id
-        self.role = Role.LEADER
+        self.role = Roles.LEADER
         self.events["became_leader"] += 1
         self.prs.progress[self.id].become_replicate()
         # Any conf change in the log may be uncommitted: allow a new one only after it.
@@ -200,7 +200,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
     # -- time ---------------------------------------------------------------
 
     def tick(self) -> None:
-        if self.role is Role.LEADER:
+        if self.role is Roles.LEADER:
             self._tick_heartbeat()
         else:
             self._tick_election()
@@ -219,10 +219,10 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             self.election_elapsed = 0
             if self.config.check_quorum:
                 self.step(Message(MT.CHECK_QUORUM, to=self.id, from_=self.id))
-            if self.role is Role.LEADER and self.lead_transferee is not None:
+            if self.role is Roles.LEADER and self.lead_transferee is not None:
                 self.events["leader_transfer_aborted"] += 1
                 self.lead_transferee = None
-        if self.role is not Role.LEADER:
+        if self.role is not Roles.LEADER:
             return
         if self.heartbeat_elapsed >= self.config.heartbeat_tick:
             self.heartbeat_elapsed = 0
@@ -231,7 +231,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
     # -- elections ----------------------------------------------------------
 
     def hup(self, transfer: bool = False) -> None:
-        if self.role is Role.LEADER:
+        if self.role is Roles.LEADER:
             return
         if not self.promotable:
             self.events["campaign_refused_not_voter"] += 1
@@ -341,9 +341,9 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             self._step_vote_request(m)
         elif kind is MT.HUP:
             self.hup()
-        elif self.role is Role.LEADER:
+        elif self.role is Roles.LEADER:
             self.step_leader(m)
-        elif self.role is Role.FOLLOWER:
+        elif self.role is Roles.FOLLOWER:
             self._step_follower(m)
         else:
             self._step_candidate(m)
@@ -438,7 +438,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
         kind = m.msg_type
         expected_response = (
             MT.REQUEST_PRE_VOTE_RESPONSE
-            if self.role is Role.PRE_CANDIDATE
+            if self.role is Roles.PRE_CANDIDATE
             else MT.REQUEST_VOTE_RESPONSE
         )
         if kind is MT.PROPOSE:
@@ -461,7 +461,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
                 return
             result = self._poll(m.from_, not m.reject)
             if result is VoteResult.WON:
-                if self.role is Role.PRE_CANDIDATE:
+                if self.role is Roles.PRE_CANDIDATE:
                     self.campaign(CampaignKind.ELECTION)
                 else:
                     self.become_leader()

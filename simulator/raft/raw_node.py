@@ -35,16 +35,18 @@ from .messages import (
     EntryType,
     HardState,
     Message,
+    MessageKinds,
     MessageType,
     Snapshot,
 )
-from .progress import ProgressState
-from .raft import Raft, Role
+from .progress import ProgressState, ProgressStates
+from .raft import Raft
+from .role import Role, Roles
 from .read_only import LEASE_CONTEXT, ReadState
 from .reasons import LOCAL_FROM_NETWORK, MALFORMED, MISADDRESSED, UNKNOWN_SENDER
 from .storage import Storage
 
-MT = MessageType
+MT = MessageKinds
 
 
 class SnapshotStatus(enum.Enum):
@@ -198,7 +200,7 @@ class RawNode:
         forwarded changes the same way (:meth:`Raft.check_conf_change`).
         """
         raft = self.raft
-        if raft.role is Role.LEADER:
+        if raft.role is Roles.LEADER:
             raft.check_conf_change(change)
         else:
             changed_conf_state(raft.conf_state, change)  # our view; the leader checks again
@@ -235,7 +237,7 @@ class RawNode:
         disk, say): it ignores appends until the snapshot is installed.
         """
         raft = self.raft
-        if raft.role is not Role.FOLLOWER or raft.leader_id == INVALID_ID:
+        if raft.role is not Roles.FOLLOWER or raft.leader_id == INVALID_ID:
             raise RequestSnapshotDroppedError(
                 f"node {self.id} is {raft.role.value} and knows leader {raft.leader_id}; "
                 "only a follower with a leader can request a snapshot"
@@ -344,7 +346,7 @@ class RawNode:
         raft = self.raft
         log = raft.raft_log
         progress = ()
-        if raft.role is Role.LEADER:
+        if raft.role is Roles.LEADER:
             progress = tuple(
                 PeerProgress(
                     node_id=node_id,

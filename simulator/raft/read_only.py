@@ -32,10 +32,10 @@ from collections import deque
 
 import attrs
 
-from .messages import INVALID_ID, Message, MessageType, _ReprEnum
+from .messages import INVALID_ID, Message, MessageKinds, _ReprEnum
 from .reasons import MALFORMED, READ_DROPPED
 
-MT = MessageType
+MT = MessageKinds
 
 
 class ReadOnlyOption(_ReprEnum):

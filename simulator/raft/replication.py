@@ -22,8 +22,8 @@ from .errors import (
     SnapshotTemporarilyUnavailableError,
 )
 from .membership import decode_conf_change
-from .messages import INVALID_ID, Entry, Message, MessageType
-from .progress import ProgressState
+from .messages import INVALID_ID, Entry, Message, MessageKinds
+from .progress import ProgressStates
 from .reasons import (
     CONF_CHANGE_DROPPED,
     CONF_CHANGE_INVALID,
@@ -36,7 +36,7 @@ from .reasons import (
     WRONG_ROLE,
 )
 
-MT = MessageType
+MT = MessageKinds
 
 
 class LeaderReplication:
@@ -102,11 +102,11 @@ class LeaderReplication:
                 )
             )
         if entries:
-            if progress.state is ProgressState.REPLICATE:
+            if progress.state is ProgressStates.REPLICATE:
                 last_sent = entries[-1].index
                 progress.optimistic_update(last_sent)
                 progress.inflights.add(last_sent)
-            elif progress.state is ProgressState.PROBE:
+            elif progress.state is ProgressStates.PROBE:
                 progress.pause()
         return True
 
@@ -205,13 +205,13 @@ class LeaderReplication:
         elif kind is MT.HEARTBEAT_RESPONSE:
             progress.recent_active = True
             progress.resume()
-            if progress.state is ProgressState.REPLICATE and progress.inflights.full():
+            if progress.state is ProgressStates.REPLICATE and progress.inflights.full():
                 progress.inflights.free_first_one()
             if progress.match_index < self.raft_log.last_index() or progress.pending_request_snapshot:
                 self.send_append(m.from_)
             self._read_acknowledged(m)
         elif kind is MT.SNAP_STATUS:
-            if progress.state is not ProgressState.SNAPSHOT:
+            if progress.state is not ProgressStates.SNAPSHOT:
                 return
             if m.reject:
                 progress.snapshot_failure()
@@ -223,7 +223,7 @@ class LeaderReplication:
             # interval (failure) before the next try.
             progress.pause()
         elif kind is MT.UNREACHABLE:
-            if progress.state is ProgressState.REPLICATE:
+            if progress.state is ProgressStates.REPLICATE:
                 progress.become_probe()
         else:
             self._reject(WRONG_ROLE)
@@ -289,7 +289,7 @@ class LeaderReplication:
                 self._snapshot_requested(m, progress)
                 return
             if progress.maybe_decrease_to(m.index, next_probe):
-                if progress.state is ProgressState.REPLICATE:
+                if progress.state is ProgressStates.REPLICATE:
                     progress.become_probe()
                 self.send_append(m.from_)
             return
@@ -299,9 +299,9 @@ class LeaderReplication:
         was_paused = progress.is_paused()
         if not progress.maybe_update(m.index):
             return
-        if progress.state is ProgressState.PROBE:
+        if progress.state is ProgressStates.PROBE:
             progress.become_replicate()
-        elif progress.state is ProgressState.SNAPSHOT:
+        elif progress.state is ProgressStates.SNAPSHOT:
             if progress.match_index >= progress.pending_snapshot:
                 self.events["snapshot_caught_up"] += 1
                 progress.become_probe()
@@ -313,7 +313,7 @@ class LeaderReplication:
         elif was_paused:
             self.send_append(m.from_)
         # Keep the pipe full while the window allows.
-        while progress.state is ProgressState.REPLICATE and progress.next_index <= log.last_index():
+        while progress.state is ProgressStates.REPLICATE and progress.next_index <= log.last_index():
             if not self.send_append(m.from_):
                 break
         if m.from_ == self.lead_transferee and progress.match_index == log.last_index():
@@ -323,7 +323,7 @@ class LeaderReplication:
     def _snapshot_requested(self, m: Message, progress) -> None:
         """A follower knows its state is bad and asks for a snapshot at or past ``m.request_snapshot``."""
         self.events["snapshot_requests_received"] += 1
-        if progress.state is ProgressState.SNAPSHOT:
+        if progress.state is ProgressStates.SNAPSHOT:
             return  # one is already on its way
         progress.pending_request_snapshot = max(progress.pending_request_snapshot, m.request_snapshot)
         progress.become_probe()

@@ -10,3 +10,13 @@ class Role(_ReprEnum):
     PRE_CANDIDATE = "pre_candidate"
     CANDIDATE = "candidate"
     LEADER = "leader"
+
+
+class Roles:
+    """:class:`Role`'s members as plain class attributes, read on every step (see
+    ``messages.MessageKinds`` for why: enum class reads are slow on Python 3.11)."""
+
+    FOLLOWER = Role.FOLLOWER
+    PRE_CANDIDATE = Role.PRE_CANDIDATE
+    CANDIDATE = Role.CANDIDATE
+    LEADER = Role.LEADER

@@ -117,16 +117,18 @@ class MemStorage:
         return self._entries[-1].index if self._entries else self._snapshot_metadata.index
 
     def term(self, index: int) -> int:
-        if index == self._snapshot_metadata.index:
-            return self._snapshot_metadata.term
-        first = self.first_index()
+        # Asked for on most messages: first_index and last_index written out.
+        metadata = self._snapshot_metadata
+        if index == metadata.index:
+            return metadata.term
+        entries = self._entries
+        first = entries[0].index if entries else metadata.index + 1
         if index < first:
             raise CompactedError(f"term of index {index} requested, first index kept is {first}")
-        if index > self.last_index():
-            raise UnavailableError(
-                f"term of index {index} requested, last index is {self.last_index()}"
-            )
-        return self._entries[index - first].term
+        last = entries[-1].index if entries else metadata.index
+        if index > last:
+            raise UnavailableError(f"term of index {index} requested, last index is {last}")
+        return entries[index - first].term
 
     def entries(self, low: int, high: int, max_size: int | None = NO_LIMIT) -> list[Entry]:
         first = self.first_index()
