@@ -364,6 +364,10 @@ class BaseSnapshotStore:
     def _transfer_at(self, index: int) -> Transfer | None:
         return self._transfers.get(index)
 
+    def _read_back(self, transfer: Transfer) -> Callable[[], None] | None:
+        """Nothing to read back unless a store says otherwise (the disk store does)."""
+        return None
+
     def _publish_transfer(self, transfer: Transfer) -> StoredSnapshot:
         partial = transfer.partial
         existing = self._snapshots.get(partial.index)

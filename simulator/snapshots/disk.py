@@ -37,7 +37,7 @@ be dropped, and a new one opened on the directory, as after a real crash.
 from __future__ import annotations
 
 import contextlib
-import errno
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +48,7 @@ import attrs
 
 from .base import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_SNAPSHOT_SIZE, BaseSnapshotStore, RangeReader, Staged
 from .disk_io import OS_FILES, Files
-from .errors import SnapshotCorruptError, SnapshotDigestError
+from .errors import SnapshotCorruptError, WriteNotReadBackError
 from .files import (
     BIN,
     META,
@@ -103,10 +103,6 @@ FAULT_STEPS = (
     "compact_meta_removed",
     "compact_data_removed",
 )
-
-
-class WriteNotReadBackError(OSError):
-    """Data read back from the disk is not what the store wrote (a misdirected or lost write)."""
 
 
 class _FileReader(RangeReader):
@@ -249,7 +245,7 @@ class DiskSnapshotStore(BaseSnapshotStore):
                 actual.update(block[: size - length])
                 length += len(block)
         if length != size or hasher_digest(actual) != digest:
-            raise WriteNotReadBackError(errno.EIO, f"{what}: {path.name} does not read back as written ({length} bytes "
+            raise WriteNotReadBackError(f"{what}: {path.name} does not read back as written ({length} bytes "
                                      f"with digest {hasher_digest(actual)}, expected {size} with {digest}): "
                                      "a misdirected or lost write; not published")
 
@@ -374,15 +370,18 @@ class DiskSnapshotStore(BaseSnapshotStore):
             renamed="progress_written",
         )
 
+    def _read_back(self, transfer: Transfer) -> Callable[[], None]:
+        # Reads the partial file and hashes it, nothing else: the writer's commit may run
+        # it on another thread (a gRPC node's loop keeps serving meanwhile). A transfer
+        # superseded meanwhile may remove the file or start a new one under the same name;
+        # the commit then publishes nothing, whatever this found.
+        partial = transfer.partial
+        return functools.partial(self._check_written, self._path(partial.index, PARTIAL), partial.size,
+                                 partial.digest, f"snapshot {partial.index}")
+
     def _publish_partial(self, transfer: Transfer, snapshot: StoredSnapshot) -> None:
+        # The data was read back and verified by the writer's commit (``_read_back``) just before.
         partial_path, data_path = self._path(snapshot.index, PARTIAL), self._path(snapshot.index, BIN)
-        try:
-            self._check_written(partial_path, snapshot.size, snapshot.digest, f"snapshot {snapshot.index}")
-        except WriteNotReadBackError as error:
-            # Bytes that passed every chunk checksum are not what is on disk: the verified
-            # prefix cannot be trusted, so the transfer starts over, as after a digest mismatch.
-            self._drop_transfer(transfer)
-            raise SnapshotDigestError(f"{error}; the partial data was removed") from None
         if snapshot.index in self._trailers:
             # The JSON record moves to the end first, so a crash once the trailer is gone
             # still resumes at size (and the commit completes), never from an older offset.

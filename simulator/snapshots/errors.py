@@ -10,6 +10,8 @@ found something on disk the store refuses to trust. Operating-system failures
 
 from __future__ import annotations
 
+import errno
+
 
 class SnapshotStoreError(ValueError):
     """Base of every error a snapshot store raises on purpose."""
@@ -51,3 +53,14 @@ class SnapshotTooLargeError(SnapshotStoreError):
 
 class SnapshotExistsError(SnapshotStoreError):
     """A complete snapshot already exists at that index, and the request would replace it."""
+
+
+class WriteNotReadBackError(OSError):
+    """Data read back from storage is not what the store wrote (a misdirected or lost write).
+
+    An ``OSError`` (``EIO``), not a ``SnapshotStoreError``: it is the disk that failed.
+    A commit that meets it removes the partial data and raises ``SnapshotDigestError``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EIO, message)

@@ -49,7 +49,11 @@ class ResumableWriter(Protocol):
     (committed, aborted, or superseded by a later ``open_writer`` or
     ``save_snapshot`` on its store) every ``write``/``commit`` raises
     ``SnapshotStoreError``. The built-in :class:`~simulator.snapshots.SnapshotWriter`
-    is one; a store written from scratch may return its own.
+    is one; a store written from scratch may return its own. The built-in one
+    can also commit in steps, so that an asynchronous caller runs the slow
+    read-back on another thread (``prepare_commit`` / ``commit(verified=...)``,
+    :mod:`simulator.snapshots.writer`); callers use that only when the writer
+    has ``prepare_commit``, so it is not part of this protocol.
     """
 
     #: The offset this writer started from (bytes before it were received by an earlier writer).

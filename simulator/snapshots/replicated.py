@@ -82,8 +82,10 @@ class _ReplicatingWriter:
     def __repr__(self) -> str:
         return repr(self._writer)
 
-    def commit(self) -> StoredSnapshot:
-        snapshot = self._writer.commit()
+    def commit(self, **options: Any) -> StoredSnapshot:
+        # ``options`` as SnapshotWriter.commit takes them (``verified=`` from its prepare_commit,
+        # which reaches the primary's writer through __getattr__).
+        snapshot = self._writer.commit(**options)
         self._owner._replicate(snapshot.index)
         return snapshot
 

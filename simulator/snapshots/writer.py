@@ -18,15 +18,34 @@ file and its progress record on disk). What the writer asks of that store is
 ``BaseSnapshotStore`` implements it. One writer is active per store; opening
 another, or saving a snapshot at the same index, supersedes it, and the old
 writer then refuses every call.
+
+Committing in two steps. For some stores the commit has a slow part that
+touches nothing but the written data: the disk store reads every byte back
+and hashes it before publishing (seconds for a large snapshot that is not
+in the page cache). An asynchronous caller that must keep its event loop
+running meanwhile splits ``commit()`` into its three steps::
+
+    check = writer.prepare_commit()     # caller's thread: size and running digest, as commit does
+    check.run()                         # any thread: the read-back; no store state is touched
+    writer.commit(verified=check)       # caller's thread again: publish, or drop a mismatch
+
+``commit(verified=check)`` first checks that the writer is still the active
+one: if a newer ``open_writer`` or ``save_snapshot`` superseded it while the
+check ran, nothing is published and nothing of the newer transfer is
+touched. Only then does a read-back that found other bytes than were written
+remove the partial data (``SnapshotDigestError``), as ``commit()`` does.
+This module starts no thread itself (layer 1 has none): which thread runs
+``check.run`` is the caller's business.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 
-from .errors import SnapshotChunkError, SnapshotDigestError, SnapshotStoreError
+from .errors import SnapshotChunkError, SnapshotDigestError, SnapshotStoreError, WriteNotReadBackError
 from .metadata import ConfStateTuple, PartialSnapshot, StoredSnapshot, hasher_digest
 
 BytesLike = bytes | bytearray | memoryview
@@ -55,11 +74,51 @@ class TransferOwner(Protocol):
     def _append_partial(self, transfer: Transfer, offset: int, data: Any, *, prefix_digest: str) -> None:
         """Durably append ``data`` at ``offset`` and record the new offset as progress."""
 
+    def _read_back(self, transfer: Transfer) -> Callable[[], None] | None:
+        """The check of the complete transfer's stored bytes before it is published, or ``None``.
+
+        It must touch only the transfer's data, never the store's bookkeeping, because
+        a caller may run it on another thread; it raises :class:`WriteNotReadBackError`
+        if the bytes are not the ones written."""
+
     def _publish_transfer(self, transfer: Transfer) -> StoredSnapshot:
         """Turn the verified, complete transfer into a stored snapshot."""
 
     def _drop_transfer(self, transfer: Transfer) -> None:
         """Remove the transfer and its partial data."""
+
+
+class CommitCheck:
+    """The slow, store-independent part of a commit, from :meth:`SnapshotWriter.prepare_commit`.
+
+    :meth:`run` reads the written bytes back (if the store has anything to read
+    back) and records the outcome instead of raising it, so it may run on any
+    thread; the writer's ``commit(verified=...)`` acts on the outcome on the
+    caller's thread. Run it once.
+    """
+
+    def __init__(self, writer: SnapshotWriter, transfer: Transfer, read_back: Callable[[], None] | None) -> None:
+        self._writer = writer
+        self._transfer = transfer
+        self._read_back = read_back
+        self.ran = False
+        #: What the read-back raised (``WriteNotReadBackError`` for bytes other than those
+        #: written, another ``OSError`` for a failing disk), or ``None``.
+        self.error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        state = "not run" if not self.ran else "failed" if self.error is not None else "passed"
+        return f"<CommitCheck snapshot {self._transfer.partial.index} {state}>"
+
+    def run(self) -> None:
+        if self.ran:
+            raise SnapshotStoreError(f"{self!r}: run() once expected, it was called again")
+        try:
+            if self._read_back is not None:
+                self._read_back()
+        except Exception as error:  # noqa: BLE001 - acted on by commit(verified=...) on the caller's thread
+            self.error = error
+        self.ran = True
 
 
 def _bytes(count: int) -> str:
@@ -164,7 +223,7 @@ class SnapshotWriter:
         self._transfer.partial = attrs.evolve(partial, offset=end)
         return end
 
-    def commit(self, *, verify_digest: bool = True) -> StoredSnapshot:
+    def commit(self, *, verify_digest: bool = True, verified: CommitCheck | None = None) -> StoredSnapshot:
         """Verify size and digest, publish the snapshot, and return its metadata.
 
         ``verify_digest=False`` publishes the bytes under the digest they
@@ -172,10 +231,46 @@ class SnapshotWriter:
         defect switch (``simulator.raft.defects.INSTALL_UNVERIFIED``), which
         shows that the property tests catch a receiver that skips the check.
 
+        ``verified``: the :class:`CommitCheck` this writer's :meth:`prepare_commit`
+        returned, already run (see the module docstring); the checks it did are not
+        repeated. Without it, ``commit`` does all three steps here.
+
         ``SnapshotChunkError`` if bytes are still missing (the partial is kept, keep
-        writing). ``SnapshotDigestError`` if the bytes hash to another digest: the
-        partial data is removed and nothing is published.
+        writing). ``SnapshotDigestError`` if the bytes hash to another digest, or read
+        back from storage as other bytes: the partial data is removed and nothing is
+        published. ``SnapshotStoreError`` if the writer was closed or superseded
+        (also while a ``verified`` check ran): nothing is published or removed.
         """
+        if verified is None:
+            verified = self.prepare_commit(verify_digest=verify_digest)
+            verified.run()
+        elif not isinstance(verified, CommitCheck) or verified._writer is not self:
+            raise SnapshotStoreError(
+                f"{self!r}: commit(verified=...) expects the CommitCheck this writer's prepare_commit "
+                f"returned, got {verified!r}"
+            )
+        elif not verified.ran:
+            raise SnapshotStoreError(f"{self!r}: {verified!r}; call its run() before commit(verified=...)")
+        # Superseded while the check ran (on another thread)? Then the store belongs to a newer
+        # transfer, perhaps at this very index and file: publish nothing, remove nothing.
+        self._check_active()
+        error = verified.error
+        if isinstance(error, WriteNotReadBackError):
+            # Bytes that passed every chunk checksum are not what is stored: the verified
+            # prefix cannot be trusted, so the transfer starts over, as after a digest mismatch.
+            self._store._drop_transfer(self._transfer)
+            self._closed_because = "its data did not read back as written"
+            raise SnapshotDigestError(f"{error}; the partial data was removed") from None
+        if error is not None:
+            raise error  # a failing disk: the partial is kept, as for a failed write
+        snapshot = self._store._publish_transfer(self._transfer)
+        self._closed_because = "it was committed"
+        return snapshot
+
+    def prepare_commit(self, *, verify_digest: bool = True) -> CommitCheck:
+        """The first step of a commit in steps (module docstring): the checks that ``commit``
+        makes first (all bytes here, their running digest; same errors), and a
+        :class:`CommitCheck` for the read-back that may then run on another thread."""
         self._check_active()
         partial = self._transfer.partial
         if partial.offset != partial.size:
@@ -193,9 +288,7 @@ class SnapshotWriter:
                 f"snapshot {partial.index} ({partial.snapshot_id!r}): received {partial.size} bytes "
                 f"with digest {actual}, expected {partial.digest}; the partial data was removed"
             )
-        snapshot = self._store._publish_transfer(self._transfer)
-        self._closed_because = "it was committed"
-        return snapshot
+        return CommitCheck(self, self._transfer, self._store._read_back(self._transfer))
 
     def abort(self) -> None:
         """Give up this transfer and remove its partial data. Harmless if already closed."""

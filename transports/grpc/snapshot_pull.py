@@ -16,7 +16,8 @@ Then, until every byte is verified::
            DUPLICATE  ─▶ ignore
            REJECT     ─▶ count (``checksum failed`` / ``chunk refused``), end the call, ask again
       ─▶ call ended early or failed ─▶ ``stream cut`` / ``peer unreachable``, back off, ask again
-    writer.commit()  (digest of all bytes = the offer's digest, else ``digest failed``, data dropped)
+    writer.commit()  (digest of all bytes = the offer's digest, else ``digest failed``, data dropped;
+                      the disk store's read-back of the bytes runs on a worker thread: see _commit)
     ─▶ the offer goes to Raft, whose Ready installs from the store
 
 Nothing half-written is installed: Raft sees the snapshot only after
@@ -375,19 +376,46 @@ class SnapshotPuller:
                     await trio.sleep(backoff)
                     backoff = min(2 * backoff, MAX_BACKOFF)
             try:
-                writer.commit()
+                published = await self._commit(pull, writer)
             except SnapshotDigestError as error:
                 pull.outcome = "aborted"
                 self.events(ev.DIGEST_FAILED, str(error))
                 return
             finally:
-                self.current = None if self.current is pull else self.current
-                self.finished.append(pull)
+                if pull.outcome != "superseded":  # a superseding offer has moved it to finished itself
+                    self.current = None if self.current is pull else self.current
+                    self.finished.append(pull)
+            if not published:
+                return
             pull.outcome = "installed"
             offer = transfer.offer
             self.events(ev.SNAPSHOT_INSTALLED, f"snapshot {offer.index} ({offer.size} bytes) verified, "
                                                f"resumed from {pull.resumed_from}, {transfer.retries} retries")
             self.deliver(pull.offer_message)
+
+    async def _commit(self, pull: Pull, writer) -> bool:
+        """Verify and publish the complete pull; ``False`` if an offer superseded it meanwhile.
+
+        A disk store reads every byte back and hashes it before it publishes: seconds for
+        a large snapshot that is not in the page cache, during which this thread would
+        answer no heartbeat and no Raft message, and the node's election timer would run
+        out. So that read-back (``CommitCheck.run``, which touches the file only) runs on
+        a worker thread, and the publish (the store's bookkeeping) here after it. The
+        thread is waited for even when the pull is cancelled, so nothing else uses the
+        writer while it runs; an offer that superseded the pull meanwhile has opened its
+        own writer, and this one then publishes nothing. A writer that cannot commit in
+        steps (a store written from scratch) commits here at once.
+        """
+        prepare = getattr(writer, "prepare_commit", None)
+        if prepare is None:
+            writer.commit()
+            return True
+        check = prepare()
+        await trio.to_thread.run_sync(check.run, thread_name=f"node{self.me}-read-back")
+        if pull.outcome == "superseded":
+            return False
+        writer.commit(verified=check)
+        return True
 
     async def _one_call(self, pull: Pull, writer) -> str | None:
         """One ``TransferSnapshot`` call; returns why it ended early, or ``None``.
