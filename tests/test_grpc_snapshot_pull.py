@@ -4,6 +4,7 @@ gRPC server in this process that misbehaves on purpose: bad checksums, wrong byt
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -206,3 +207,135 @@ async def test_a_sender_that_answers_garbage_is_named_and_the_pull_does_not_cras
     finally:
         channel.close()
         server.stop(0)
+
+
+# -- the read-back before publishing runs beside the node's loop, not on it ---------------------
+
+GOOD = b"the last good snapshot " * 40
+
+
+class BlockingReadBack(DiskSnapshotStore):
+    """A disk store whose read-back of a received snapshot waits for the test to release it
+    (at most ``HOLD`` seconds, so that a read-back on the trio thread, which the test cannot
+    release, fails the test instead of hanging it). ``spoil`` flips a byte of the data on
+    disk first, as a misdirected write would have."""
+
+    HOLD = 10.0
+
+    def __init__(self, *args, spoil: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.spoil = spoil
+        self.started, self.release, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.released_by_test = False
+        self.on_trio_thread: bool | None = None
+
+    def _check_written(self, path, size, digest, what, *, exact=False):
+        if not str(path).endswith(".partial"):  # a snapshot saved whole: not the received one
+            return super()._check_written(path, size, digest, what, exact=exact)
+        self.on_trio_thread = trio.lowlevel.in_trio_run()
+        if self.spoil:
+            with open(path, "r+b") as file:
+                first = file.read(1)
+                file.seek(0)
+                file.write(bytes([first[0] ^ 0xFF]))
+        self.started.set()
+        self.released_by_test = self.release.wait(self.HOLD)
+        try:
+            return super()._check_written(path, size, digest, what, exact=exact)
+        finally:
+            self.done.set()
+
+
+async def wait_until(condition, what: str, seconds: float = 30) -> None:
+    with trio.fail_after(seconds):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+def start_pull(nursery, store, address, delivered):
+    channel = grpc.insecure_channel(address)
+    puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=delivered.append,
+                            chunks_in_flight=3)
+    nursery.start_soon(puller.run)
+    return puller, channel
+
+
+async def test_the_node_keeps_running_while_the_snapshot_is_read_back_and_then_installs_it(tmp_path, sender_address):
+    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    store.save_snapshot(3, GOOD, term=1)
+    delivered: list[Message] = []
+    address = sender_address(Sender(set()))
+    try:
+        async with trio.open_nursery() as nursery:
+            puller, channel = start_pull(nursery, store, address, delivered)
+            await trio.testing.wait_all_tasks_blocked()
+            puller.on_offer(offer())
+            # This loop is trio work: it gets to run only if the read-back is off the trio thread.
+            await wait_until(store.started.is_set, "the read-back to start")
+            ticks = 0
+            while ticks < 5:
+                await trio.sleep(0.001)
+                ticks += 1
+            assert not store.done.is_set()  # still blocked: the ticks ran beside it
+            puller.on_offer(offer())  # the node handles a re-offer meanwhile (Raft's retry)
+            assert puller.current is not None and puller.current.outcome == "in_progress"
+            assert delivered == [] and not store.has_snapshot(9)  # nothing before the bytes are verified
+            store.release.set()
+            await wait_until(lambda: puller.current is None, "the pull to finish")
+            nursery.cancel_scope.cancel()
+    finally:
+        store.release.set()
+    channel.close()
+    assert store.released_by_test and store.on_trio_thread is False
+    assert delivered == [offer()] and store.read_snapshot(9) == DATA and store.read_snapshot(3) == GOOD
+    assert puller.finished[-1].outcome == "installed" and store.partial_transfers() == []
+    assert store.reopened().read_snapshot(9) == DATA
+
+
+async def test_a_pull_superseded_during_the_read_back_publishes_nothing(tmp_path, sender_address):
+    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    store.save_snapshot(3, GOOD, term=1)
+    delivered: list[Message] = []
+    address = sender_address(Sender(set()))
+    try:
+        async with trio.open_nursery() as nursery:
+            puller, channel = start_pull(nursery, store, address, delivered)
+            await trio.testing.wait_all_tasks_blocked()
+            puller.on_offer(offer())
+            first = puller.current
+            await wait_until(store.started.is_set, "the read-back to start")
+            other = SnapshotMetadata(index=12, term=2, conf_state=ConfState(voters=(1,)), size=5,
+                                     digest="sha256:" + "0" * 64, snapshot_id="2-12-000000000000")
+            puller.on_offer(Message(MessageType.SNAPSHOT, to=2, from_=3, term=2, snapshot=Snapshot(other, None)))
+            assert first.outcome == "superseded" and [p.index for p in store.partial_transfers()] == [12]
+            store.release.set()
+            # The first pull's task ends once its read-back thread returns; the new pull's runs on.
+            await wait_until(lambda: len(puller._nursery.child_tasks) == 1, "the superseded pull to end")
+            nursery.cancel_scope.cancel()
+    finally:
+        store.release.set()
+    channel.close()
+    assert store.released_by_test and first.outcome == "superseded"
+    assert delivered == [] and puller.events.counts["snapshot installed"] == 0
+    assert [s.index for s in store.list_snapshots()] == [3] and store.read_snapshot(3) == GOOD
+    assert [p.index for p in store.partial_transfers()] == [12]  # the newer transfer's data is untouched
+
+
+async def test_bytes_that_do_not_read_back_as_written_are_removed_and_nothing_is_installed(
+        tmp_path, sender_address):
+    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False, spoil=True)
+    store.save_snapshot(3, GOOD, term=1)
+    store.release.set()  # not held: only the spoiled bytes matter here
+    delivered: list[Message] = []
+    address = sender_address(Sender(set()))
+    async with trio.open_nursery() as nursery:
+        puller, channel = start_pull(nursery, store, address, delivered)
+        await trio.testing.wait_all_tasks_blocked()
+        puller.on_offer(offer())
+        await wait_until(lambda: puller.current is None, "the pull to end")
+        nursery.cancel_scope.cancel()
+    channel.close()
+    assert store.on_trio_thread is False and puller.events.counts["digest failed"] == 1
+    assert puller.finished[-1].outcome == "aborted" and delivered == []
+    assert not store.has_snapshot(9) and store.partial_transfers() == []
+    assert [s.index for s in store.list_snapshots()] == [3] and store.reopened().read_snapshot(3) == GOOD
