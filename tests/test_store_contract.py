@@ -115,6 +115,30 @@ def test_every_store_passes_the_conformance_kit(kind, buckets, tmp_path):
     assert check_snapshot_store(factory) == len(CHECKS)
 
 
+def test_every_store_commits_in_steps_and_a_writer_superseded_meanwhile_publishes_nothing(stores):
+    # prepare_commit / CommitCheck.run (what an async caller runs on a worker thread) /
+    # commit(verified=...): the gRPC puller's way to commit, on every built-in store.
+    store = stores.new()
+    store.save_snapshot(1, b"the last good one", term=1)
+    data = b"received in steps"
+    writer = open_writer_for(store, 4, data)
+    writer.write(0, data)
+    check = writer.prepare_commit()
+    check.run()
+    assert writer.commit(verified=check).digest == digest_of(data) and store.read_snapshot(4) == data
+    old = open_writer_for(store, 6, data, snapshot_id="old")
+    old.write(0, data)
+    check = old.prepare_commit()
+    newer = open_writer_for(store, 7, b"newer", snapshot_id="new")
+    check.run()
+    with pytest.raises(SnapshotStoreError, match="superseded"):
+        old.commit(verified=check)
+    again = stores.reopen(store)
+    assert [s.index for s in again.list_snapshots()] == [1, 4] and [p.index for p in again.partial_transfers()] == [7]
+    newer.write(0, b"newer")
+    assert newer.commit().size == 5
+
+
 class ForgetfulDiskStore(DiskSnapshotStore):
     """Claims a restart loses nothing, but reopens as an empty store elsewhere."""
 
