@@ -263,3 +263,15 @@ def test_large_join_benchmark_can_join_into_just_freed_pages(tmp_path):
     assert results["just_freed_join"] is True and results["snapshot_size"] == 8 * MIB
     assert_ratio(results["join_raw_ratio"], results["join"]["seconds"], results["raw_write_fsync_seconds"])
     assert not list(tmp_path.glob("raftsim-large-join-*")), "disk stores are cleaned up"
+
+
+def test_grpc_install_gap_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "grpc_install_gap.py", "--size", "8MiB", "--repeats", "1",
+                            "--dir", str(tmp_path))
+    inline, thread = results["gap"]
+    assert (inline["mode"], thread["mode"]) == ("inline", "thread")
+    for row in (inline, thread):
+        assert row["size"] == 8 * MIB and row["cold"] and row["longest_loop_gap"] >= 0 and row["commit_seconds"] > 0
+        assert_ratio(row["gap_ratio_to_inline"], row["longest_loop_gap"], inline["longest_loop_gap"])
+    assert len(results["load_averages"]) == 2
+    assert not list(tmp_path.glob("raftsim-bench-*")), "disk stores are cleaned up"
