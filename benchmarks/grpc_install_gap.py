@@ -7,7 +7,8 @@ One process serves a SIZE-byte snapshot from a disk store with the node's own
 ``SnapshotTransfer`` service (``grpc_stream_peer.py serve``); another pulls it
 with the node's own ``SnapshotPuller`` into a durable disk store, while a trio
 task beside it asks to wake every 10 ms and records how late it woke: the
-longest time the node's loop answered nothing (no heartbeat, no Raft message).
+longest time the node's loop answered nothing (no heartbeat, no Raft message),
+over the whole pull and within the commit.
 Two ways to commit, alternating repeat by repeat, each in a fresh process:
 
 - **inline** (the baseline, as before): ``writer.commit()`` on the trio
@@ -67,18 +68,18 @@ def pull(mode: str, chunk: int, folder: str, address: str, metadata: str, cold: 
                     os.close(descriptor)
             return super()._check_written(path, *args, **kwargs)
 
-    commits: list[float] = []
+    commits: list[tuple[float, float]] = []  # (start, end) of each commit, trio's clock
 
     class Puller(SnapshotPuller):
         async def _commit(self, pull, writer) -> bool:
-            started = time.perf_counter()
+            started = trio.current_time()
             try:
                 if mode == "inline":  # the baseline: how the puller committed before
                     writer.commit()
                     return True
                 return await super()._commit(pull, writer)
             finally:
-                commits.append(time.perf_counter() - started)
+                commits.append((started, trio.current_time()))
 
     store = ColdStore(Path(folder) / "receiver", chunk_size=chunk)
     fields = json.loads(metadata)
@@ -89,30 +90,35 @@ def pull(mode: str, chunk: int, folder: str, address: str, metadata: str, cold: 
     channel = grpc.insecure_channel(address, options=channel_options())
     grpc.channel_ready_future(channel).result(timeout=30)
 
-    async def watch(lateness: list[float]) -> None:
+    async def watch(sleeps: list[tuple[float, float]]) -> None:
         while True:
             before = trio.current_time()
             await trio.sleep(TICK)
-            lateness[0] = max(lateness[0], trio.current_time() - before - TICK)
+            sleeps.append((before, trio.current_time()))
 
-    async def main() -> tuple[float, float]:
-        done, lateness = trio.Event(), [0.0]
+    async def main() -> tuple[float, list[tuple[float, float]]]:
+        done, sleeps = trio.Event(), []
         puller = Puller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=lambda message: done.set())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(puller.run)
             await trio.sleep(0.05)  # the puller's nursery is open
-            nursery.start_soon(watch, lateness)
+            nursery.start_soon(watch, sleeps)
             started = time.perf_counter()
             puller.on_offer(offer)
             await done.wait()
             seconds = time.perf_counter() - started
+            await trio.sleep(3 * TICK)  # the watcher wakes from a stall at the commit's end and counts it
             nursery.cancel_scope.cancel()
-        return seconds, lateness[0]
+        return seconds, sleeps
 
-    seconds, longest = trio.run(main)
+    seconds, sleeps = trio.run(main)
     assert store.has_snapshot(fields["index"]), "the pull ended without a verified snapshot"
     channel.close()
-    print(json.dumps({"seconds": seconds, "longest_loop_gap": longest, "commit_seconds": commits[-1]}), flush=True)
+    (commit_start, commit_end), = commits
+    during = [woke - before - TICK for before, woke in sleeps if before < commit_end and woke > commit_start]
+    print(json.dumps({"seconds": seconds, "longest_loop_gap": max(woke - before - TICK for before, woke in sleeps),
+                      "longest_loop_gap_in_commit": max(during, default=0.0),
+                      "commit_seconds": commit_end - commit_start}), flush=True)
 
 
 def _last_json(process: subprocess.Popen, timeout: float = 1200) -> dict:
@@ -157,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         gaps = [run["longest_loop_gap"] for run in runs[mode]]
         results.append({"mode": mode, "size": args.size, "chunk_size": args.chunk, "cold": not args.warm,
                         "longest_loop_gap": statistics.median(gaps), "all_longest_loop_gaps": gaps,
+                        "longest_loop_gap_in_commit": statistics.median(
+                            run["longest_loop_gap_in_commit"] for run in runs[mode]),
                         "commit_seconds": statistics.median(run["commit_seconds"] for run in runs[mode]),
                         "pull_seconds": statistics.median(run["seconds"] for run in runs[mode]),
                         "all_runs": runs[mode]})
@@ -167,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         f"Longest stall of a gRPC node's loop while it pulls a {size_label(args.size)} snapshot "
         f"({'cold' if not args.warm else 'warm'} read-back, {args.repeats} repeats, medians)",
-        ["commit", "longest loop gap (ms)", "gap vs inline", "commit (s)", "pull (s)", "load avg"],
+        ["commit", "longest loop gap (ms)", "gap vs inline", "longest gap in commit (ms)", "commit (s)", "pull (s)",
+         "load avg"],
         [[row["mode"], f"{row['longest_loop_gap'] * 1000:,.0f}", f"{row['gap_ratio_to_inline']:.3f}x",
+          f"{row['longest_loop_gap_in_commit'] * 1000:,.0f}",
           f"{row['commit_seconds']:.2f}", f"{row['pull_seconds']:.2f}", load] for row in results])
     write_json(args.json, "grpc_install_gap", ["benchmarks/grpc_install_gap.py", *(argv or sys.argv[1:])],
                {"gap": results, "load_averages": loads})
