@@ -16,6 +16,9 @@ What is verified when:
 - Before a snapshot is published, the store reads back what it wrote and
   hashes it (a misdirected or lost write fails the save as EIO, or restarts
   the received transfer, instead of publishing bytes nobody verified).
+  For a received transfer that read-back is the writer's commit check
+  (``SnapshotWriter.prepare_commit``), which an async caller may run on a
+  worker thread: it reads only the partial file.
 - ``stream_snapshot`` and ``read_snapshot`` hash everything they read and
   raise ``SnapshotCorruptError`` before the last chunk if the digest differs,
   including for snapshots this store object wrote itself: a disk can return
