@@ -249,8 +249,8 @@ class DiskSnapshotStore(BaseSnapshotStore):
                 length += len(block)
         if length != size or hasher_digest(actual) != digest:
             raise WriteNotReadBackError(f"{what}: {path.name} does not read back as written ({length} bytes "
-                                     f"with digest {hasher_digest(actual)}, expected {size} with {digest}): "
-                                     "a misdirected or lost write; not published")
+                                        f"with digest {hasher_digest(actual)}, expected {size} with {digest}): "
+                                        "a misdirected or lost write; not published")
 
     def _discard_staged(self, staged: Staged) -> None:
         remove_if_present(staged.handle, self.files)

@@ -19,7 +19,7 @@ file and its progress record on disk). What the writer asks of that store is
 another, or saving a snapshot at the same index, supersedes it, and the old
 writer then refuses every call.
 
-Committing in two steps. For some stores the commit has a slow part that
+Committing in steps. For some stores the commit has a slow part that
 touches nothing but the written data: the disk store reads every byte back
 and hashes it before publishing (seconds for a large snapshot that is not
 in the page cache). An asynchronous caller that must keep its event loop

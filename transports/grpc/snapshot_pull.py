@@ -398,7 +398,7 @@ class SnapshotPuller:
 
         A disk store reads every byte back and hashes it before it publishes: seconds for
         a large snapshot that is not in the page cache, during which this thread would
-        answer no heartbeat and no Raft message, and the node's election timer would run
+        answer no heartbeat and no Raft message, and the node's election timer could run
         out. So that read-back (``CommitCheck.run``, which touches the file only) runs on
         a worker thread, and the publish (the store's bookkeeping) here after it. The
         thread is waited for even when the pull is cancelled, so nothing else uses the
