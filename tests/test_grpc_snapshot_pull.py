@@ -247,9 +247,11 @@ class BlockingReadBack(DiskSnapshotStore):
 
 
 async def wait_until(condition, what: str, seconds: float = 30) -> None:
-    with trio.fail_after(seconds):
+    with trio.move_on_after(seconds):
         while not condition():
             await trio.sleep(0.01)
+        return
+    raise AssertionError(f"waited {seconds:g} s for {what}")
 
 
 def start_pull(nursery, store, address, delivered):
@@ -339,3 +341,37 @@ async def test_bytes_that_do_not_read_back_as_written_are_removed_and_nothing_is
     assert puller.finished[-1].outcome == "aborted" and delivered == []
     assert not store.has_snapshot(9) and store.partial_transfers() == []
     assert [s.index for s in store.list_snapshots()] == [3] and store.reopened().read_snapshot(3) == GOOD
+
+
+async def test_a_writer_that_cannot_commit_in_steps_commits_in_one_call(tmp_path, sender_address):
+    # A store written from scratch may return its own writer, without prepare_commit.
+    commits: list[dict] = []
+
+    class OneStepWriter:
+        def __init__(self, writer) -> None:
+            self._writer = writer
+
+        def __getattr__(self, name):
+            if name == "prepare_commit":
+                raise AttributeError(name)
+            return getattr(self._writer, name)
+
+        def commit(self, **options):
+            commits.append(options)
+            return self._writer.commit(**options)
+
+    class OneStepStore(DiskSnapshotStore):
+        def open_writer(self, index, **identity):
+            return OneStepWriter(super().open_writer(index, **identity))
+
+    store = OneStepStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    delivered: list[Message] = []
+    address = sender_address(Sender(set()))
+    async with trio.open_nursery() as nursery:
+        puller, channel = start_pull(nursery, store, address, delivered)
+        await trio.testing.wait_all_tasks_blocked()
+        puller.on_offer(offer())
+        await wait_until(lambda: puller.current is None, "the pull to end")
+        nursery.cancel_scope.cancel()
+    channel.close()
+    assert commits == [{}] and delivered == [offer()] and store.read_snapshot(9) == DATA
