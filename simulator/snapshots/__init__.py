@@ -6,7 +6,8 @@ this package are private; import from here.
 
 - :class:`SnapshotStore`: the protocol every store implements.
 - :class:`MemorySnapshotStore`, :class:`DiskSnapshotStore`: the two stores.
-- :class:`SnapshotWriter`: receives a snapshot in pieces, resumably.
+- :class:`SnapshotWriter`: receives a snapshot in pieces, resumably; :class:`CommitCheck`
+  is its commit's read-back, which an async caller may run on a worker thread.
 - :class:`StoredSnapshot`, :class:`PartialSnapshot`: what a store reports.
 - :class:`ReplicatedSnapshotStore`: a primary copied to secondary stores.
 - :class:`FaultyStore`: any store, with an object store's faults on demand.
@@ -49,10 +50,11 @@ from .metadata import (
 from .faulty import FaultyStore
 from .protocol import ResumableWriter, SnapshotData, SnapshotStore
 from .replicated import ReplicaStatus, ReplicatedSnapshotStore
-from .writer import SnapshotWriter
+from .writer import CommitCheck, SnapshotWriter
 
 __all__ = [
     "BucketNotFoundError",
+    "CommitCheck",
     "CredentialsError",
     "FaultyStore",
     "ObjectStoreError",
