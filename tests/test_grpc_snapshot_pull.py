@@ -375,3 +375,31 @@ async def test_a_writer_that_cannot_commit_in_steps_commits_in_one_call(tmp_path
         nursery.cancel_scope.cancel()
     channel.close()
     assert commits == [{}] and delivered == [offer()] and store.read_snapshot(9) == DATA
+
+
+async def test_a_pull_the_node_itself_superseded_during_the_read_back_says_so_and_publishes_nothing(
+        tmp_path, sender_address):
+    # Not an offer this time: the node's own store saved a snapshot at the pulled index
+    # while the read-back ran. The pull must end named, not crash the node's nursery.
+    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
+    store.save_snapshot(3, GOOD, term=1)
+    delivered: list[Message] = []
+    address = sender_address(Sender(set()))
+    try:
+        async with trio.open_nursery() as nursery:
+            puller, channel = start_pull(nursery, store, address, delivered)
+            await trio.testing.wait_all_tasks_blocked()
+            puller.on_offer(offer())
+            first = puller.current
+            await wait_until(store.started.is_set, "the read-back to start")
+            store.save_snapshot(9, b"the node's own snapshot 9", term=2)
+            store.release.set()
+            await wait_until(lambda: puller.current is None, "the pull to end")
+            nursery.cancel_scope.cancel()
+    finally:
+        store.release.set()
+    channel.close()
+    assert first.outcome == "superseded" and puller.finished == [first]
+    assert puller.events.counts["chunk refused"] == 1 and puller.events.counts["snapshot installed"] == 0
+    assert delivered == [] and store.read_snapshot(9) == b"the node's own snapshot 9"
+    assert store.read_snapshot(3) == GOOD and store.partial_transfers() == []

@@ -382,8 +382,9 @@ class SnapshotPuller:
                 self.events(ev.DIGEST_FAILED, str(error))
                 return
             finally:
-                if pull.outcome != "superseded":  # a superseding offer has moved it to finished itself
-                    self.current = None if self.current is pull else self.current
+                if self.current is pull:
+                    self.current = None
+                if not any(done is pull for done in self.finished):  # a superseding offer adds it itself
                     self.finished.append(pull)
             if not published:
                 return
@@ -414,7 +415,16 @@ class SnapshotPuller:
         await trio.to_thread.run_sync(check.run, thread_name=f"node{self.me}-read-back")
         if pull.outcome == "superseded":
             return False
-        writer.commit(verified=check)
+        try:
+            writer.commit(verified=check)
+        except SnapshotDigestError:
+            raise
+        except SnapshotStoreError as error:
+            # Superseded meanwhile by something other than an offer (the node saved a
+            # snapshot at this index itself): the store is the newer writer's; say so, go on.
+            pull.outcome = "superseded"
+            self.events(ev.CHUNK_REFUSED, f"snapshot {pull.transfer.offer.index} not installed: {error}")
+            return False
         return True
 
     async def _one_call(self, pull: Pull, writer) -> str | None:
