@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchlib import MIB, parse_size, print_table, ratio, size_label, write_json  # noqa: E402
+from grpc_stream_peer import offer_and_channel  # noqa: E402
 
 PEER = str(Path(__file__).with_name("grpc_stream_peer.py"))
 MODES = ("inline", "thread")
@@ -49,13 +50,10 @@ TICK = 0.01
 
 def pull(mode: str, chunk: int, folder: str, address: str, metadata: str, cold: bool) -> None:
     """The receiving process: pull the offered snapshot, watching the loop; print one JSON line."""
-    import grpc
     import trio
 
-    from simulator.raft import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
     from simulator.snapshots import DiskSnapshotStore
     from transports.grpc.events import EventLog
-    from transports.grpc.links import channel_options
     from transports.grpc.snapshot_pull import SnapshotPuller
 
     class ColdStore(DiskSnapshotStore):
@@ -82,13 +80,7 @@ def pull(mode: str, chunk: int, folder: str, address: str, metadata: str, cold: 
                 commits.append((started, trio.current_time()))
 
     store = ColdStore(Path(folder) / "receiver", chunk_size=chunk)
-    fields = json.loads(metadata)
-    offer = Message(msg_type=MessageType.SNAPSHOT, from_=1, to=2, term=fields["term"], snapshot=Snapshot(
-        data=None, metadata=SnapshotMetadata(index=fields["index"], term=fields["term"],
-                                             conf_state=ConfState.of(voters=[1]), size=fields["size"],
-                                             digest=fields["digest"], snapshot_id=fields["snapshot_id"])))
-    channel = grpc.insecure_channel(address, options=channel_options())
-    grpc.channel_ready_future(channel).result(timeout=30)
+    offer, channel = offer_and_channel(metadata, address)
 
     async def watch(sleeps: list[tuple[float, float]]) -> None:
         while True:
@@ -112,7 +104,7 @@ def pull(mode: str, chunk: int, folder: str, address: str, metadata: str, cold: 
         return seconds, sleeps
 
     seconds, sleeps = trio.run(main)
-    assert store.has_snapshot(fields["index"]), "the pull ended without a verified snapshot"
+    assert store.has_snapshot(offer.snapshot.metadata.index), "the pull ended without a verified snapshot"
     channel.close()
     (commit_start, commit_end), = commits
     during = [woke - before - TICK for before, woke in sleeps if before < commit_end and woke > commit_start]

@@ -88,17 +88,14 @@ def serve(kind: str, size: int, chunk: int, folder: str) -> None:
     trio.run(main)
 
 
-def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_flight: int,
-         sync_every: int = 1) -> None:
+def offer_and_channel(metadata: str, address: str):
+    """The snapshot offer node 1 sends node 2 for the served snapshot (``metadata``: the
+    ``serve`` line's JSON), and a ready gRPC channel to the serving process."""
     import grpc
-    import trio
 
     from simulator.raft import ConfState, Message, MessageType, Snapshot, SnapshotMetadata
-    from transports.grpc.events import EventLog
     from transports.grpc.links import channel_options
-    from transports.grpc.snapshot_pull import SnapshotPuller
 
-    store = open_store(kind, Path(folder) / "receiver" if kind == "disk" else None, chunk, sync_every)
     fields = json.loads(metadata)
     offer = Message(msg_type=MessageType.SNAPSHOT, from_=1, to=2, term=fields["term"], snapshot=Snapshot(
         data=None, metadata=SnapshotMetadata(index=fields["index"], term=fields["term"],
@@ -106,6 +103,18 @@ def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_fli
                                              digest=fields["digest"], snapshot_id=fields["snapshot_id"])))
     channel = grpc.insecure_channel(address, options=channel_options())
     grpc.channel_ready_future(channel).result(timeout=30)
+    return offer, channel
+
+
+def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_flight: int,
+         sync_every: int = 1) -> None:
+    import trio
+
+    from transports.grpc.events import EventLog
+    from transports.grpc.snapshot_pull import SnapshotPuller
+
+    store = open_store(kind, Path(folder) / "receiver" if kind == "disk" else None, chunk, sync_every)
+    offer, channel = offer_and_channel(metadata, address)
 
     async def main() -> tuple[float, float]:
         done = trio.Event()
@@ -122,7 +131,7 @@ def pull(kind: str, chunk: int, folder: str, address: str, metadata: str, in_fli
         return seconds, cpu
 
     seconds, cpu = trio.run(main)
-    assert store.has_snapshot(fields["index"]), "the pull ended without a verified snapshot"
+    assert store.has_snapshot(offer.snapshot.metadata.index), "the pull ended without a verified snapshot"
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_rss": peak_rss()}), flush=True)
 
 
