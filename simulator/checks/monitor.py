@@ -33,7 +33,8 @@ from collections.abc import Callable
 
 import attrs
 
-from ..raft import CompactedError, Entry, RawNode, Role
+from ..raft import CompactedError, Entry, RawNode
+from ..raft.role import Roles
 from .invariants import InvariantViolation
 
 
@@ -84,7 +85,7 @@ class InvariantMonitor:
     def role_changed(self, node_id: int, node: RawNode) -> None:
         self.checks += 1
         raft = node.raft
-        if raft.role is not Role.LEADER:
+        if raft.role is not Roles.LEADER:
             self.current_leaders.pop(node_id, None)
             return
         known = self.leaders.setdefault(raft.term, node_id)
@@ -186,16 +187,20 @@ class InvariantMonitor:
             )
 
     def advanced(self, node_id: int, node: RawNode) -> None:
-        log = node.raft.raft_log
-        if not log.applied <= log.committed <= log.last_index():
+        # Called after every Ready: the last index is read once for both checks.
+        raft = node.raft
+        log = raft.raft_log
+        last_index = log.last_index()
+        if not log.applied <= log.committed <= last_index:
             raise self.violation(
                 "index order",
                 f"node {node_id} must have applied <= commit <= last index, got "
-                f"{log.applied}, {log.committed}, {log.last_index()}",
+                f"{log.applied}, {log.committed}, {last_index}",
             )
-        self._check_acknowledged_kept(node_id, node)
+        if raft.role is Roles.FOLLOWER:
+            self._check_acknowledged_kept(node_id, raft, last_index)
 
-    def _check_acknowledged_kept(self, node_id: int, node: RawNode) -> None:
+    def _check_acknowledged_kept(self, node_id: int, raft, last_index: int) -> None:
         """A follower holds every entry it acknowledged to the leader of its term.
 
         The leader counts those acknowledgements towards commit; a follower that
@@ -203,17 +208,14 @@ class InvariantMonitor:
         committed entry less durable than Raft promises, and the leader, believing
         the follower has it, never sends it again: a silent stall, caught here.
         """
-        raft = node.raft
-        if raft.role is not Role.FOLLOWER:
-            return
         leader = self.current_leaders.get(raft.leader_id)
         if leader is None or leader[0] != raft.term:
             return
         progress = leader[1].raft.prs.progress.get(node_id)
-        if progress is not None and progress.match_index > raft.raft_log.last_index():
+        if progress is not None and progress.match_index > last_index:
             raise self.violation(
                 "a follower keeps the entries it acknowledged",
-                f"node {node_id} holds entries up to {raft.raft_log.last_index()}, but it "
+                f"node {node_id} holds entries up to {last_index}, but it "
                 f"acknowledged up to {progress.match_index} to leader {raft.leader_id} of term {raft.term}",
             )
 

@@ -40,6 +40,7 @@ from ..raft import (
     decode_conf_change,
 )
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
+from ..raft.role import Roles
 from ..snapshots import ObjectStoreError
 from ..snapshots.base import within_max_size
 from ..snapshots.errors import SnapshotCorruptError, SnapshotTooLargeError
@@ -250,7 +251,7 @@ class NodeRunner:
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
         ticket = command.ticket
         raft = node.raft
-        if raft.role is not Role.LEADER:
+        if raft.role is not Roles.LEADER:
             ticket.fail(f"node {self.node_id} is not the leader (leader: {raft.leader_id or 'unknown'})")
             return
         try:
@@ -281,22 +282,29 @@ class NodeRunner:
             self.snapshots.serve_snapshot_requests()
 
     def _handle_ready(self, node: RawNode, ready: Ready) -> None:
+        # Run after nearly every delivery: fields and collaborators are read into locals once.
         storage = self.storage
+        monitor = self.monitor
+        node_id = self.node_id
+        snapshot = ready.snapshot
         if ready.soft_state is not None:
             self._role_changed(node)
-        if ready.snapshot is not None:
+        if snapshot is not None:
             self._install_snapshot(ready)
-        if ready.entries:
-            storage.append(ready.entries)
-        if ready.hard_state is not None:
+        entries = ready.entries
+        if entries:
+            storage.append(entries)
+        hard_state = ready.hard_state
+        if hard_state is not None:
+            commit = hard_state.commit
             previous_commit = storage.hard_state.commit
-            storage.set_hard_state(ready.hard_state)
+            storage.set_hard_state(hard_state)
             # The monitor sees every hard state: a commit index going back is a violation.
-            self.monitor.committed(self.node_id, node, ready.hard_state.commit)
-            if ready.hard_state.commit > previous_commit:  # nearly every Ready: straight to the trace
-                self.trace.node_event(self.node_id, "commit", index=ready.hard_state.commit)
-        if ready.entries:
-            self.monitor.appended(self.node_id, node, ready.entries)
+            monitor.committed(node_id, node, commit)
+            if commit > previous_commit:  # nearly every Ready: straight to the trace
+                self.trace.node_event(node_id, "commit", index=commit)
+        if entries:
+            monitor.appended(node_id, node, entries)
         send = self.send
         for message in ready.messages:
             # Only a message carrying a snapshot needs the snapshot handling's look.
@@ -305,13 +313,13 @@ class NodeRunner:
         if committed_entries and self.snapshot_wait is None:
             for entry in committed_entries:
                 self._apply(node, entry)
-            self.trace.node_event(self.node_id, "apply", first=committed_entries[0].index,
+            self.trace.node_event(node_id, "apply", first=committed_entries[0].index,
                                   last=committed_entries[-1].index)
-        if ready.read_states or committed_entries or ready.snapshot is not None:
+        if ready.read_states or committed_entries or snapshot is not None:
             self.reads.ready(ready.read_states, self.state_machine)
         node.advance(ready)
-        self.monitor.advanced(self.node_id, node)
-        if committed_entries or ready.snapshot is not None:  # only these move the applied index
+        monitor.advanced(node_id, node)
+        if committed_entries or snapshot is not None:  # only these move the applied index
             self._maybe_compact(node)
         snapshots = self.snapshots
         if storage.snapshot_data_size != snapshots.memory.current:  # hold_memory(0), asked inline

@@ -27,7 +27,8 @@ from transports.streaming import (
     TransferRegistry,
 )
 
-from ..raft import Message, MessageType, Role, Snapshot, SnapshotStatus
+from ..raft import Message, Role, Snapshot, SnapshotStatus
+from ..raft.messages import MessageKinds
 
 
 @attrs.define
@@ -92,7 +93,9 @@ class NodeSnapshots:
             return
         if message.request_snapshot:
             self.requests_seen = True
-        if message.msg_type is MessageType.SNAPSHOT and message.snapshot is not None:
+        # The snapshot field first: it is None on nearly every message (and the kind is
+        # read from the plain namespace, not through the enum class: see MessageKinds).
+        if message.snapshot is not None and message.msg_type is MessageKinds.SNAPSHOT:
             if message.snapshot.data is None and self.endpoint is not None:
                 self.endpoint.on_offer(message)
                 return

@@ -2,8 +2,9 @@
 
 Records are ``(virtual_time, node, seq, kind, fields)``. Within one virtual
 instant, trio may run tasks in any order, so events are not numbered as
-they arrive: each is filed under ``(round, phase, node, per-node counter)``
-and the instant is sorted and numbered once time moves on. A round is the
+they arrive: each is filed under ``(round, phase, node)`` and the instant is
+sorted (a stable sort: a node's events keep the order it recorded them in) and
+numbered once time moves on. A round is the
 stretch between two delivery batches of the transport (which happen only
 when every task waits), so cause comes before effect. Within a round,
 phases follow how it unfolds: scenario and fault actions (0), deliveries by
@@ -20,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
 from collections.abc import Iterator
+from operator import itemgetter
 
 import attrs
 
@@ -32,6 +33,9 @@ SCENARIO, TRANSPORT, NODE = 0, 1, 2
 #: ``json.dumps(body, separators=(",", ":"))`` without building an encoder per record
 #: (dumps reuses one only for its default options); the same bytes, so the same hash.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=False)
+
+#: The sort key of a pending event ``(round, phase, node, kind, fields)``.
+_ROUND_PHASE_NODE = itemgetter(0, 1, 2)
 
 #: ``node`` of events that belong to the whole cluster (faults, scenario steps).
 CLUSTER = 0
@@ -142,7 +146,6 @@ class Trace:
         self._pending: list[tuple] = []
         self._pending_time: float | None = None
         self._round = 0
-        self._counters: Counter = Counter()
         self._hash = hashlib.sha256()
         self._hashed = 0
         self._last_now: float | None = None
@@ -167,9 +170,7 @@ class Trace:
         if time != self._pending_time:
             self.flush()
             self._pending_time = time
-        counter_key = (self._round, phase, node)
-        count = self._counters[counter_key] = self._counters[counter_key] + 1
-        self._pending.append((self._round, phase, node, count, kind, fields))
+        self._pending.append((self._round, phase, node, kind, fields))
 
     def on_batch(self) -> None:
         """The transport starts or ends a batch of deliveries: a new round of the instant.
@@ -181,7 +182,9 @@ class Trace:
         self._round += 1
 
     def _sorted_pending(self) -> list[tuple]:
-        return sorted(self._pending, key=lambda item: item[:4])
+        # Python's sort is stable: events of one (round, phase, node) keep the order they
+        # were recorded in, which a per-node counter in the key would only repeat.
+        return sorted(self._pending, key=_ROUND_PHASE_NODE)
 
     def flush(self) -> None:
         """Number and publish the events of the instant collected so far.
@@ -193,13 +196,12 @@ class Trace:
             return
         time = self._pending_time
         rows = self._rows
-        for _, _, node, _, kind, fields in self._sorted_pending():
+        for _, _, node, kind, fields in self._sorted_pending():
             row = (time, node, len(rows) + 1, kind, fields)
             rows.append(row)
             for listener in self.listeners:
                 listener(_record(row))
         self._pending.clear()
-        self._counters.clear()
         self._round = 0
 
     # -- transport observer ---------------------------------------------------
@@ -242,7 +244,7 @@ class Trace:
         first_seq = len(self._rows) + 1
         return [
             TraceRecord(self._pending_time, node, first_seq + offset, kind, _items(fields))
-            for offset, (_, _, node, _, kind, fields) in enumerate(self._sorted_pending())
+            for offset, (_, _, node, kind, fields) in enumerate(self._sorted_pending())
         ]
 
     @property
