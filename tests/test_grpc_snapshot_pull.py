@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -262,32 +263,47 @@ def start_pull(nursery, store, address, delivered):
     return puller, channel
 
 
-async def test_the_node_keeps_running_while_the_snapshot_is_read_back_and_then_installs_it(tmp_path, sender_address):
+def held_store(tmp_path) -> BlockingReadBack:
+    """A disk store holding snapshot 3 (the last good one) whose read-back waits for ``release``."""
     store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
     store.save_snapshot(3, GOOD, term=1)
-    delivered: list[Message] = []
-    address = sender_address(Sender(set()))
+    return store
+
+
+@asynccontextmanager
+async def pull_held_in_read_back(store, address, delivered):
+    """The puller, pulling ``offer()`` with its read-back started and held until the test sets
+    ``store.release``; on leaving, its tasks are cancelled and the read-back released."""
+    channel = None
     try:
         async with trio.open_nursery() as nursery:
             puller, channel = start_pull(nursery, store, address, delivered)
             await trio.testing.wait_all_tasks_blocked()
             puller.on_offer(offer())
-            # This loop is trio work: it gets to run only if the read-back is off the trio thread.
             await wait_until(store.started.is_set, "the read-back to start")
-            ticks = 0
-            while ticks < 5:
-                await trio.sleep(0.001)
-                ticks += 1
-            assert not store.done.is_set()  # still blocked: the ticks ran beside it
-            puller.on_offer(offer())  # the node handles a re-offer meanwhile (Raft's retry)
-            assert puller.current is not None and puller.current.outcome == "in_progress"
-            assert delivered == [] and not store.has_snapshot(9)  # nothing before the bytes are verified
-            store.release.set()
-            await wait_until(lambda: puller.current is None, "the pull to finish")
+            yield puller
             nursery.cancel_scope.cancel()
     finally:
         store.release.set()
-    channel.close()
+        if channel is not None:
+            channel.close()
+
+
+async def test_the_node_keeps_running_while_the_snapshot_is_read_back_and_then_installs_it(tmp_path, sender_address):
+    store = held_store(tmp_path)
+    delivered: list[Message] = []
+    async with pull_held_in_read_back(store, sender_address(Sender(set())), delivered) as puller:
+        # This loop is trio work: it gets to run only if the read-back is off the trio thread.
+        ticks = 0
+        while ticks < 5:
+            await trio.sleep(0.001)
+            ticks += 1
+        assert not store.done.is_set()  # still blocked: the ticks ran beside it
+        puller.on_offer(offer())  # the node handles a re-offer meanwhile (Raft's retry)
+        assert puller.current is not None and puller.current.outcome == "in_progress"
+        assert delivered == [] and not store.has_snapshot(9)  # nothing before the bytes are verified
+        store.release.set()
+        await wait_until(lambda: puller.current is None, "the pull to finish")
     assert store.released_by_test and store.on_trio_thread is False
     assert delivered == [offer()] and store.read_snapshot(9) == DATA and store.read_snapshot(3) == GOOD
     assert puller.finished[-1].outcome == "installed" and store.partial_transfers() == []
@@ -295,28 +311,17 @@ async def test_the_node_keeps_running_while_the_snapshot_is_read_back_and_then_i
 
 
 async def test_a_pull_superseded_during_the_read_back_publishes_nothing(tmp_path, sender_address):
-    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
-    store.save_snapshot(3, GOOD, term=1)
+    store = held_store(tmp_path)
     delivered: list[Message] = []
-    address = sender_address(Sender(set()))
-    try:
-        async with trio.open_nursery() as nursery:
-            puller, channel = start_pull(nursery, store, address, delivered)
-            await trio.testing.wait_all_tasks_blocked()
-            puller.on_offer(offer())
-            first = puller.current
-            await wait_until(store.started.is_set, "the read-back to start")
-            other = SnapshotMetadata(index=12, term=2, conf_state=ConfState(voters=(1,)), size=5,
-                                     digest="sha256:" + "0" * 64, snapshot_id="2-12-000000000000")
-            puller.on_offer(Message(MessageType.SNAPSHOT, to=2, from_=3, term=2, snapshot=Snapshot(other, None)))
-            assert first.outcome == "superseded" and [p.index for p in store.partial_transfers()] == [12]
-            store.release.set()
-            # The first pull's task ends once its read-back thread returns; the new pull's runs on.
-            await wait_until(lambda: len(puller._nursery.child_tasks) == 1, "the superseded pull to end")
-            nursery.cancel_scope.cancel()
-    finally:
+    async with pull_held_in_read_back(store, sender_address(Sender(set())), delivered) as puller:
+        first = puller.current
+        other = SnapshotMetadata(index=12, term=2, conf_state=ConfState(voters=(1,)), size=5,
+                                 digest="sha256:" + "0" * 64, snapshot_id="2-12-000000000000")
+        puller.on_offer(Message(MessageType.SNAPSHOT, to=2, from_=3, term=2, snapshot=Snapshot(other, None)))
+        assert first.outcome == "superseded" and [p.index for p in store.partial_transfers()] == [12]
         store.release.set()
-    channel.close()
+        # The first pull's task ends once its read-back thread returns; the new pull's runs on.
+        await wait_until(lambda: len(puller._nursery.child_tasks) == 1, "the superseded pull to end")
     assert store.released_by_test and first.outcome == "superseded"
     assert delivered == [] and puller.events.counts["snapshot installed"] == 0
     assert [s.index for s in store.list_snapshots()] == [3] and store.read_snapshot(3) == GOOD
@@ -381,24 +386,13 @@ async def test_a_pull_the_node_itself_superseded_during_the_read_back_says_so_an
         tmp_path, sender_address):
     # Not an offer this time: the node's own store saved a snapshot at the pulled index
     # while the read-back ran. The pull must end named, not crash the node's nursery.
-    store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
-    store.save_snapshot(3, GOOD, term=1)
+    store = held_store(tmp_path)
     delivered: list[Message] = []
-    address = sender_address(Sender(set()))
-    try:
-        async with trio.open_nursery() as nursery:
-            puller, channel = start_pull(nursery, store, address, delivered)
-            await trio.testing.wait_all_tasks_blocked()
-            puller.on_offer(offer())
-            first = puller.current
-            await wait_until(store.started.is_set, "the read-back to start")
-            store.save_snapshot(9, b"the node's own snapshot 9", term=2)
-            store.release.set()
-            await wait_until(lambda: puller.current is None, "the pull to end")
-            nursery.cancel_scope.cancel()
-    finally:
+    async with pull_held_in_read_back(store, sender_address(Sender(set())), delivered) as puller:
+        first = puller.current
+        store.save_snapshot(9, b"the node's own snapshot 9", term=2)
         store.release.set()
-    channel.close()
+        await wait_until(lambda: puller.current is None, "the pull to end")
     assert first.outcome == "superseded" and puller.finished == [first]
     assert puller.events.counts["chunk refused"] == 1 and puller.events.counts["snapshot installed"] == 0
     assert delivered == [] and store.read_snapshot(9) == b"the node's own snapshot 9"
