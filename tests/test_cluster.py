@@ -121,6 +121,25 @@ async def test_proposals_return_results_and_every_replica_ends_in_the_same_state
             assert machine.rejected_commands == 1
 
 
+async def test_a_node_runs_its_ready_loop_once_for_everything_it_got_at_one_instant(autojump_clock):
+    """A new leader's empty entry: both followers' acknowledgements reach it at the same
+    instant (constant latency). It steps both, then persists, sends and applies once. One
+    Ready per reply would commit and apply after the first and send to the second
+    follower only after its reply (its progress was still probing): commit, send, apply, send."""
+    async with Cluster.open(nodes=3, seed=1) as cluster:
+        leader = await cluster.wait_for_leader()
+        await trio.sleep(1)  # the trace publishes an instant once time moves on
+        commit = next(record for record in cluster.trace.of_kind("commit")
+                      if record.node == leader and record.get("index") == 1)
+        acknowledgements = [record for record in cluster.trace.of_kind("deliver")
+                            if record.node == leader and record.time == commit.time]
+        assert len(acknowledgements) == 2  # the test's premise: one instant, both replies
+        reaction = [(record.kind, record.get("to")) for record in cluster.trace.records
+                    if record.node == leader and record.time == commit.time and record.kind != "deliver"]
+        followers = sorted(set(cluster.node_ids) - {leader})
+        assert reaction == [("commit", None), *[("send", node) for node in followers], ("apply", None)]
+
+
 async def test_key_value_store_as_state_machine_reads_applied_values_on_every_node(autojump_clock):
     async with Cluster.open(nodes=3, seed=3, state_machine=KeyValueStore) as cluster:
         await cluster.wait_for_leader()

@@ -387,6 +387,63 @@ async def test_items_due_at_the_same_instant_follow_the_documented_total_order(a
     ]
 
 
+async def test_a_settling_node_settles_once_per_instant_after_all_its_items(autojump_clock):
+    """With ``settle``, every item of an instant is handed out first; then each node that
+    got one settles once, in node-id order, whatever the order of kinds and sources."""
+    transport = InMemoryClusterTransport(link=LinkConfig(latency=Constant(0.25)))
+    log: list[tuple] = []
+    for node in (3, 1, 2):  # attached out of order: settling must not follow attachment
+        transport.attach(node, functools.partial(lambda node, item: log.append(("item", node, item)), node),
+                         functools.partial(lambda node: log.append(("settle", node, trio.current_time())), node))
+    async with serving(transport):
+        due = trio.current_time() + 1.0
+        transport.schedule(3, due, "timer -> 3")
+        transport.schedule(1, due, "client -> 1", kind=CLIENT, order=(1, 1))
+        await trio.sleep_until(due - 0.25)
+        transport.send(message(2, 1, tag=21))
+        transport.send(message(3, 1, tag=31))
+        await trio.sleep(0.5)
+        transport.send(message(1, 3, tag=13))  # a later instant: its own settle
+        await trio.sleep(1)
+    items = [(entry[1], entry[2] if isinstance(entry[2], str) else entry[2].message.index)
+             for entry in log if entry[0] == "item"]
+    assert items == [(3, "timer -> 3"), (1, "client -> 1"), (1, 21), (1, 31), (3, 13)]
+    kinds = [entry[0] for entry in log]
+    assert kinds == ["item"] * 4 + ["settle"] * 2 + ["item", "settle"]
+    settles = [(entry[1], entry[2] - due) for entry in log if entry[0] == "settle"]
+    assert settles == [(1, 0.0), (3, 0.0), (3, 0.5)]  # node 2 got nothing: it does not settle
+
+
+async def test_an_item_filed_for_now_while_settling_is_handed_out_and_settled_in_the_same_instant(autojump_clock):
+    transport = InMemoryClusterTransport()
+    log: list[tuple] = []
+
+    def settle(node: int) -> None:
+        log.append(("settle", node))
+        if node == 1 and len(log) < 4:  # something files an item for this very instant
+            transport.schedule(2, transport.current_time(), "client -> 2", kind=CLIENT, order=(1, 1))
+
+    for node in (1, 2):
+        transport.attach(node, functools.partial(lambda node, item: log.append(("item", node, item)), node),
+                         functools.partial(settle, node))
+    async with serving(transport):
+        transport.schedule(1, trio.current_time() + 1.0, "timer -> 1")
+        await trio.sleep(2)
+    assert log == [("item", 1, "timer -> 1"), ("settle", 1), ("item", 2, "client -> 2"), ("settle", 2)]
+
+
+async def test_a_detached_node_no_longer_settles(autojump_clock):
+    transport = InMemoryClusterTransport()
+    settled: list[int] = []
+    transport.attach(1, lambda item: None, lambda: settled.append(1))
+    transport.detach(1)
+    transport.attach(1, lambda item: None)  # back without a settle hook
+    async with serving(transport):
+        transport.schedule(1, trio.current_time() + 1.0, "timer -> 1")
+        await trio.sleep(2)
+    assert settled == []
+
+
 # -- statistics ------------------------------------------------------------------------
 
 

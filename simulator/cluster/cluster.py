@@ -196,14 +196,19 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
     def _spawn(self, node_id: int) -> None:
         runner = self.runners[node_id]
         runner.start()
-        self.transport.attach(node_id, functools.partial(self._deliver, runner))
+        self.transport.attach(node_id, functools.partial(self._deliver, runner),
+                              functools.partial(self._settle, runner))
         # Nodes tick in step but not in unison: each gets its own phase.
         first_tick = trio.current_time() + self._tick_rngs[node_id].uniform(0, self.tick_interval)
         self.transport.schedule(node_id, first_tick, Tick(runner.incarnation))
         runner.process_ready()
 
     def _deliver(self, runner: NodeRunner, item) -> None:
-        """The node's inbox: the transport calls it for each item, in the total order."""
+        """The node's inbox: the transport calls it for each item, in the total order.
+
+        The node steps the item into its core; the transport calls :meth:`_settle`
+        once the instant's items are all handed out.
+        """
         if self._paused:
             backlog = self._paused.get(runner.node_id)
             if backlog is not None:
@@ -216,9 +221,18 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
                 now = self.transport.current_time()
                 self.transport.schedule(runner.node_id, self.clocks.next_tick(runner.node_id, now), item)
                 for _ in range(self.clocks.ticks_due(runner.node_id, now)):  # clock faults: 0, 1 or a leap
-                    runner.handle(item)
+                    runner.react(item)
                 return
-            runner.handle(item)
+            runner.react(item)
+        except NodeFailStop as stop:
+            self._fail_stop(runner.node_id, str(stop))
+
+    def _settle(self, runner: NodeRunner) -> None:
+        """The node's Ready loop, once for all it reacted to at this instant."""
+        if self._paused and runner.node_id in self._paused:
+            return  # frozen (or stopped by a fault of its own): it settles when it resumes
+        try:
+            runner.settle()
         except NodeFailStop as stop:
             self._fail_stop(runner.node_id, str(stop))
 
@@ -388,6 +402,7 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
         for item in backlog:
             if runner.is_up:
                 self._deliver(runner, item)
+        self._settle(runner)
 
     def is_paused(self, node_id: int) -> bool:
         return node_id in self._paused

@@ -1,11 +1,13 @@
 """One simulated server: its Raft core, its "disk", its state machine, and its Ready loop.
 
 A :class:`NodeRunner` reacts to the items its inbox delivers — clock ticks,
-messages from peers, client commands — one at a time, and after each runs
-the Ready loop in the order ``RawNode`` documents: install a snapshot,
-persist entries and hard state, send messages, apply committed entries,
-advance. It has no awaits inside that loop, so every reaction is atomic
-with respect to other tasks.
+messages from peers, client commands — in two steps, as a Raft server does
+with what it read off its sockets: :meth:`NodeRunner.react` steps each item
+into the core, and :meth:`NodeRunner.settle`, once the transport has handed
+out everything due to the node at that instant, runs the Ready loop in the
+order ``RawNode`` documents: install a snapshot, persist entries and hard
+state, send messages, apply committed entries, advance. Neither has an
+await, so a node's whole instant is atomic with respect to other tasks.
 
 Volatile and durable state are kept apart on purpose: :attr:`storage` is
 the node's disk and survives :meth:`crash`; the ``RawNode``, the state
@@ -39,6 +41,7 @@ from ..raft import (
     SnapshotStatus,
     decode_conf_change,
 )
+from ..raft.messages import MessageKinds
 from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
 from ..raft.role import Roles
 from ..snapshots import ObjectStoreError
@@ -125,6 +128,9 @@ class ProposalTicket:
             self.error = reason
             self.done.set()
 
+
+#: The core's count of campaigns refused because a committed membership change is unapplied.
+UNAPPLIED_CONF_CHANGE_REFUSAL = "campaign_refused_unapplied_conf_change"
 
 #: Reads of a node's own store tried before a snapshot install gives up and the node stops.
 INSTALL_READ_ATTEMPTS = 3
@@ -220,11 +226,25 @@ class NodeRunner:
     # -- reacting ---------------------------------------------------------------
 
     def handle(self, item) -> None:
+        """React to ``item`` and run the Ready loop at once (one item on its own)."""
+        self.react(item)
+        self.settle()
+
+    def settle(self) -> None:
+        """Run the Ready loop for everything reacted to since the last time, if still up."""
+        node = self.raw_node
+        if node is not None:
+            self._process_ready(node)
+
+    def react(self, item) -> None:
+        """Step ``item`` into the core; what it produces waits for :meth:`settle`."""
         node = self.node
         if type(item) is Delivered:  # a peer's message: nearly every item, so asked first
             message = item.message
             if self.snapshot_wait is not None and self.snapshot_wait.declines(message):
                 self._event("leadership_declined", reason=f"waiting for a snapshot: {self.snapshot_wait.reason}")
+            elif getattr(message, "msg_type", None) is MessageKinds.TIMEOUT_NOW:
+                self._take_leadership(node, message)
             else:
                 self.snapshots.receive(message)
         elif isinstance(item, Tick):
@@ -246,7 +266,22 @@ class NodeRunner:
         else:
             raise TypeError(f"node {self.node_id}'s inbox got a {type(item).__name__}, expected a message, "
                             "tick, client command, read, leader transfer, snapshot report or stream timer")
-        self._process_ready(node if node is self.raw_node else self.node)  # still up, still this life
+
+    def _take_leadership(self, node: RawNode, message) -> None:
+        """Step a leader's hand-over (TimeoutNow); say so if the core may not campaign.
+
+        A voter must not campaign while a committed membership change waits to be
+        applied (its view of who votes may be stale). When the hand-over arrives in
+        the same instant as the commit of that change, it is refused, the old leader
+        has already stepped down, and the cluster waits for an election timeout: the
+        trace names why rather than leaving a silent second without a leader.
+        """
+        events = node.raft.events
+        refused = events[UNAPPLIED_CONF_CHANGE_REFUSAL]
+        self.snapshots.receive(message)
+        if events[UNAPPLIED_CONF_CHANGE_REFUSAL] > refused:
+            self._event("campaign_refused", leader=message.from_,
+                        reason="a committed membership change is not applied yet")
 
     def _propose(self, node: RawNode, command: ClientCommand) -> None:
         ticket = command.ticket

@@ -140,6 +140,9 @@ def narrate(record: TraceRecord) -> str | None:
         snapshot = fields.get("snapshot_index")
         since = f" from its snapshot at {snapshot}" if snapshot else ""
         return f"n{node} started{since} (term {fields.get('term')})"
+    if kind == "campaign_refused":
+        return (f"n{node} was handed the leadership by n{fields.get('leader')} but may not campaign: "
+                f"{fields.get('reason')}; an election timeout will pick the next leader")
     if kind == "conf_change":
         change = fields.get("change")
         target = f"n{fields.get('node_id')}"
