@@ -276,3 +276,20 @@ def test_grpc_install_gap_benchmark_at_smoke_size(tmp_path):
         assert_ratio(row["gap_ratio_to_inline"], row["longest_loop_gap"], inline["longest_loop_gap"])
     assert len(results["load_averages"]) == 2
     assert not list(tmp_path.glob("raftsim-bench-*")), "disk stores are cleaned up"
+
+
+def test_ready_per_instant_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "ready_per_instant.py", "--clients", "1", "4",
+                            "--virtual-seconds", "2", "--repeats", "1")
+    rows = results["rows"]
+    assert [row["clients"] for row in rows] == [1, 4]
+    for row in rows:
+        base, batched = row["after_every_item"], row["per_instant"]
+        # The same work either way; only the number of Ready cycles differs.
+        assert (base["delivered"], base["committed"]) == (batched["delivered"], batched["committed"])
+        assert batched["ready_cycles"] <= base["ready_cycles"]
+        assert_ratio(row["ready_cycle_ratio"], batched["ready_cycles"], base["ready_cycles"])
+        assert_ratio(row["speed_ratio"], batched["messages_per_cpu_second"], base["messages_per_cpu_second"])
+    four = rows[1]
+    # Four clients' commands meet at the leader and its appends at each follower: one Ready for each meeting.
+    assert four["per_instant"]["ready_cycles"] * 2 < four["after_every_item"]["ready_cycles"]
