@@ -49,3 +49,40 @@ def test_reading_mid_instant_shows_the_final_order_without_publishing_it():
     assert [(record.seq, record.node, record.kind) for record in trace.records] == [
         (1, 1, "y"), (2, 1, "v"), (3, 2, "u"), (4, 3, "x"), (5, 3, "w"),
     ]
+
+
+def _busy_trace() -> tuple[Trace, list[float]]:
+    """Events over three instants, with message records, the last instant unpublished."""
+    from simulator.raft import Entry, Message, MessageType
+
+    trace = Trace()
+    now = [0.25]
+    trace.bind_clock(lambda: now[0])
+    heartbeat = Message(MessageType.HEARTBEAT, to=2, from_=1, term=3)
+    append = Message(MessageType.APPEND, to=3, from_=1, term=3, entries=(Entry(term=3, index=7, data=b"x"),))
+    for instant in (0.25, 0.5, 0.75):
+        now[0] = instant
+        trace.node_event(1, "commit", index=int(instant * 8))
+        trace.on_send(heartbeat, instant + 0.001)
+        trace.on_deliver(append)
+        trace.node_event(2, "apply", first=1, last=int(instant * 8))
+    return trace, now
+
+
+def test_of_kind_gives_exactly_the_records_of_those_kinds_published_or_not():
+    trace, _ = _busy_trace()
+    everything = trace.records
+    for kinds in (("apply",), ("send", "commit"), ("deliver",), ("nothing",)):
+        assert trace.of_kind(*kinds) == [record for record in everything if record.kind in kinds]
+    fresh, _ = _busy_trace()  # asked before any record was built
+    assert fresh.of_kind("apply", "deliver") == [record for record in everything if record.kind in ("apply", "deliver")]
+
+
+def test_sha256_hashes_the_jsonl_form_as_it_grows():
+    import hashlib
+
+    trace, now = _busy_trace()
+    assert trace.sha256() == hashlib.sha256(trace.to_jsonl().encode("utf-8")).hexdigest()
+    now[0] = 1.0
+    trace.node_event(3, "later", index=9)  # publishes the third instant, adds a pending event
+    assert trace.sha256() == hashlib.sha256(trace.to_jsonl().encode("utf-8")).hexdigest()
