@@ -95,9 +95,8 @@ class Client:
                 kind=CLIENT,
                 order=(self.client_id, self._sequence),
             )
-            with trio.move_on_at(deadline):
-                await ticket.done.wait()
-            if not ticket.done.is_set():
+            # The transport keeps the deadline: no trio cancel scope per attempt.
+            if not await cluster.transport.wait_done(ticket.done, deadline):
                 problem = f"node {leader} had not applied it yet"
                 break
             if ticket.error is None:
@@ -160,6 +159,10 @@ class ClientMixin:
     async def propose(self, command: bytes, *, timeout: float = 10.0) -> ProposalResult:
         """Apply ``command`` through the leader with the default client."""
         return await self._default_client.propose(command, timeout=timeout)
+
+    async def sleep_until(self, deadline: float) -> None:
+        """``trio.sleep_until(deadline)``, cheaper: the transport wakes the task (no cancel scope)."""
+        await self.transport.sleep_until(deadline)
 
     async def _wait_for_change(self, deadline: float) -> None:
         """Sleep until a node changes role, or a tick passes, or ``deadline``."""
