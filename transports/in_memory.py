@@ -497,7 +497,7 @@ class InMemoryClusterTransport:
         state = trio.lowlevel.current_statistics()
         if state.tasks_runnable:
             return True
-        now = trio.current_time()
+        now = clock.current_time()  # what trio.current_time() asks
         # Until a task is woken, none runs, so none can change its deadline either:
         # asking trio once is enough (its statistics cost more than a delivery).
         task_at = now + state.seconds_to_next_deadline
