@@ -37,7 +37,7 @@ async def _wait_with(kind: str, transport, done, deadline: float) -> bool:
         with trio.move_on_at(deadline):
             await done.wait()
         return done.is_set()
-    return await transport.wait_done(done, deadline)
+    return await transport.alarms.wait_done(done, deadline)
 
 
 def _fresh_run(main, *args):
@@ -90,7 +90,7 @@ async def _sleeper(kind: str, alongside: bool, offsets: list[float]) -> list:
             transport.schedule(1, start + offset, f"item {number}", kind=CLIENT, order=(1, number))
         for offset in offsets:
             at = start + offset
-            await (trio.sleep_until(at) if kind == "trio" else transport.sleep_until(at))
+            await (trio.sleep_until(at) if kind == "trio" else transport.alarms.sleep_until(at))
             log.append(("woke", offset, trio.current_time()))
         nursery.cancel_scope.cancel()
     return log
@@ -117,16 +117,16 @@ async def test_a_cancelled_wait_drops_its_alarm_and_a_later_set_wakes_nobody(aut
         start = trio.current_time()
         transport.schedule(1, start + 2.0, "apply", kind=CLIENT, order=(1, 1))
         with trio.move_on_at(start + 1.0) as scope:
-            await transport.wait_done(done, start + 5.0)
+            await transport.alarms.wait_done(done, start + 5.0)
         assert scope.cancelled_caught and trio.current_time() == start + 1.0
-        assert transport._alarms.next_at() == math.inf  # the deadline is gone with the waiter
+        assert transport.alarms.next_at() == math.inf  # the deadline is gone with the waiter
         await trio.sleep(2)
         assert done.is_set() and [entry[0] for entry in log] == ["delivered"]
         # It waits again, alone: already set, a checkpoint.
-        assert await transport.wait_done(done, start + 10.0)
+        assert await transport.alarms.wait_done(done, start + 10.0)
         with trio.move_on_after(1.0) as scope:  # sleep_until is cancellable too
-            await transport.sleep_until(trio.current_time() + 3.0)
-        assert scope.cancelled_caught and transport._alarms.next_at() == math.inf
+            await transport.alarms.sleep_until(trio.current_time() + 3.0)
+        assert scope.cancelled_caught and transport.alarms.next_at() == math.inf
         nursery.cancel_scope.cancel()
 
 
@@ -135,10 +135,10 @@ async def test_a_completion_has_one_waiter(autojump_clock):
         transport = await _served(nursery, False)
         done = Completion()
         deadline = trio.current_time() + 10.0
-        nursery.start_soon(transport.wait_done, done, deadline)
+        nursery.start_soon(transport.alarms.wait_done, done, deadline)
         await trio.sleep(1.0)  # it is waiting
         with pytest.raises(RuntimeError, match="one waiter"):
-            await transport.wait_done(done, deadline)
+            await transport.alarms.wait_done(done, deadline)
         with pytest.raises(RuntimeError, match="one waiter"):
             await done.wait()
         done.set()
@@ -155,11 +155,11 @@ async def test_when_the_transport_stops_serving_waits_go_on_under_trio_deadlines
             done = Completion()
 
             async def sleeper() -> None:
-                await transport.sleep_until(start + 3.0)
+                await transport.alarms.sleep_until(start + 3.0)
                 outer_log.append(("slept", trio.current_time() - start))
 
             async def waiter() -> None:
-                applied = await transport.wait_done(done, start + 4.0)
+                applied = await transport.alarms.wait_done(done, start + 4.0)
                 outer_log.append(("waited", applied, trio.current_time() - start))
 
             outer.start_soon(sleeper)
@@ -168,6 +168,6 @@ async def test_when_the_transport_stops_serving_waits_go_on_under_trio_deadlines
             serving.cancel_scope.cancel()  # the cluster closed; its user's tasks live on
         await trio.sleep(0.5)
         assert outer_log == []  # let go, but still waiting for their instants
-        await transport.sleep_until(start + 2.0)  # not served: trio's own sleep
+        await transport.alarms.sleep_until(start + 2.0)  # not served: trio's own sleep
         assert trio.current_time() == start + 2.0
     assert outer_log == [("slept", 3.0), ("waited", False, 4.0)]

@@ -15,8 +15,9 @@ wakes at the same instant, bit for bit, and, like a task whose trio deadline
 expires, before that instant's deliveries. A parked task is cancellable
 (its alarm is dropped), and a :class:`Completion` set meanwhile wakes it
 early and drops its alarm. If the transport stops serving, every parked task
-is let go and finishes its wait on trio's own deadlines (see
-``InMemoryClusterTransport.sleep_until``).
+is let go and finishes its wait on trio's own deadlines. The transport's
+``alarms`` offer the two waits: :meth:`Alarms.sleep_until` and
+:meth:`Alarms.wait_done`.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class Completion:
     """Something that happens once (an entry applied, a request failed), with one waiter.
 
     What ``trio.Event`` offers a single waiting task (``set``, ``is_set``,
-    ``wait``), without a parking lot; :meth:`InMemoryClusterTransport.wait_done`
+    ``wait``), without a parking lot; :meth:`Alarms.wait_done`
     waits for it with a virtual deadline and no cancel scope.
     """
 

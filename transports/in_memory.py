@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import trio
 import trio.testing
 
-from .alarms import Alarms, Completion
+from .alarms import Alarms
 from .chunk_faults import ChunkFault, ChunkFaults
 from .deliveries import CLIENT, MESSAGE, TIMER, Delivered, ReadTimedOut, TransportObserver
 from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
@@ -105,7 +105,8 @@ class InMemoryClusterTransport:
         self._batch_time: float | None = None
         self._perfect_link: LinkConfig | None = None
         self._wakeups = _Wakeups()
-        self._alarms = Alarms(on_new=self._alarm_set)
+        #: Tasks parked until a virtual instant, woken by ``serve`` (``transports.alarms``).
+        self.alarms = Alarms(on_new=self._alarm_set)
         self.delivered_items = 0
         # Follower pull with a request timeout (FetchSnapshot): when each requester last asked.
         self._asked_at: dict[Link, float] = {}
@@ -424,18 +425,8 @@ class InMemoryClusterTransport:
         if at < self._sleeping_until:
             self._wakeup.set()
 
-    # -- waiting in virtual time, without trio cancel scopes (``transports.alarms``) ---
-
-    async def sleep_until(self, at: float) -> None:
-        """``trio.sleep_until(at)``, the instant kept by this transport while it serves."""
-        await self._alarms.sleep_until(at)
-
-    async def wait_done(self, completion: Completion, deadline: float) -> bool:
-        """``with trio.move_on_at(deadline): await completion.wait()``; ``completion.is_set()``."""
-        return await self._alarms.wait_done(completion, deadline)
-
     def _alarm_set(self, at: float) -> None:
-        if at < self._sleeping_until:
+        if at < self._sleeping_until:  # a parked task's instant comes before the server wakes
             self._wakeup.set()
 
     # -- delivering ------------------------------------------------------------
@@ -444,12 +435,12 @@ class InMemoryClusterTransport:
         """Deliver everything, in order, forever. Run it in the cluster's nursery."""
         _SERVING.set(_SERVING.get() + 1)
         trio.lowlevel.add_instrument(self._wakeups)
-        self._alarms.serving = True
+        self.alarms.serving = True
         try:
             task_status.started()
             await self._serve()
         finally:
-            self._alarms.release_all()  # their waits go on under trio's own deadlines
+            self.alarms.release_all()  # their waits go on under trio's own deadlines
             trio.lowlevel.remove_instrument(self._wakeups)
             _SERVING.set(_SERVING.get() - 1)
 
@@ -461,7 +452,7 @@ class InMemoryClusterTransport:
         # trio's scheduler for every instant. Other users of wait_all_tasks_blocked
         # would not be seen as waiting; none exist in the simulator.
         can_jump = isinstance(clock, trio.testing.MockClock) and clock.rate == 0
-        alarms = self._alarms
+        alarms = self.alarms
         while True:
             # Let every other task finish what it does at this instant first.
             await trio.testing.wait_all_tasks_blocked()
@@ -501,7 +492,7 @@ class InMemoryClusterTransport:
         # Until a task is woken, none runs, so none can change its deadline either:
         # asking trio once is enough (its statistics cost more than a delivery).
         task_at = now + state.seconds_to_next_deadline
-        alarm_at = self._alarms.next_at()
+        alarm_at = self.alarms.next_at()
         if alarm_at < math.inf:
             # An alarm is a deadline too, counted as trio counts its own (bit for bit).
             task_at = min(task_at, now + (alarm_at - now))
@@ -513,7 +504,7 @@ class InMemoryClusterTransport:
                     return False
                 if task_at > now:
                     clock.jump(task_at - now)
-                self._alarms.fire_due(clock.current_time())
+                self.alarms.fire_due(clock.current_time())
                 return True
             clock.jump(next_at - now)
             # The clock itself (what trio.current_time() asks, minus two calls); read back,

@@ -101,7 +101,7 @@ class Client:
                 order=(self.client_id, self._sequence),
             )
             # The transport keeps the deadline: no trio cancel scope per attempt.
-            if not await transport.wait_done(ticket.done, deadline):
+            if not await transport.alarms.wait_done(ticket.done, deadline):
                 problem = f"node {leader} had not applied it yet"
                 break
             if ticket.error is None:
@@ -168,7 +168,7 @@ class ClientMixin:
 
     async def sleep_until(self, deadline: float) -> None:
         """``trio.sleep_until(deadline)``, cheaper: the transport wakes the task (no cancel scope)."""
-        await self.transport.sleep_until(deadline)
+        await self.transport.alarms.sleep_until(deadline)
 
     async def _wait_for_change(self, deadline: float) -> None:
         """Sleep until a node changes role, or a tick passes, or ``deadline``."""
