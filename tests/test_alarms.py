@@ -171,3 +171,22 @@ async def test_when_the_transport_stops_serving_waits_go_on_under_trio_deadlines
         await transport.alarms.sleep_until(start + 2.0)  # not served: trio's own sleep
         assert trio.current_time() == start + 2.0
     assert outer_log == [("slept", 3.0), ("waited", False, 4.0)]
+
+
+async def test_deadlines_of_waits_that_ended_early_do_not_pile_up(autojump_clock):
+    """A client proposing every tick with a long timeout leaves one deadline per proposal
+    behind, under a task sleeping until sooner (the heap's top); they are swept out long
+    before their instants come."""
+    async with trio.open_nursery() as nursery:
+        transport = await _served(nursery, False)
+        applied: list = []
+        transport.attach(1, lambda done: (applied.append(done), done.set()))
+        start = trio.current_time()
+        nursery.start_soon(transport.alarms.sleep_until, start + 100.0)
+        for number in range(1, 1001):
+            done = Completion()
+            transport.schedule(1, start + number * 0.01, done, kind=CLIENT, order=(1, number))
+            assert await transport.alarms.wait_done(done, start + 3600.0)
+            assert len(transport.alarms) <= 128
+        assert len(applied) == 1000 and trio.current_time() == start + 10.0
+        nursery.cancel_scope.cancel()

@@ -31,6 +31,7 @@ import trio
 # A parked task is ``[at, sequence, task]``; the task is set to None once it was
 # woken or cancelled, and a cancelled entry is dropped when it reaches the top of the heap.
 _AT, _TASK = 0, 2
+_MIN_SWEEP = 64
 
 
 def _abort_for(entry: list) -> Callable:
@@ -63,6 +64,9 @@ class Alarms:
     def __init__(self, on_new: Callable[[float], None] | None = None) -> None:
         self._heap: list[list] = []
         self._sequence = 0
+        # Heap size at which entries woken early (a Completion set before its deadline)
+        # are swept out: they are otherwise dropped only when their instant comes.
+        self._sweep_at = _MIN_SWEEP
         #: True while the delivery task keeps the instants (it fires them); else trio does.
         self.serving = False
         #: ``on_new(at)``: an alarm was set; whoever sleeps past ``at`` must wake up.
@@ -99,10 +103,19 @@ class Alarms:
         self._sequence += 1
         entry = [at, self._sequence, trio.lowlevel.current_task()]
         _claim(completion, entry)
+        if len(self._heap) >= self._sweep_at:
+            self._sweep()
         heapq.heappush(self._heap, entry)
         if self.on_new is not None:
             self.on_new(at)
         await trio.lowlevel.wait_task_rescheduled(_abort_for(entry))
+
+    def _sweep(self) -> None:
+        """Drop woken and cancelled entries (amortised: the next sweep waits for twice as many)."""
+        live = [entry for entry in self._heap if entry[_TASK] is not None]
+        heapq.heapify(live)
+        self._heap = live
+        self._sweep_at = max(_MIN_SWEEP, 2 * len(live))
 
     def next_at(self) -> float:
         """The earliest instant a parked task waits for (``inf``: none)."""
