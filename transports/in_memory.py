@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 import trio
 import trio.testing
 
+from .alarms import Alarms
 from .chunk_faults import ChunkFault, ChunkFaults
 from .deliveries import CLIENT, MESSAGE, TIMER, Delivered, ReadTimedOut, TransportObserver
 from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
@@ -110,6 +111,8 @@ class InMemoryClusterTransport:
         self._batch_time: float | None = None
         self._perfect_link: LinkConfig | None = None
         self._wakeups = _Wakeups()
+        #: Tasks parked until a virtual instant, woken by ``serve`` (``transports.alarms``).
+        self.alarms = Alarms(on_new=self._alarm_set)
         self.delivered_items = 0
         # Follower pull with a request timeout (FetchSnapshot): when each requester last asked.
         self._asked_at: dict[Link, float] = {}
@@ -440,16 +443,22 @@ class InMemoryClusterTransport:
         if at < self._sleeping_until:
             self._wakeup.set()
 
+    def _alarm_set(self, at: float) -> None:
+        if at < self._sleeping_until:  # a parked task's instant comes before the server wakes
+            self._wakeup.set()
+
     # -- delivering ------------------------------------------------------------
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Deliver everything, in order, forever. Run it in the cluster's nursery."""
         _SERVING.set(_SERVING.get() + 1)
         trio.lowlevel.add_instrument(self._wakeups)
+        self.alarms.serving = True
         try:
             task_status.started()
             await self._serve()
         finally:
+            self.alarms.release_all()  # their waits go on under trio's own deadlines
             trio.lowlevel.remove_instrument(self._wakeups)
             _SERVING.set(_SERVING.get() - 1)
 
@@ -461,10 +470,13 @@ class InMemoryClusterTransport:
         # trio's scheduler for every instant. Other users of wait_all_tasks_blocked
         # would not be seen as waiting; none exist in the simulator.
         can_jump = isinstance(clock, trio.testing.MockClock) and clock.rate == 0
+        alarms = self.alarms
         while True:
             # Let every other task finish what it does at this instant first.
             await trio.testing.wait_all_tasks_blocked()
             now = trio.current_time()
+            if alarms.fire_due(now):
+                continue  # like tasks whose trio deadline expired: they act before this instant's items
             jumping = can_jump and _SERVING.get() == 1
             if heap and heap[0][0] <= now:
                 self._deliver_due(now)
@@ -473,7 +485,7 @@ class InMemoryClusterTransport:
             if jumping and self._fast_forward(clock):
                 continue
             self._wakeup = trio.Event()
-            self._sleeping_until = heap[0][0] if heap else math.inf
+            self._sleeping_until = min(heap[0][0] if heap else math.inf, alarms.next_at())
             with trio.move_on_at(self._sleeping_until):
                 await self._wakeup.wait()
             self._sleeping_until = -math.inf
@@ -494,10 +506,14 @@ class InMemoryClusterTransport:
         state = trio.lowlevel.current_statistics()
         if state.tasks_runnable:
             return True
-        now = trio.current_time()
+        now = clock.current_time()  # what trio.current_time() asks
         # Until a task is woken, none runs, so none can change its deadline either:
         # asking trio once is enough (its statistics cost more than a delivery).
         task_at = now + state.seconds_to_next_deadline
+        alarm_at = self.alarms.next_at()
+        if alarm_at < math.inf:
+            # An alarm is a deadline too, counted as trio counts its own (bit for bit).
+            task_at = min(task_at, now + (alarm_at - now))
         wakeups.scheduled = False
         while True:
             next_at = heap[0][0] if heap else math.inf
@@ -506,6 +522,7 @@ class InMemoryClusterTransport:
                     return False
                 if task_at > now:
                     clock.jump(task_at - now)
+                self.alarms.fire_due(clock.current_time())
                 return True
             clock.jump(next_at - now)
             # The clock itself (what trio.current_time() asks, minus two calls); read back,

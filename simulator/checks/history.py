@@ -75,8 +75,10 @@ class OperationLog:
             raise ValueError(f"operation #{op_id} already ended ({operation.outcome}); one ending expected")
         if at is not None and at < operation.invoked:
             raise ValueError(f"operation #{op_id} completes at {at}, before its invocation at {operation.invoked}")
-        self._operations[op_id] = attrs.evolve(operation, completed=at, outcome=outcome, result=result,
-                                               node_id=node_id)
+        # What attrs.evolve would build, at a third of its cost (once per client operation).
+        self._operations[op_id] = ClientOperation(
+            operation.op_id, operation.client, operation.kind, operation.argument, operation.invoked,
+            completed=at, outcome=outcome, result=result, node_id=node_id)
 
     def completed(self, op_id: int, *, at: float, result: object = None, node_id: int | None = None) -> None:
         """The operation took effect and answered ``result`` at ``at``."""

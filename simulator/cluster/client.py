@@ -52,8 +52,9 @@ class Client:
         self._sequence = 0
         self._last_submit: tuple[float, object] | None = None
 
-    def _check_single_task(self) -> None:
-        now = trio.current_time()
+    def _check_single_task(self, now: float | None = None) -> None:
+        if now is None:
+            now = trio.current_time()
         task = trio.lowlevel.current_task()
         last = self._last_submit
         if last is not None and last[0] == now and last[1] is not task:
@@ -74,30 +75,33 @@ class Client:
 
     async def _submit(self, command: ClientCommand, timeout: float, what: str) -> ProposalResult:
         cluster = self.cluster
-        deadline = trio.current_time() + timeout
+        transport = cluster.transport
+        # Virtual time stands still between awaits: read once per step.
+        now = trio.current_time()
+        deadline = now + timeout
         attempts = 0
         problem = "no leader was known"
         kind, argument = ("command", command.data) if command.conf_change is None else ("membership", what)
         op_id = cluster.history.invoke(self.client_id, kind, argument, at=cluster.now())
-        while trio.current_time() < deadline:
+        while now < deadline:
             leader = cluster.leader_id()
             if leader is None:
                 await cluster._wait_for_change(deadline)
+                now = trio.current_time()
                 continue
-            self._check_single_task()
+            self._check_single_task(now)
             ticket = ProposalTicket()
             self._sequence += 1
             attempts += 1
-            cluster.transport.schedule(
+            transport.schedule(
                 leader,
-                trio.current_time(),
+                now,
                 ClientCommand(command.data, command.conf_change, ticket),
                 kind=CLIENT,
                 order=(self.client_id, self._sequence),
             )
-            with trio.move_on_at(deadline):
-                await ticket.done.wait()
-            if not ticket.done.is_set():
+            # The transport keeps the deadline: no trio cancel scope per attempt.
+            if not await transport.alarms.wait_done(ticket.done, deadline):
                 problem = f"node {leader} had not applied it yet"
                 break
             if ticket.error is None:
@@ -110,6 +114,7 @@ class Client:
             problem = ticket.error
             # Give the cluster a tick to elect or settle before trying again.
             await trio.sleep(cluster.tick_interval)
+            now = trio.current_time()
         if attempts:  # an attempt may have committed after all
             cluster.history.unknown(op_id, reason=problem)
         else:
@@ -160,6 +165,10 @@ class ClientMixin:
     async def propose(self, command: bytes, *, timeout: float = 10.0) -> ProposalResult:
         """Apply ``command`` through the leader with the default client."""
         return await self._default_client.propose(command, timeout=timeout)
+
+    async def sleep_until(self, deadline: float) -> None:
+        """``trio.sleep_until(deadline)``, cheaper: the transport wakes the task (no cancel scope)."""
+        await self.transport.alarms.sleep_until(deadline)
 
     async def _wait_for_change(self, deadline: float) -> None:
         """Sleep until a node changes role, or a tick passes, or ``deadline``."""

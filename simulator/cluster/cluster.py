@@ -257,9 +257,10 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
 
     def leader_id(self) -> int | None:
         """The running (not paused) leader of the highest term, or ``None``."""
+        # max() needs no sorted input: (term, node id) pairs are all distinct.
         leaders = [
             (runner.node.raft.term, node_id)
-            for node_id, runner in sorted(self.runners.items())
+            for node_id, runner in self.runners.items()
             if runner.is_up
             and node_id not in self._paused  # frozen: it cannot take commands
             and runner.node.raft.role is Role.LEADER

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from transports.alarms import Completion
 from transports.in_memory import Delivered
 from transports.streaming import StreamTimer
 
@@ -116,7 +117,7 @@ class ProposalTicket:
     """What a waiting client holds: filled when its entry is applied, or dropped."""
 
     def __init__(self) -> None:
-        self.done = trio.Event()
+        self.done = Completion()  # one waiter: its client (``transport.wait_done``)
         self.index = 0
         self.term = 0
         self.node_id = 0
