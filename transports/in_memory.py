@@ -48,6 +48,7 @@ import trio.testing
 from .alarms import Alarms
 from .chunk_faults import ChunkFault, ChunkFaults
 from .deliveries import CLIENT, MESSAGE, TIMER, Delivered, ReadTimedOut, TransportObserver
+from .link_controls import LinkControls
 from .link_statistics import Link, LinkState, TransportStatistics, transport_statistics
 from .links import MIN_LATENCY, Constant, LinkConfig
 from .streaming.messages import SnapshotChunk, SnapshotRequest
@@ -72,7 +73,7 @@ class _Wakeups(trio.abc.Instrument):
 _SERVING = trio.lowlevel.RunVar("raftsim_serving_transports", default=0)
 
 
-class InMemoryClusterTransport:
+class InMemoryClusterTransport(LinkControls):
     """Moves Raft messages between nodes in one trio process; see the module docstring."""
 
     def __init__(
@@ -95,11 +96,9 @@ class InMemoryClusterTransport:
         #: ``on_cut_short(chunk, carried)``: a pulled response's requester hung up after
         #: ``carried`` of its bytes; whoever counted the whole chunk as sent corrects that.
         self.on_cut_short = None
-        self.default_link = link if link is not None else LinkConfig()
+        LinkControls.__init__(self, link if link is not None else LinkConfig())
         self.set_observer(observer if observer is not None else TransportObserver())
-        self._link_overrides: dict[Link, LinkConfig] = {}
         self._links: dict[Link, LinkState] = {}
-        self._blocked: set[Link] = set()
         self._inboxes: dict[int, Callable[[object], None]] = {}
         self._settlers: dict[int, Callable[[], None]] = {}
         self._heap: list[tuple] = []
@@ -194,38 +193,7 @@ class InMemoryClusterTransport:
     def is_attached(self, node_id: int) -> bool:
         return node_id in self._inboxes
 
-    # -- links and faults ---------------------------------------------------
-
-    def link_config(self, src: int, dst: int) -> LinkConfig:
-        return self._link_overrides.get((src, dst), self.default_link)
-
-    def set_link(self, src: int, dst: int, config: LinkConfig) -> None:
-        """Override one directed link's behaviour."""
-        self._link_overrides[(src, dst)] = config
-
-    def set_default_link(self, config: LinkConfig) -> None:
-        self.default_link = config
-
-    def reset_links(self) -> None:
-        """Forget every per-link override."""
-        self._link_overrides.clear()
-
-    def block(self, src: int, dst: int) -> None:
-        """Drop everything sent from ``src`` to ``dst`` from now on."""
-        self._blocked.add((src, dst))
-
-    def unblock(self, src: int, dst: int) -> None:
-        self._blocked.discard((src, dst))
-
-    def unblock_all(self) -> None:
-        self._blocked.clear()
-
-    def is_blocked(self, src: int, dst: int) -> bool:
-        return (src, dst) in self._blocked
-
-    @property
-    def blocked_links(self) -> list[Link]:
-        return sorted(self._blocked)
+    # -- links ------------------------------------------------------------------
 
     def _link(self, src: int, dst: int) -> LinkState:
         state = self._links.get((src, dst))
