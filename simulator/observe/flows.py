@@ -119,6 +119,12 @@ class TransferTrack:
 _OUTCOMES = {"transfer_installed": "installed", "transfer_aborted": "aborted",
              "transfer_superseded": "superseded"}
 
+#: Every kind of event :func:`transfers` reads (a kind it reads must be added here): a
+#: caller may hand it ``trace.of_kind(*TRANSFER_KINDS)`` instead of every record, for the
+#: same tracks (tests/test_flows.py compares the two).
+TRANSFER_KINDS = ("snapshot_sent", "snapshot_installed", "drop", "transfer_started", "transfer_resumed",
+                  "transfer_progress", "snapshot_request", "transfer_retry", "chunk_rejected", *_OUTCOMES)
+
 
 def transfers(records: Sequence[TraceRecord]) -> list[TransferTrack]:
     """Every snapshot transfer in the trace, embedded or streamed, in the order they began.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..cluster.cluster import Cluster
+from ..observe.flows import TRANSFER_KINDS
 from ..observe.flows import transfers as transfer_tracks
 from .script import RunOptions
 
@@ -64,4 +65,4 @@ def run_summary(cluster, name: str, seed: int, mode: str, nodes: list[dict], *, 
 def _senders(cluster) -> dict[tuple[int, int], list[int]]:
     """(receiver, snapshot index) -> the nodes that sent it, as the trace tells (the last transfer's)."""
     return {(track.receiver, track.snapshot_index): list(track.sources)
-            for track in transfer_tracks(cluster.trace.records)}
+            for track in transfer_tracks(cluster.trace.of_kind(*TRANSFER_KINDS))}
