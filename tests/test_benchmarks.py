@@ -293,3 +293,10 @@ def test_ready_per_instant_benchmark_at_smoke_size(tmp_path):
     four = rows[1]
     # Four clients' commands meet at the leader and its appends at each follower: one Ready for each meeting.
     assert four["per_instant"]["ready_cycles"] * 2 < four["after_every_item"]["ready_cycles"]
+
+
+def test_trace_summary_benchmark_at_smoke_size(tmp_path):
+    results = run_benchmark(tmp_path, "trace_summary.py", "--virtual-seconds", "2", "--repeats", "2")
+    assert results["events"] > 0 and results["repeats"] == 2
+    assert len(results["runs"]["every_record"]) == len(results["runs"]["asked_kinds"]) == 2
+    assert_ratio(results["ratio"], results["asked_kinds_cpu_seconds"], results["every_record_cpu_seconds"])
