@@ -276,7 +276,9 @@ class InMemoryClusterTransport:
         return batch_time if batch_time is not None else trio.current_time()
 
     def _transmit(self, message: Message, extra_delay: float, fault: str | None = None) -> None:
-        now = self.current_time()
+        now = self._batch_time  # current_time(), without its call: this runs for every message
+        if now is None:
+            now = trio.current_time()
         src, dst = message.from_, message.to
         key = (src, dst)
         if self._request_timeout is not None and type(message) is SnapshotRequest:
@@ -286,10 +288,11 @@ class InMemoryClusterTransport:
         size = message.size
         msg_type = getattr(message, "msg_type", None)
         kind = msg_type._value_ if msg_type is not None else message.kind
-        link.sent += 1
-        link.sent_bytes += size
-        link.kind_messages[kind] += 1
-        link.kind_bytes[kind] += size
+        counts = link.by_kind.get(kind)  # see LinkState.by_kind
+        if counts is None:
+            counts = link.by_kind[kind] = [0, 0]
+        counts[0] += 1
+        counts[1] += size
         if (
             (config is self._perfect_link or self._is_perfect(config))
             and msg_type is not None and kind != "snapshot" and fault is None and key not in self._blocked
@@ -328,8 +331,7 @@ class InMemoryClusterTransport:
             # The receiver hangs up after read_timeout: the rest of the bytes never flow
             # (nor count as sent: only what the link carried until then).
             carried = self.bytes_carried(message)
-            link.sent_bytes -= size - carried
-            link.kind_bytes[kind] -= size - carried
+            counts[1] -= size - carried
             transmission = read_timeout
             hang_up = f"read timeout: still arriving after {read_timeout:g} s"
         elif kind == "snapshot_chunk" and self._request_timeout is not None:
@@ -339,8 +341,7 @@ class InMemoryClusterTransport:
             if start + transmission + latency > deadline:
                 budget = max(0.0, deadline - latency - start)
                 carried = int(size * budget / transmission) if transmission > 0 else 0
-                link.sent_bytes -= size - carried
-                link.kind_bytes[kind] -= size - carried
+                counts[1] -= size - carried
                 transmission = min(transmission, budget)
                 hang_up = f"request timeout: the answer was not in {self._request_timeout:g} s after asking"
                 if self.on_cut_short is not None:
