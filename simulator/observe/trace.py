@@ -322,30 +322,43 @@ class Trace:
 def _message_event(message, name: str | None = None, value=None):
     """A message event's fields, with one extra field ``name`` first (if given).
 
-    Lazily, as the plain tuple ``(message, name, value)`` that :func:`_items` expands
-    when the trace is read, when the message carries no payload: one is made for every
-    send and delivery, and a tuple costs less than any object with an ``__init__``.
-    At once, as a dict without the message, when it carries a payload (entries, a
-    snapshot, chunk data), so a trace never keeps payload bytes alive for the rest of
-    the run.
+    Lazily (:class:`_MessageFields`) when the message carries no payload: one is
+    made for every send and delivery, and most are never read. At once, as a dict
+    without the message, when it carries a payload (entries, a snapshot, chunk
+    data), so a trace never keeps payload bytes alive for the rest of the run.
     """
     if type(message) is Message:
         if not message.entries and message.snapshot is None:
-            return (message, name, value)
+            return _new_tuple(_MessageFields, (message, name, value))
     elif not getattr(message, "data", None):
-        return (message, name, value)
+        return _new_tuple(_MessageFields, (message, name, value))
     fields = {name: value} if name is not None else {}
     fields.update(message_fields(message))
     return fields
 
 
+class _MessageFields(tuple):
+    """``(message, name, value)``: a message event's fields, built from the message
+    (after the extra field ``name``, if any) when first read.
+
+    A tuple made with ``tuple.__new__``, not an object with an ``__init__``: one is
+    made for every send and delivery, and a Python-level ``__init__`` cost about as
+    much as the rest of recording the event.
+    """
+
+    __slots__ = ()
+
+    def items(self):
+        message, name, value = self
+        fields = {name: value} if name is not None else {}
+        fields.update(message_fields(message))
+        return fields.items()
+
+
+_new_tuple = tuple.__new__
+
+
 def _items(fields) -> tuple:
-    """An event's fields as ``(name, value)`` pairs: from its dict, or from the lazy
-    ``(message, name, value)`` of a message event (events' own fields are never tuples)."""
-    if type(fields) is tuple:
-        message, name, value = fields
-        items = tuple(message_fields(message).items())
-        return items if name is None else ((name, value), *items)
     return tuple(fields.items())
 
 
