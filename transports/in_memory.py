@@ -276,9 +276,7 @@ class InMemoryClusterTransport:
         return batch_time if batch_time is not None else trio.current_time()
 
     def _transmit(self, message: Message, extra_delay: float, fault: str | None = None) -> None:
-        now = self._batch_time  # current_time(), without its call: this runs for every message
-        if now is None:
-            now = trio.current_time()
+        now = self.current_time()
         src, dst = message.from_, message.to
         key = (src, dst)
         if self._request_timeout is not None and type(message) is SnapshotRequest:
