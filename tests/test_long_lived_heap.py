@@ -1,7 +1,7 @@
-"""While a cluster is open, survivors of full collections are frozen (``simulator.cluster.long_lived``).
+"""While a cluster is open, survivors of older collections are frozen (``simulator.cluster.long_lived``).
 
-A long run holds a million objects that live until it ends; full collections
-must not traverse them again and again, and the cycles frozen meanwhile must
+A long run holds a million objects that live until it ends; middle and full
+collections must not traverse them again and again, and the cycles frozen meanwhile must
 still be collected once the last cluster closes.
 """
 
@@ -21,19 +21,23 @@ class _Node:
         self.me = self
 
 
-def test_survivors_of_a_full_collection_are_frozen_until_the_last_one_closes():
+def test_survivors_of_a_middle_or_full_collection_are_frozen_until_the_last_one_closes():
     assert gc.get_freeze_count() == 0
     with survivors_frozen():
         with survivors_frozen():  # nested clusters share one policy
             cycle = _Node()
             alive = weakref.ref(cycle)
             del cycle
-            gc.collect(1)  # not a full collection: nothing frozen yet
+            gc.collect(0)  # a young collection: nothing frozen
             assert gc.get_freeze_count() == 0
-            kept = [object() for _ in range(10)]
-            gc.collect()
+            kept = [[] for _ in range(10)]  # tracked by the collector, unlike object()
+            gc.collect(1)
             assert gc.get_freeze_count() >= len(kept)
-            assert alive() is None  # garbage before the full pass is collected by it
+            assert alive() is None  # garbage before the middle pass is collected by it
+            gc.unfreeze()
+            more = [[] for _ in range(10)]
+            gc.collect()
+            assert gc.get_freeze_count() >= len(kept) + len(more)
             frozen_cycle = _Node()
             frozen = weakref.ref(frozen_cycle)
             gc.collect()  # survives: frozen with the rest

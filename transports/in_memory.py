@@ -275,10 +275,11 @@ class InMemoryClusterTransport(LinkControls):
         size = message.size
         msg_type = getattr(message, "msg_type", None)
         kind = msg_type._value_ if msg_type is not None else message.kind
-        link.sent += 1
-        link.sent_bytes += size
-        link.kind_messages[kind] += 1
-        link.kind_bytes[kind] += size
+        counts = link.by_kind.get(kind)  # see LinkState.by_kind
+        if counts is None:
+            counts = link.by_kind[kind] = [0, 0]
+        counts[0] += 1
+        counts[1] += size
         if (
             (config is self._perfect_link or self._is_perfect(config))
             and msg_type is not None and kind != "snapshot" and fault is None and key not in self._blocked
@@ -317,8 +318,7 @@ class InMemoryClusterTransport(LinkControls):
             # The receiver hangs up after read_timeout: the rest of the bytes never flow
             # (nor count as sent: only what the link carried until then).
             carried = self.bytes_carried(message)
-            link.sent_bytes -= size - carried
-            link.kind_bytes[kind] -= size - carried
+            counts[1] -= size - carried
             transmission = read_timeout
             hang_up = f"read timeout: still arriving after {read_timeout:g} s"
         elif kind == "snapshot_chunk" and self._request_timeout is not None:
@@ -328,8 +328,7 @@ class InMemoryClusterTransport(LinkControls):
             if start + transmission + latency > deadline:
                 budget = max(0.0, deadline - latency - start)
                 carried = int(size * budget / transmission) if transmission > 0 else 0
-                link.sent_bytes -= size - carried
-                link.kind_bytes[kind] -= size - carried
+                counts[1] -= size - carried
                 transmission = min(transmission, budget)
                 hang_up = f"request timeout: the answer was not in {self._request_timeout:g} s after asking"
                 if self.on_cut_short is not None:
