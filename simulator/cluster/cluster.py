@@ -134,7 +134,7 @@ class Cluster(ClientMixin, ReadsMixin, ClockFaultsMixin):
         """
         cls._check_options(nodes, options)
         try:
-            with survivors_frozen():  # long runs: full collections traverse only new objects
+            with survivors_frozen():  # long runs: older collections traverse only new objects
                 async with trio.open_nursery() as nursery:
                     cluster = cls(nodes=nodes, **options)
                     await nursery.start(cluster.transport.serve)
