@@ -43,7 +43,7 @@ from ..raft import (
     decode_conf_change,
 )
 from ..raft.messages import MessageKinds
-from ..raft.reasons import CONF_CHANGE_REFUSED_AT_APPLY
+from ..raft.reasons import CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE, CONF_CHANGE_REFUSED_AT_APPLY
 from ..raft.role import Roles
 from ..snapshots import ObjectStoreError
 from ..snapshots.base import within_max_size
@@ -129,9 +129,6 @@ class ProposalTicket:
             self.error = reason
             self.done.set()
 
-
-#: The core's count of campaigns refused because a committed membership change is unapplied.
-UNAPPLIED_CONF_CHANGE_REFUSAL = "campaign_refused_unapplied_conf_change"
 
 #: Reads of a node's own store tried before a snapshot install gives up and the node stops.
 INSTALL_READ_ATTEMPTS = 3
@@ -278,9 +275,9 @@ class NodeRunner:
         trace names why rather than leaving a silent second without a leader.
         """
         events = node.raft.events
-        refused = events[UNAPPLIED_CONF_CHANGE_REFUSAL]
+        refused = events[CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE]
         self.snapshots.receive(message)
-        if events[UNAPPLIED_CONF_CHANGE_REFUSAL] > refused:
+        if events[CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE] > refused:
             self._event("campaign_refused", leader=message.from_,
                         reason="a committed membership change is not applied yet")
 

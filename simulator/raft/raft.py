@@ -39,6 +39,7 @@ from .messages import (
 from .progress import ProgressTracker, VoteResult
 from .read_only import ReadIndexHandling, ReadOnly, ReadState
 from .reasons import (
+    CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE,
     MALFORMED,
     PROPOSAL_DROPPED,
     PROPOSAL_NOT_FORWARDED,
@@ -238,7 +239,7 @@ class Raft(FollowerLog, LeaderReplication, ReadIndexHandling, MembershipChanges)
             return
         if self._has_unapplied_conf_change():
             # Membership may be about to change; campaigning now could use a stale view.
-            self.events["campaign_refused_unapplied_conf_change"] += 1
+            self.events[CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE] += 1
             return
         if transfer:
             self.campaign(CampaignKind.TRANSFER)

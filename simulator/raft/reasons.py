@@ -29,3 +29,8 @@ READ_DROPPED = "read_index_dropped"
 UNCOMMITTED_SIZE_EXCEEDED = "uncommitted_size_exceeded"
 #: A proposal reaching a follower with ``disable_proposal_forwarding`` set.
 PROPOSAL_NOT_FORWARDED = "proposal_forwarding_disabled"
+
+#: Not a rejection but a count in ``RaftStatistics.events``: a campaign (an election
+#: timeout or a leader's hand-over) refused while a committed membership change is
+#: unapplied. The node runner reads it to say why a hand-over led nowhere.
+CAMPAIGN_REFUSED_UNAPPLIED_CONF_CHANGE = "campaign_refused_unapplied_conf_change"
