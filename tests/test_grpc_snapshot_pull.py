@@ -78,21 +78,8 @@ def offer() -> Message:
 
 
 async def pull(tmp_path, address: str) -> tuple[SnapshotPuller, list[Message]]:
-    store = DiskSnapshotStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
-    delivered: list[Message] = []
-    channel = grpc.insecure_channel(address)
-    puller = SnapshotPuller(2, store, EventLog(2), channel_to=lambda peer: channel, deliver=delivered.append,
-                            chunks_in_flight=3)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(puller.run)
-        await trio.testing.wait_all_tasks_blocked()
-        puller.on_offer(offer())
-        with trio.fail_after(60):
-            while puller.current is not None:
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
-    channel.close()
-    return puller, delivered
+    """A fresh disk store's puller pulls ``offer()`` to the end (see :func:`pull_to_the_end`)."""
+    return await pull_to_the_end(DiskSnapshotStore(tmp_path / "store", chunk_size=CHUNK, durable=False), address)
 
 
 async def test_a_clean_stream_is_pulled_window_by_window_and_delivered(tmp_path, sender_address):
@@ -263,6 +250,20 @@ def start_pull(nursery, store, address, delivered):
     return puller, channel
 
 
+async def pull_to_the_end(store, address) -> tuple[SnapshotPuller, list[Message]]:
+    """The puller on ``store`` pulls ``offer()`` from ``address`` until the pull ends, however it ends;
+    returns it and what it handed to Raft."""
+    delivered: list[Message] = []
+    async with trio.open_nursery() as nursery:
+        puller, channel = start_pull(nursery, store, address, delivered)
+        await trio.testing.wait_all_tasks_blocked()
+        puller.on_offer(offer())
+        await wait_until(lambda: puller.current is None, "the pull to end")
+        nursery.cancel_scope.cancel()
+    channel.close()
+    return puller, delivered
+
+
 def held_store(tmp_path) -> BlockingReadBack:
     """A disk store holding snapshot 3 (the last good one) whose read-back waits for ``release``."""
     store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False)
@@ -333,15 +334,7 @@ async def test_bytes_that_do_not_read_back_as_written_are_removed_and_nothing_is
     store = BlockingReadBack(tmp_path / "store", chunk_size=CHUNK, durable=False, spoil=True)
     store.save_snapshot(3, GOOD, term=1)
     store.release.set()  # not held: only the spoiled bytes matter here
-    delivered: list[Message] = []
-    address = sender_address(Sender(set()))
-    async with trio.open_nursery() as nursery:
-        puller, channel = start_pull(nursery, store, address, delivered)
-        await trio.testing.wait_all_tasks_blocked()
-        puller.on_offer(offer())
-        await wait_until(lambda: puller.current is None, "the pull to end")
-        nursery.cancel_scope.cancel()
-    channel.close()
+    puller, delivered = await pull_to_the_end(store, sender_address(Sender(set())))
     assert store.on_trio_thread is False and puller.events.counts["digest failed"] == 1
     assert puller.finished[-1].outcome == "aborted" and delivered == []
     assert not store.has_snapshot(9) and store.partial_transfers() == []
@@ -370,15 +363,7 @@ async def test_a_writer_that_cannot_commit_in_steps_commits_in_one_call(tmp_path
             return OneStepWriter(super().open_writer(index, **identity))
 
     store = OneStepStore(tmp_path / "store", chunk_size=CHUNK, durable=False)
-    delivered: list[Message] = []
-    address = sender_address(Sender(set()))
-    async with trio.open_nursery() as nursery:
-        puller, channel = start_pull(nursery, store, address, delivered)
-        await trio.testing.wait_all_tasks_blocked()
-        puller.on_offer(offer())
-        await wait_until(lambda: puller.current is None, "the pull to end")
-        nursery.cancel_scope.cancel()
-    channel.close()
+    _, delivered = await pull_to_the_end(store, sender_address(Sender(set())))
     assert commits == [{}] and delivered == [offer()] and store.read_snapshot(9) == DATA
 
 
