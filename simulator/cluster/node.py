@@ -223,11 +223,6 @@ class NodeRunner:
 
     # -- reacting ---------------------------------------------------------------
 
-    def handle(self, item) -> None:
-        """React to ``item`` and run the Ready loop at once (one item on its own)."""
-        self.react(item)
-        self.settle()
-
     def settle(self) -> None:
         """Run the Ready loop for everything reacted to since the last time, if still up."""
         node = self.raw_node
